@@ -1,0 +1,97 @@
+"""The `ecosms-gw` command: exit 0 on success, 1 on a refused operation, 2 on usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import check, config
+from .compose import AccountRules
+from .mail2sms import Rejected
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+def _country(value: str) -> str:
+    if not re.fullmatch(r"\+?[1-9][0-9]{0,2}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a country calling code (e.g. 33)")
+    return value.lstrip("+")
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 1")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecosms-gw", description="Self-hosted SMS gateway.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check_parser = commands.add_parser(
+        "check", help="show what a body or .eml would send, without sending or storing")
+    check_parser.add_argument("path", metavar="PATH", help="body file or .eml; - for stdin")
+    check_parser.add_argument("--json", action="store_true", help="print the JSON report")
+    check_parser.add_argument("--config", help="configuration file (defaults come from it)")
+    check_parser.add_argument("--country", type=_country, help="default country calling code")
+    check_parser.add_argument("--timezone", type=_timezone, help="IANA zone for dates without offset")
+    check_parser.add_argument("--mode", choices=("text", "ucs2"), default="text",
+                              help="text: GSM 03.38 with transliteration (default); ucs2: Unicode")
+    check_parser.add_argument("--max-messages", type=_positive, help="cap of messages per file")
+    check_parser.add_argument("--no-international", action="store_true",
+                              help="only numbers of the default country")
+    check_parser.set_defaults(handler=_check)
+    return parser
+
+
+def _check(args: argparse.Namespace, settings: config.Config) -> int:
+    defaults = settings.defaults
+    rules = AccountRules(
+        country=args.country or defaults.country,
+        timezone=args.timezone or defaults.timezone,
+        international=not args.no_international,
+        encoding="ucs2" if args.mode == "ucs2" else "gsm7",
+        max_messages=args.max_messages or defaults.max_messages,
+        max_text_chars=defaults.max_text_chars,
+    )
+    max_bytes = settings.smtp.max_size_mb * 1_000_000
+    try:
+        if args.path == "-":
+            data = check.read_limited(sys.stdin.buffer, max_bytes)
+        else:
+            with open(args.path, "rb") as stream:
+                data = check.read_limited(stream, max_bytes)
+        document = check.check(data, rules)
+    except OSError as error:
+        print(f"ecosms-gw check: cannot read {args.path}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except Rejected as refusal:
+        document = check.report.rejected(refusal, 1)
+    sys.stdout.write(check.as_json(document) + "\n" if args.json
+                     else check.as_text(document, ZoneInfo(rules.timezone)))
+    return EXIT_REFUSED if document["rejected"] else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = config.load(getattr(args, "config", None))
+    except config.ConfigError as error:
+        print(f"ecosms-gw: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return args.handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Configuration: one TOML file, `ECOSMS_<SECTION>_<KEY>` overrides, one frozen object.
+
+Loaded once at start and passed down. Every key is optional; an unknown key or a bad
+value stops start-up with one line naming the key and the file (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SYSTEM_CONFIG = Path("/etc/ecosms-gw/ecosms-gw.toml")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the key and the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    dsn: str = ""  # empty: embedded PostgreSQL in data_dir
+    data_dir: str = "/var/lib/ecosms-gw"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    listen: str = "0.0.0.0:2525"
+    addresses: tuple[str, ...] = ("sms@localhost",)
+    max_size_mb: int = 25
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_tls_for_auth: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FtpConfig:
+    listen: str = "0.0.0.0:2121"
+    root: str = "/var/lib/ecosms-gw/ftp"
+    passive_ports: str = "60000-60099"
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    listen: str = "127.0.0.1:8080"
+    token_ttl_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultsConfig:
+    country: str = "33"
+    timezone: str = "Europe/Paris"
+    max_messages: int = 2000
+    max_text_chars: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SmscConfig:
+    name: str = "main"
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    bind: str = "transceiver"
+    tps: int = 20
+    window: int = 10
+    source_addr: str = ""
+    routes: tuple[str, ...] = ("*",)
+    simulator: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MailOutConfig:
+    relay: str = "127.0.0.1:25"
+    from_: str = "ecosms-gw@localhost"  # TOML key `from`
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    format: str = "auto"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    ftp: FtpConfig = field(default_factory=FtpConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
+    smsc: tuple[SmscConfig, ...] = (SmscConfig(name="simulator", simulator=True),)
+    mail_out: MailOutConfig = field(default_factory=MailOutConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: str = "built-in defaults"  # the file it came from, for messages
+
+
+_SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("smsc", "source")}
+_LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s]*):(?P<port>[0-9]{1,5})")
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """`--config`, then `$ECOSMS_CONFIG`, then the system file if present, else none."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("ECOSMS_CONFIG"):
+        return Path(environ["ECOSMS_CONFIG"])
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None
+
+
+def load(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read, override from the environment, check; raises `ConfigError`."""
+    path = config_path(explicit, environ)
+    data: dict[str, Any] = {}
+    source = "built-in defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{source}: cannot read: {error.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    return from_mapping(data, source, environ)
+
+
+def from_mapping(data: Mapping[str, Any], source: str,
+                 environ: Mapping[str, str] = os.environ) -> Config:
+    """A `Config` from parsed TOML plus environment overrides."""
+    for key in data:
+        if key not in _SECTIONS and key != "smsc":
+            raise ConfigError(f"{source}: unknown section [{key}]")
+    sections: dict[str, Any] = {}
+    for name, section_field in _SECTIONS.items():
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        table = dict(table) | _environment_overrides(name, section_field.default_factory, environ)
+        sections[name] = _build(section_field.default_factory, table, name, source)
+    if "smsc" in data:
+        smscs = data["smsc"]
+        if not isinstance(smscs, list) or not smscs or not all(isinstance(t, dict) for t in smscs):
+            raise ConfigError(f"{source}: smsc must be one or more [[smsc]] tables")
+        sections["smsc"] = tuple(_build(SmscConfig, table, f"smsc[{i}]", source)
+                                 for i, table in enumerate(smscs))
+    config = Config(**sections, source=source)
+    _check(config)
+    return config
+
+
+def _environment_overrides(section: str, cls: Any, environ: Mapping[str, str]) -> dict[str, str]:
+    prefix = f"ECOSMS_{section.upper()}_"
+    names = {_toml_key(f.name).upper(): _toml_key(f.name) for f in dataclasses.fields(cls)}
+    return {names[key[len(prefix):]]: value for key, value in environ.items()
+            if key.startswith(prefix) and key[len(prefix):] in names}
+
+
+def _toml_key(attribute: str) -> str:
+    return attribute.rstrip("_")  # `from_` is spelled `from` in the file
+
+
+def _build(cls: Any, table: Mapping[str, Any], section: str, source: str) -> Any:
+    hints = get_type_hints(cls)
+    attributes = {_toml_key(f.name): f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        if key not in attributes:
+            raise ConfigError(f"{source}: unknown key {section}.{key}")
+        attribute = attributes[key]
+        values[attribute] = _coerce(value, hints[attribute], f"{section}.{key}", source)
+    return cls(**values)
+
+
+def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
+    """TOML values as they are; strings from the environment parsed to the key's type."""
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: {key} must be true or false, not {value!r}")
+    if kind is int:
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: {key} must be a whole number, not {value!r}")
+    if kind == tuple[str, ...]:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ConfigError(f"{source}: {key} must be a list of strings, not {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # `country = 33` means "33"
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {key} must be a string, not {value!r}")
+    return value
+
+
+def _check(config: Config) -> None:
+    """Values that parse but cannot work."""
+    source = config.source
+    problems = []
+    defaults = config.defaults
+    if not re.fullmatch(r"[1-9][0-9]{0,2}", defaults.country):
+        problems.append(f"defaults.country: {defaults.country!r} is not a country calling code")
+    try:
+        ZoneInfo(defaults.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"defaults.timezone: unknown time zone {defaults.timezone!r}")
+    for key, value in (("defaults.max_messages", defaults.max_messages),
+                       ("defaults.max_text_chars", defaults.max_text_chars),
+                       ("smtp.max_size_mb", config.smtp.max_size_mb),
+                       ("http.token_ttl_s", config.http.token_ttl_s)):
+        if value < 1:
+            problems.append(f"{key}: must be at least 1, not {value}")
+    for key, value in (("smtp.listen", config.smtp.listen), ("ftp.listen", config.ftp.listen),
+                       ("http.listen", config.http.listen), ("mail_out.relay", config.mail_out.relay)):
+        if not _LISTEN.fullmatch(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+            problems.append(f"{key}: {value!r} is not host:port")
+    if not re.fullmatch(r"[0-9]{1,5}-[0-9]{1,5}", config.ftp.passive_ports):
+        problems.append(f"ftp.passive_ports: {config.ftp.passive_ports!r} is not FIRST-LAST")
+    if config.log.format not in ("auto", "json", "console"):
+        problems.append(f"log.format: {config.log.format!r} is not auto, json or console")
+    if config.log.level.lower() not in ("debug", "info", "warning", "error"):
+        problems.append(f"log.level: {config.log.level!r} is not debug, info, warning or error")
+    names = [smsc.name for smsc in config.smsc]
+    for i, smsc in enumerate(config.smsc):
+        if smsc.bind not in ("transmitter", "receiver", "transceiver"):
+            problems.append(f"smsc[{i}].bind: {smsc.bind!r} is not transmitter, receiver or transceiver")
+        if smsc.tps < 1 or smsc.window < 1:
+            problems.append(f"smsc[{i}]: tps and window must be at least 1")
+        if names.count(smsc.name) > 1:
+            problems.append(f"smsc[{i}].name: {smsc.name!r} is used twice")
+    if problems:
+        raise ConfigError(f"{source}: {problems[0]}")
