@@ -239,7 +239,7 @@ def _check(config: Config) -> None:
             problems.append(f"smsc[{i}].bind: {smsc.bind!r} is not transmitter, receiver or transceiver")
         if smsc.tps < 1 or smsc.window < 1:
             problems.append(f"smsc[{i}]: tps and window must be at least 1")
-        if names.count(smsc.name) > 1:
+        if smsc.name in names[:i]:
             problems.append(f"smsc[{i}].name: {smsc.name!r} is used twice")
     if problems:
         raise ConfigError(f"{source}: {problems[0]}")
