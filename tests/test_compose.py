@@ -196,7 +196,7 @@ def test_2000_messages_pass_2001_reject() -> None:
     assert len(run("U-A\nT-x\n" + recipients[:-13]).messages) == 2000
     refusal = refused("U-A\nT-x\n" + recipients)
     assert refusal.reason == "too_many_messages"
-    assert "2001" in refusal.detail
+    assert refusal.detail == "more than 2000 messages"
     assert len(run("U-A\nT-x\n" + recipients, max_messages=2001).messages) == 2001
 
 
@@ -226,3 +226,9 @@ def test_text_too_long_wins_over_too_many_messages() -> None:
 def test_one_email_names_one_account() -> None:
     refusal = refused("U-A\nT-x\n#-33612345678", "U-B\nT-x\n#-33612345678")
     assert (refusal.reason, refusal.body, refusal.line) == ("multiple_accounts", 2, 1)
+
+
+def test_a_field_too_long_after_the_cap_still_wins() -> None:
+    many = "".join(f"#-336{n:08d};x\n" for n in range(2001))
+    refusal = refused("U-A\nT-#1#\n" + many + "#-33699999999;" + "b" * 1025)
+    assert (refusal.reason, refusal.line) == ("text_too_long", 2)

@@ -75,61 +75,89 @@ class _Final(NamedTuple):
     empty: bool
 
 
-class _Template:
-    """A text with placeholders, compiled once into a `str.format` pattern: one C-level
-    pass per recipient, and field values are never scanned for placeholders again."""
-
-    def __init__(self, text: str) -> None:
-        pieces: list[str] = []
-        self.width = position = 0
-        for match in _PLACEHOLDER.finditer(text):
-            pieces.append(_escape(text[position:match.start()]))
-            index = int(match[1] or match[2])
-            if index <= MAX_FIELD_INDEX:
-                pieces.append("{%d}" % (index - 1))
-                self.width = max(self.width, index)
-            position = match.end()
-        pieces.append(_escape(text[position:]))
-        self.pattern = "".join(pieces)
-
-    def render(self, fields: tuple[str, ...]) -> str:
-        if len(fields) < self.width:
-            fields += ("",) * (self.width - len(fields))
-        return self.pattern.format(*fields)
+_new_final = tuple.__new__  # _Final(...) without the Python-level namedtuple __new__
 
 
-def _escape(literal: str) -> str:
-    return literal.replace("{", "{{").replace("}", "}}")
-
-
-class _TextProcessor:
-    """Rule 10's order: (substituted) text -> NFC -> GSM reduction -> length -> parts."""
+class _Texts:
+    """Rule 10's order for every text of one submission: (substituted) text -> NFC ->
+    GSM reduction (recording what it changed) -> length -> units and parts."""
 
     def __init__(self, rules: AccountRules, transliterated: dict[str, str]) -> None:
         self.encoding = rules.encoding
         self.max_chars = rules.max_text_chars
         self.transliterated = transliterated
-        self.cache: dict[str, _Final] = {}
+        gsm7 = rules.encoding == "gsm7"
+        self.count_units = gsm.septet_count if gsm7 else gsm.utf16_units
+        self.single_limit = gsm.GSM_SINGLE_LIMIT if gsm7 else gsm.UCS2_SINGLE_LIMIT
 
-    def __call__(self, text: str, line: int, body: int) -> _Final:
-        final = self.cache.get(text)
-        if final is None:
-            final = self.cache[text] = self._process(text, line, body)
-        return final
-
-    def _process(self, text: str, line: int, body: int) -> _Final:
-        result = gsm.normalize(text)
+    def reduce(self, text: str) -> str:
+        """NFC, then in text mode the seed's transliterations and the deletions."""
+        text = gsm.normalize(text)
         if self.encoding == "gsm7":
-            reduced = gsm.to_gsm_text(result)
-            if reduced != result:
-                self.transliterated.update(gsm.transliterations(result))
-            result = reduced
-        if len(result) > self.max_chars:
+            reduced = gsm.to_gsm_text(text)
+            if reduced != text:
+                self.transliterated.update(gsm.transliterations(text))
+            return reduced
+        return text
+
+    def unchanged_by_reduce(self, fields: str) -> bool:
+        """Fields (joined) that NFC and GSM reduction leave as they are, in a few C-level
+        checks: ASCII, and in text mode printable without a backtick."""
+        if self.encoding == "gsm7":
+            return fields.isascii() and fields.isprintable() and "`" not in fields
+        return fields.isascii()
+
+    def final(self, text: str, line: int, body: int) -> _Final:
+        """A reduced text with its length checked, its units and parts counted."""
+        if len(text) > self.max_chars:
             raise Rejected("text_too_long",
-                           f"{len(result)} characters, at most {self.max_chars}", line, body)
-        units = gsm.units(result, self.encoding)
-        return _Final(result, units, gsm.segment_count(result, self.encoding, units),
-                      not result.strip())
+                           f"{len(text)} characters, at most {self.max_chars}", line, body)
+        units = self.count_units(text)
+        segments = 1 if units <= self.single_limit else gsm.segment_count(text, self.encoding, units)
+        return _new_final(_Final, (text, units, segments, not text.strip()))
+
+
+class _Template:
+    """A text with placeholders, compiled once into `str.format` patterns: one C-level
+    pass per recipient, and field values are never scanned for placeholders again.
+
+    Reduction works character by character, so when NFC cannot join a field to the text
+    around it (plain ASCII fields, NFC literals, no literal starting with a non-ASCII
+    character after a field) the literals are reduced once here and only the fields are
+    looked at per recipient.
+    """
+
+    def __init__(self, text: str, texts: _Texts) -> None:
+        self.texts = texts
+        literals: list[str] = []
+        slots: list[str] = []
+        self.width = position = 0
+        for match in _PLACEHOLDER.finditer(text):
+            index = int(match[1] or match[2])
+            literals.append(text[position:match.start()])
+            slots.append("{%d}" % (index - 1) if index <= MAX_FIELD_INDEX else "")
+            self.width = max(self.width, index if index <= MAX_FIELD_INDEX else 0)
+            position = match.end()
+        literals.append(text[position:])
+        slots.append("")
+        self.pattern = "".join(_escape(lit) + slot for lit, slot in zip(literals, slots))
+        self.joinable = all(gsm.is_nfc(lit) for lit in literals) and all(
+            not lit or lit[0].isascii() for lit in literals[1:])
+        self.reduced_pattern = "".join(
+            _escape(texts.reduce(lit)) + slot for lit, slot in zip(literals, slots)
+        ) if self.joinable else ""
+
+    def render(self, fields: tuple[str, ...]) -> str:
+        """The reduced text for one recipient's fields."""
+        if len(fields) < self.width:
+            fields += ("",) * (self.width - len(fields))
+        if self.joinable and self.texts.unchanged_by_reduce("".join(fields)):
+            return self.reduced_pattern.format(*fields)
+        return self.texts.reduce(self.pattern.format(*fields))
+
+
+def _escape(literal: str) -> str:
+    return literal.replace("{", "{{").replace("}", "}}")
 
 
 def send_time(date: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -151,9 +179,12 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
     dropped: list[Dropped] = []
     warnings: list[str] = []
     transliterated: dict[str, str] = {}
-    process = _TextProcessor(rules, transliterated)
+    texts = _Texts(rules, transliterated)
     seen: set[tuple[str, str, datetime | None]] = set()
     encoding, country, international = rules.encoding, rules.country, rules.international
+    new_message = tuple.__new__  # Message(...) without the Python-level namedtuple __new__
+    final_of = texts.final
+    max_messages, over_cap = rules.max_messages, False
 
     for index, body in enumerate(bodies, 1):
         where = f"body {index}, " if len(bodies) > 1 else ""
@@ -167,33 +198,35 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
         for line in body.texts_without_recipient:
             warnings.append(f"{where}line {line}: text without recipient, ignored")
         for block in body.blocks:
-            template = _Template(block.text) if _PLACEHOLDER.search(block.text) else None
-            final = None if template else process(block.text, block.line, index)
-            for recipient in block.recipients:
+            template = _Template(block.text, texts) if _PLACEHOLDER.search(block.text) else None
+            final = None if template else final_of(texts.reduce(block.text), block.line, index)
+            for line, raw_number, fields in block.recipients:
                 if template:
-                    final = process(template.render(recipient.fields), block.line, index)
-                number = to_e164(recipient.number, country, international)
+                    final = final_of(template.render(fields), block.line, index)
+                elif over_cap:
+                    break  # refused anyway; only a text too long could still win
+                if over_cap:
+                    continue
+                number = to_e164(raw_number, country, international)
                 if number[0] != "+":
-                    dropped.append(Dropped(recipient.line, recipient.number, number, index))
+                    dropped.append(Dropped(line, raw_number, number, index))
                     continue
+                text = final.text
                 if final.empty:
-                    dropped.append(Dropped(recipient.line, number, "empty_text", index))
-                    continue
-                if number in opted_out:
-                    dropped.append(Dropped(recipient.line, number, "opted_out", index))
-                    continue
-                key = (number, final.text, send_at)
-                if key in seen:
-                    dropped.append(Dropped(recipient.line, number, "duplicate", index))
-                    continue
-                seen.add(key)
-                messages.append(Message(number, final.text, encoding, final.units,
-                                        final.segments, send_at, recipient.line, index))
+                    dropped.append(Dropped(line, number, "empty_text", index))
+                elif number in opted_out:
+                    dropped.append(Dropped(line, number, "opted_out", index))
+                elif (key := (number, text, send_at)) in seen:
+                    dropped.append(Dropped(line, number, "duplicate", index))
+                else:
+                    seen.add(key)
+                    messages.append(new_message(Message, (
+                        number, text, encoding, final.units, final.segments, send_at, line, index)))
+                    over_cap = len(messages) > max_messages
 
     if not messages:
         raise Rejected("no_messages", "no recipient left to send to")
-    if len(messages) > rules.max_messages:
-        raise Rejected("too_many_messages",
-                       f"{len(messages)} messages, at most {rules.max_messages}")
+    if over_cap:
+        raise Rejected("too_many_messages", f"more than {max_messages} messages")
     return Composition(account, send_time(bodies[0].date, zone), messages, dropped,
                        warnings, transliterated)

@@ -49,11 +49,13 @@ GSM_SINGLE_LIMIT, GSM_PART_LIMIT, GSM_PART_LIMIT_REF16 = 160, 153, 152
 UCS2_SINGLE_LIMIT, UCS2_PART_LIMIT, UCS2_PART_LIMIT_REF16 = 70, 67, 66
 
 
+def is_nfc(text: str) -> bool:
+    return unicodedata.is_normalized("NFC", text)
+
+
 def normalize(text: str) -> str:
     """Unicode NFC, skipped when the text already is (the common case costs one scan)."""
-    if unicodedata.is_normalized("NFC", text):
-        return text
-    return unicodedata.normalize("NFC", text)
+    return text if is_nfc(text) else unicodedata.normalize("NFC", text)
 
 
 def to_gsm_text(text: str) -> str:

@@ -123,11 +123,14 @@ def parse(text: str) -> Body:
 
 def _recipient(line: int, value: str) -> Recipient:
     if ";" not in value:
-        return Recipient(line, value, ())
-    number, *fields = value.split(";")
-    if fields[-1].strip(" \t") == "":
+        return _new_recipient(Recipient, (line, value, ()))
+    number, *fields = map(str.strip, value.split(";"))
+    if not fields[-1]:
         fields.pop()  # a trailing ';' means no field
-    return Recipient(line, number, tuple(field.strip(" \t") for field in fields))
+    return _new_recipient(Recipient, (line, number, tuple(fields)))
+
+
+_new_recipient = tuple.__new__  # Recipient(...) without the Python-level namedtuple __new__
 
 
 def parse_date(line: int, value: str) -> datetime:

@@ -12,9 +12,8 @@ from typing import Literal
 
 DropReason = Literal["invalid_number", "international_not_allowed"]
 
-_WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-_DROP_SPACES = str.maketrans("", "", _WHITESPACE)
-_DROP_PUNCTUATION = str.maketrans("", "", ".-()/")
+_SPACES = re.compile(r"\s+")  # Unicode whitespace, NBSP and thin spaces included
+_PUNCTUATION = re.compile(r"[.\-()/]+")
 _E164_DIGITS = re.compile(r"[1-9][0-9]{6,14}")
 
 
@@ -24,15 +23,24 @@ def to_e164(raw: str, country: str, international: bool) -> str | DropReason:
     `+…` and `00…` are international (where `(0)` is dropped first), one leading `0` is
     national and takes `country`, bare digits are already international.
     """
-    number = raw.translate(_DROP_SPACES)
-    if number.startswith(("+", "00")):
-        number = number.replace("(0)", "").translate(_DROP_PUNCTUATION)
-        digits = number[1:] if number.startswith("+") else number[2:]
+    number = raw if raw.isascii() and raw.isdigit() else _cleaned(raw)
+    if number.startswith("+"):
+        digits = number[1:]
+    elif number.startswith("00"):
+        digits = number[2:]
+    elif number.startswith("0"):
+        digits = country + number[1:]
     else:
-        number = number.translate(_DROP_PUNCTUATION)
-        digits = country + number[1:] if number.startswith("0") else number
+        digits = number
     if not _E164_DIGITS.fullmatch(digits):
         return "invalid_number"
     if not international and not digits.startswith(country):
         return "international_not_allowed"
     return "+" + digits
+
+
+def _cleaned(raw: str) -> str:
+    number = _SPACES.sub("", raw)
+    if number.startswith(("+", "00")):
+        number = number.replace("(0)", "")
+    return _PUNCTUATION.sub("", number)
