@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import check, config
+from . import check, config, report
 from .compose import AccountRules
 from .mail2sms import Rejected
 
@@ -77,7 +77,7 @@ def _check(args: argparse.Namespace, settings: config.Config) -> int:
         print(f"ecosms-gw check: cannot read {args.path}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
     except Rejected as refusal:
-        document = check.report.rejected(refusal, 1)
+        document = report.rejected(refusal, 1)
     sys.stdout.write(check.as_json(document) + "\n" if args.json
                      else check.as_text(document, ZoneInfo(rules.timezone)))
     return EXIT_REFUSED if document["rejected"] else EXIT_OK
