@@ -1,0 +1,116 @@
+-- Named queries of the store: each starts with a `-- name:` line.
+
+-- name: account_insert
+INSERT INTO accounts (code, name, senders, smtp_password, ftp_password, api_secret, country,
+                      timezone, international, mode, sender_id, reply_email, ping_url,
+                      max_messages, tps)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+RETURNING *;
+
+-- name: account_by_code
+SELECT * FROM accounts WHERE lower(code) = lower($1);
+
+-- name: account_list
+SELECT a.*, (SELECT count(*) FROM mailings m WHERE m.account_id = a.id) AS mailings
+FROM accounts a ORDER BY lower(a.code);
+
+-- name: account_update
+UPDATE accounts SET name = $2, senders = $3, smtp_password = $4, ftp_password = $5,
+       api_secret = $6, country = $7, timezone = $8, international = $9, mode = $10,
+       sender_id = $11, reply_email = $12, ping_url = $13, max_messages = $14, tps = $15,
+       updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: account_mailing_count
+SELECT count(*) FROM mailings WHERE account_id = $1;
+
+-- name: account_delete
+DELETE FROM accounts WHERE id = $1;
+
+-- name: mailing_insert
+INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id;
+
+-- name: notify_work
+SELECT pg_notify('ecosms_work', '');
+
+-- name: claim_due
+-- Oldest due work first; SKIP LOCKED lets several claimers share the queue.
+WITH due AS (
+    SELECT id FROM messages
+    WHERE state = 'queued' AND due_at <= now()
+    ORDER BY due_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE messages m
+SET state = 'claimed', claimed_by = $2, attempts = m.attempts + 1, updated_at = now()
+FROM due
+WHERE m.id = due.id
+RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments,
+          m.attempts;
+
+-- name: mark_submitted
+UPDATE messages SET state = 'submitted', status = 'on', claimed_by = NULL, updated_at = now()
+WHERE id = ANY($1::bigint[]) AND state IN ('claimed', 'submitting');
+
+-- name: release_claims
+-- Back to the queue, as if never claimed: the attempt did not happen.
+UPDATE messages SET state = 'queued', claimed_by = NULL, attempts = greatest(attempts - 1, 0),
+       updated_at = now()
+WHERE id = ANY($1::bigint[]) AND state = 'claimed';
+
+-- name: worker_register
+INSERT INTO workers (key, host, pid) VALUES ($1, $2, $3);
+
+-- name: worker_lock
+SELECT pg_try_advisory_lock($1);
+
+-- name: workers_reap
+-- Workers whose advisory lock nobody holds are dead: their claims go back to the queue.
+WITH dead AS (
+    DELETE FROM workers w
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND ((l.classid::bigint << 32) | l.objid::bigint) = w.key
+    )
+    RETURNING key
+)
+UPDATE messages m
+SET state = 'queued', claimed_by = NULL, attempts = greatest(m.attempts - 1, 0), updated_at = now()
+FROM dead
+WHERE m.claimed_by = dead.key AND m.state = 'claimed'
+RETURNING m.id;
+
+-- name: queue_view
+-- What waits, per mailing, like mailq: counts by status, next attempt, last error.
+SELECT g.id AS mailing_id, a.code AS account, g.source, g.status AS mailing_status,
+       g.created_at, g.send_at, g.messages,
+       count(*) FILTER (WHERE m.status = 'wait') AS wait,
+       count(*) FILTER (WHERE m.status = 'on') AS "on",
+       count(*) FILTER (WHERE m.status = 'ok') AS ok,
+       count(*) FILTER (WHERE m.status = 'ko') AS ko,
+       count(*) FILTER (WHERE m.status = 'rep') AS rep,
+       count(*) FILTER (WHERE m.status = 'no') AS "no",
+       min(m.due_at) FILTER (WHERE m.state = 'queued') AS next_attempt,
+       (array_agg(m.description ORDER BY m.updated_at DESC)
+            FILTER (WHERE m.state = 'queued' AND m.description IS NOT NULL))[1] AS last_error
+FROM mailings g
+JOIN accounts a ON a.id = g.account_id
+JOIN messages m ON m.mailing_id = g.id
+WHERE ($1::text IS NULL OR lower(a.code) = lower($1))
+  AND g.status = 'created'
+  AND EXISTS (SELECT 1 FROM messages w WHERE w.mailing_id = g.id
+              AND w.state IN ('queued', 'claimed', 'submitting'))
+GROUP BY g.id, a.code
+ORDER BY g.id;
+
+-- name: opted_out_among
+SELECT recipient FROM opt_outs WHERE account_id = $1 AND recipient = ANY($2::text[]);
+
+-- name: ping
+SELECT 1;

@@ -1,0 +1,309 @@
+"""PostgreSQL: the only module that imports asyncpg.
+
+All SQL lives in `sql/` (numbered migrations, named queries). Driver errors leave this
+module as `StoreUnavailable` (temporary: retry later, SMTP 451) or `StoreError`
+(permanent), so that callers never see asyncpg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import re
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+import structlog
+
+from .accounts import Account
+from .compose import Composition
+
+log = structlog.get_logger()
+
+WORK_CHANNEL = "ecosms_work"
+_MIGRATION_LOCK = 0x6563_6F73_6D73  # advisory lock key: one migrator at a time
+_TEMPORARY = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError, asyncpg.exceptions.CannotConnectNowError,
+)
+_MESSAGE_COLUMNS = ("mailing_id", "account_id", "recipient", "text", "encoding", "segments",
+                    "line", "due_at")
+
+
+class StoreError(Exception):
+    """A database operation that cannot succeed as asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or is overloaded: a temporary fault of ours."""
+
+
+class StoreConflict(StoreError):
+    """The operation collides with existing data (a duplicate account code...)."""
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _translated(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Driver errors to the project's own, keeping the cause."""
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except StoreError:
+            raise
+        except asyncpg.UniqueViolationError as error:
+            raise StoreConflict(error.detail or str(error)) from error
+        except _TEMPORARY as error:
+            raise StoreUnavailable(f"database unavailable: {error}") from error
+        except asyncpg.PostgresError as error:
+            raise StoreError(f"database error: {error}") from error
+    return wrapper
+
+
+def _load_queries() -> dict[str, str]:
+    text = resources.files(__package__).joinpath("sql/queries.sql").read_text(encoding="utf-8")
+    queries = {}
+    for block in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
+        name, _, sql = block.partition("\n")
+        queries[name.strip()] = sql.strip()
+    return queries
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files(__package__).joinpath("sql/migrations")
+    found = []
+    for entry in folder.iterdir():
+        if match := re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name):
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+Q = _load_queries()
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    mailing_id: int
+    messages: int
+    parts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    mailing_id: int
+    account_id: int
+    recipient: str
+    text: str
+    encoding: str
+    segments: int
+    attempts: int
+
+
+_ACCOUNT_FIELDS = tuple(f.name for f in fields(Account))
+
+
+def _account(row: asyncpg.Record) -> Account:
+    values = {name: row[name] for name in _ACCOUNT_FIELDS}
+    values["senders"] = tuple(values["senders"])
+    return Account(**values)
+
+
+def _account_values(account: Account) -> list[Any]:
+    """The account's columns after code/id, in the order of the insert and update queries."""
+    return [account.name, list(account.senders), account.smtp_password, account.ftp_password,
+            account.api_secret, account.country, account.timezone, account.international,
+            account.mode, account.sender_id, account.reply_email, account.ping_url,
+            account.max_messages, account.tps]
+
+
+class Worker:
+    """This daemon's registration: a connection holding the advisory lock of its key for
+    as long as the daemon lives. When it dies, so does the lock, and its claims are
+    returned to the queue by the next `reap_dead_workers`."""
+
+    def __init__(self, key: int, connection: asyncpg.Connection) -> None:
+        self.key = key
+        self._connection = connection
+
+    @_translated
+    async def watch(self, interval_s: float = 5.0) -> None:
+        """Runs until the lock connection fails (then the daemon must stop)."""
+        while True:
+            await self._connection.fetchval(Q["ping"], timeout=interval_s)
+            await asyncio.sleep(interval_s)
+
+    async def close(self) -> None:
+        try:
+            await self._connection.execute("DELETE FROM workers WHERE key = $1", self.key)
+        finally:
+            await self._connection.close()
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+
+    @classmethod
+    @_translated
+    async def open(cls, dsn: str, *, max_connections: int = 10) -> Store:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_connections,
+                                         command_timeout=60, timeout=10)
+        return cls(pool, dsn)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @_translated
+    async def ping(self) -> None:
+        await self._pool.fetchval(Q["ping"], timeout=5)
+
+    # ------------------------------------------------------------ schema
+
+    @_translated
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations, each in its own transaction, one migrator at a time."""
+        applied: list[int] = []
+        async with self._pool.acquire() as connection:
+            await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                await connection.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+                done = {row["version"] for row in await connection.fetch(
+                    "SELECT version FROM schema_migrations")}
+                for version, name, sql in _migrations():
+                    if version in done:
+                        continue
+                    async with connection.transaction():
+                        await connection.execute(sql)
+                        await connection.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                            version, name)
+                    log.info("migration_applied", version=version, name=name)
+                    applied.append(version)
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        return applied
+
+    # ------------------------------------------------------------ accounts
+
+    @_translated
+    async def add_account(self, account: Account) -> Account:
+        row = await self._pool.fetchrow(Q["account_insert"], account.code, *_account_values(account))
+        return _account(row)
+
+    @_translated
+    async def account(self, code: str) -> Account | None:
+        row = await self._pool.fetchrow(Q["account_by_code"], code)
+        return _account(row) if row else None
+
+    @_translated
+    async def accounts(self) -> list[tuple[Account, int]]:
+        """Every account with its number of mailings."""
+        return [(_account(row), row["mailings"]) for row in await self._pool.fetch(Q["account_list"])]
+
+    @_translated
+    async def update_account(self, account: Account) -> Account:
+        row = await self._pool.fetchrow(Q["account_update"], account.id, *_account_values(account))
+        if row is None:
+            raise StoreError(f"account {account.code} no longer exists")
+        return _account(row)
+
+    @_translated
+    async def remove_account(self, account: Account) -> None:
+        """Only an account that never sent: its mailings keep their history."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            mailings = await connection.fetchval(Q["account_mailing_count"], account.id)
+            if mailings:
+                raise StoreConflict(f"account {account.code} has {mailings} mailings")
+            await connection.execute(Q["account_delete"], account.id)
+
+    # ------------------------------------------------------------ submissions
+
+    @_translated
+    async def opted_out(self, account_id: int, numbers: Iterable[str]) -> frozenset[str]:
+        rows = await self._pool.fetch(Q["opted_out_among"], account_id, list(numbers))
+        return frozenset(row["recipient"] for row in rows)
+
+    @_translated
+    async def enqueue(self, account_id: int, source: str, source_ref: str | None,
+                      composition: Composition, report: dict[str, Any]) -> Enqueued:
+        """One mailing and all its messages in one transaction (COPY), and a wake-up for the
+        dispatchers that fires at commit. Once this returns, the submission is durable."""
+        now = datetime.now(timezone.utc)
+        async with self._pool.acquire() as connection, connection.transaction():
+            mailing_id = await connection.fetchval(
+                Q["mailing_insert"], account_id, source, source_ref, composition.send_at,
+                len(composition.messages), composition.parts, json.dumps(report))
+            await connection.copy_records_to_table(
+                "messages", columns=_MESSAGE_COLUMNS,
+                records=[(mailing_id, account_id, m.recipient, m.text, m.encoding, m.segments,
+                          m.line, m.send_at or now) for m in composition.messages])
+            await connection.execute(Q["notify_work"])
+        return Enqueued(mailing_id, len(composition.messages), composition.parts)
+
+    # ------------------------------------------------------------ dispatch
+
+    @_translated
+    async def register_worker(self) -> Worker:
+        """A fresh worker key, locked on a connection of its own for the daemon's life."""
+        connection = await asyncpg.connect(self._dsn, timeout=10)
+        try:
+            while True:
+                key = secrets.randbits(63)
+                if await connection.fetchval(Q["worker_lock"], key):
+                    break
+            await connection.execute(Q["worker_register"], key, socket.gethostname(), os.getpid())
+        except BaseException:
+            await connection.close()
+            raise
+        return Worker(key, connection)
+
+    @_translated
+    async def reap_dead_workers(self) -> int:
+        """Claims of daemons that died go back to the queue; returns how many."""
+        returned = await self._pool.fetch(Q["workers_reap"])
+        if returned:
+            log.warning("claims_returned", messages=len(returned))
+        return len(returned)
+
+    @_translated
+    async def claim(self, limit: int, worker: int) -> list[Claimed]:
+        rows = await self._pool.fetch(Q["claim_due"], limit, worker)
+        return [Claimed(*row) for row in rows]
+
+    @_translated
+    async def mark_submitted(self, message_ids: list[int]) -> None:
+        await self._pool.execute(Q["mark_submitted"], message_ids)
+
+    @_translated
+    async def release(self, message_ids: list[int]) -> None:
+        await self._pool.execute(Q["release_claims"], message_ids)
+
+    @_translated
+    async def listen(self, on_work: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call `on_work` whenever work is enqueued; returns the coroutine that stops it.
+        A lost listener only delays work until the next poll."""
+        connection = await asyncpg.connect(self._dsn, timeout=10)
+        await connection.add_listener(WORK_CHANNEL, lambda *_: on_work())
+        return connection.close
+
+    # ------------------------------------------------------------ reads
+
+    @_translated
+    async def queue_view(self, account: str | None = None) -> list[dict[str, Any]]:
+        return [dict(row) for row in await self._pool.fetch(Q["queue_view"], account)]
