@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import check, config, report
+from . import admin, check, config, daemon, logs, report
 from .compose import AccountRules
 from .mail2sms import Rejected
+from .store import Store
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -52,7 +54,55 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument("--no-international", action="store_true",
                               help="only numbers of the default country")
     check_parser.set_defaults(handler=_check)
+
+    run_parser = commands.add_parser("run", help="the daemon: SMTP, FTP, HTTP, dispatcher")
+    run_parser.add_argument("--config", help="configuration file")
+    run_parser.set_defaults(handler=_run)
+
+    migrate_parser = commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate_parser.add_argument("--config", help="configuration file")
+    migrate_parser.set_defaults(handler=_store_command(admin.migrate, migrate_first=False))
+
+    queue_parser = commands.add_parser("queue", help="what waits, per mailing (like mailq)")
+    queue_parser.add_argument("--config", help="configuration file")
+    queue_parser.add_argument("--json", action="store_true")
+    queue_parser.add_argument("--account", metavar="CODE")
+    queue_parser.set_defaults(handler=_store_command(admin.queue))
+
+    account_parser = commands.add_parser("account", help="manage accounts")
+    account_commands = account_parser.add_subparsers(dest="account_command", required=True,
+                                                     metavar="ACTION")
+    for action, needs_code, takes_options, help_text in (
+            ("add", True, True, "create an account"), ("list", False, False, "list accounts"),
+            ("show", True, False, "show an account (secrets only as set/not set)"),
+            ("set", True, True, "change options of an account"),
+            ("remove", True, False, "remove an account that never sent")):
+        sub = account_commands.add_parser(action, help=help_text)
+        sub.add_argument("--config", help="configuration file")
+        if needs_code:
+            sub.add_argument("code", metavar="CODE")
+        if takes_options:
+            admin.add_account_options(sub)
+        sub.set_defaults(handler=_store_command(getattr(admin, f"account_{action}")))
     return parser
+
+
+StoreAction = Callable[[Store, argparse.Namespace], Awaitable[int]]
+Handler = Callable[[argparse.Namespace, config.Config], int]
+
+
+def _store_command(action: StoreAction, *, migrate_first: bool = True) -> Handler:
+    """A handler running `action(store, args)` on the configured database."""
+    def handler(args: argparse.Namespace, settings: config.Config) -> int:
+        logs.configure(config.LogConfig(format="console", level="error"), stream=sys.stderr)
+        return asyncio.run(admin.with_store(settings, lambda store: action(store, args),
+                                            migrate_first=migrate_first))
+    return handler
+
+
+def _run(args: argparse.Namespace, settings: config.Config) -> int:
+    logs.configure(settings.log)
+    return asyncio.run(daemon.serve(settings))
 
 
 def _check(args: argparse.Namespace, settings: config.Config) -> int:

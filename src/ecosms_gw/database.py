@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,6 +30,8 @@ async def database_dsn(config: Config) -> AsyncIterator[str]:
     if config.database.dsn:
         yield config.database.dsn
         return
+    # pgserver asks platformdirs for a runtime folder, which warns when XDG_RUNTIME_DIR is unset.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         import pgserver  # noqa: PLC0415 - optional: only the embedded default needs it
     except ImportError:

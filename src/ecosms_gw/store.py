@@ -145,6 +145,7 @@ class Worker:
             await self._connection.fetchval(Q["ping"], timeout=interval_s)
             await asyncio.sleep(interval_s)
 
+    @_translated
     async def close(self) -> None:
         try:
             await self._connection.execute("DELETE FROM workers WHERE key = $1", self.key)

@@ -1,0 +1,177 @@
+"""Operator commands on the store: `migrate`, `account ...`, `queue`.
+
+Each opens the configured database (starting the embedded one if that is the setting,
+shared with a running daemon), applies pending migrations, does one thing, and says in
+one line what went wrong when it cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from .accounts import Account, InvalidAccount, hash_secret, validate
+from .config import Config
+from .database import DatabaseSetupError, database_dsn
+from .store import Store, StoreConflict, StoreError
+
+EXIT_OK, EXIT_REFUSED = 0, 1
+SECRET_OPTIONS = ("smtp_password", "ftp_password", "api_secret")
+
+
+class Refused(Exception):
+    """An operation refused, with the one line that says why."""
+
+
+async def with_store(config: Config, action: Callable[[Store], Awaitable[int]],
+                     *, migrate_first: bool = True) -> int:
+    try:
+        async with database_dsn(config) as dsn:
+            store = await Store.open(dsn, max_connections=2)
+            try:
+                if migrate_first:
+                    await store.migrate()
+                return await action(store)
+            finally:
+                await store.close()
+    except (Refused, InvalidAccount, StoreError, DatabaseSetupError) as error:
+        print(f"ecosms-gw: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def add_account_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `account add` and `account set`; unset options are None."""
+    parser.add_argument("--name")
+    parser.add_argument("--sender", action="append", dest="senders", metavar="EMAIL_OR_@DOMAIN",
+                        help="allowed mail sender (repeatable; replaces the list on set)")
+    for option in ("--smtp-password", "--ftp-password", "--api-secret"):
+        parser.add_argument(option, metavar="SECRET", help="stored hashed; - reads it from stdin")
+    parser.add_argument("--country", help="default country calling code, e.g. 33")
+    parser.add_argument("--timezone", help="IANA zone of dates without offset")
+    parser.add_argument("--international", action=argparse.BooleanOptionalAction, default=None,
+                        help="may send abroad (off by default)")
+    parser.add_argument("--mode", choices=("text", "ucs2"))
+    parser.add_argument("--sender-id", metavar="TPOA", help="<= 11 alphanumerics or a number")
+    parser.add_argument("--reply-email", metavar="ADDR")
+    parser.add_argument("--ping-url", metavar="URL")
+    parser.add_argument("--max-messages", type=int, metavar="N")
+    parser.add_argument("--tps", type=int, metavar="N", help="per-account cap of SMS per second")
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("name", "senders", *SECRET_OPTIONS, "country", "timezone", "international", "mode",
+             "sender_id", "reply_email", "ping_url", "max_messages", "tps")
+    changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "senders" in changes:
+        changes["senders"] = tuple(dict.fromkeys(s.strip().lower() for s in changes["senders"]))
+    for name in SECRET_OPTIONS:
+        if name in changes:
+            secret = sys.stdin.readline().rstrip("\r\n") if changes[name] == "-" else changes[name]
+            if not secret:
+                raise Refused(f"--{name.replace('_', '-')} is empty")
+            changes[name] = secret
+    return changes
+
+
+def _hashed(changes: dict[str, Any]) -> dict[str, Any]:
+    return {name: hash_secret(value) if name in SECRET_OPTIONS else value
+            for name, value in changes.items()}
+
+
+async def account_add(store: Store, args: argparse.Namespace) -> int:
+    changes = _changes(args)
+    validate(Account(id=None, code=args.code, **changes))
+    try:
+        added = await store.add_account(Account(id=None, code=args.code, **_hashed(changes)))
+    except StoreConflict:
+        raise Refused(f"account {args.code} exists already") from None
+    print(f"account {added.code} added")
+    return EXIT_OK
+
+
+async def account_set(store: Store, args: argparse.Namespace) -> int:
+    account = await _existing(store, args.code)
+    changes = _changes(args)
+    if not changes:
+        raise Refused("nothing to change: give at least one option")
+    validate(dataclasses.replace(account, **changes))
+    await store.update_account(dataclasses.replace(account, **_hashed(changes)))
+    print(f"account {account.code} updated: {', '.join(sorted(changes))}")
+    return EXIT_OK
+
+
+async def account_remove(store: Store, args: argparse.Namespace) -> int:
+    account = await _existing(store, args.code)
+    try:
+        await store.remove_account(account)
+    except StoreConflict as conflict:
+        raise Refused(f"{conflict}: accounts that sent keep their history") from None
+    print(f"account {account.code} removed")
+    return EXIT_OK
+
+
+async def account_show(store: Store, args: argparse.Namespace) -> int:
+    account = await _existing(store, args.code)
+    for name, value in _public(account).items():
+        print(f"{name + ':':<16}{value}")
+    return EXIT_OK
+
+
+async def account_list(store: Store, args: argparse.Namespace) -> int:
+    rows = await store.accounts()
+    print(f"{'code':<16} {'mailings':>8}  {'mode':<5} {'intl':<4}  {'senders':<30} name")
+    for account, mailings in rows:
+        print(f"{account.code:<16} {mailings:>8}  {account.mode:<5} {'yes' if account.international else 'no':<4}  "
+              f"{','.join(account.senders) or '-':<30} {account.name}")
+    return EXIT_OK
+
+
+def _public(account: Account) -> dict[str, Any]:
+    """Everything about an account but its secrets, which only say whether they are set."""
+    shown = {f.name: getattr(account, f.name) for f in dataclasses.fields(account) if f.name != "id"}
+    for name in SECRET_OPTIONS:
+        shown[name] = "set" if shown[name] else "not set"
+    shown["senders"] = ", ".join(account.senders) or "-"
+    return {name: "-" if value is None else value for name, value in shown.items()}
+
+
+async def _existing(store: Store, code: str) -> Account:
+    account = await store.account(code)
+    if account is None:
+        raise Refused(f"no account {code}")
+    return account
+
+
+async def queue(store: Store, args: argparse.Namespace) -> int:
+    rows = await store.queue_view(args.account)
+    if args.json:
+        print(json.dumps([{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+                          for row in rows], indent=2))
+        return EXIT_OK
+    if not rows:
+        print("queue empty")
+        return EXIT_OK
+    print(f"{'mailing':>8} {'account':<12} {'source':<6} {'created (UTC)':<17} {'wait':>6} {'on':>6} "
+          f"{'done':>6}  {'next attempt (UTC)':<17}  last error")
+    for row in rows:
+        done = row["ok"] + row["ko"] + row["rep"] + row["no"]
+        print(f"{row['mailing_id']:>8} {row['account']:<12} {row['source']:<6} {_when(row['created_at']):<17} "
+              f"{row['wait']:>6} {row['on']:>6} {done:>6}  {_when(row['next_attempt']):<17}  "
+              f"{row['last_error'] or ''}")
+    print(f"-- {len(rows)} mailings, {sum(row['wait'] for row in rows)} messages waiting")
+    return EXIT_OK
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+async def migrate(store: Store, args: argparse.Namespace) -> int:
+    applied = await store.migrate()
+    print(f"applied migrations {', '.join(map(str, applied))}" if applied else "schema up to date")
+    return EXIT_OK

@@ -1,0 +1,90 @@
+"""`ecosms-gw run`: one asyncio process, supervised named tasks, ordered shutdown.
+
+A task that ends on its own is a fault: the daemon stops with a non-zero exit so that
+systemd restarts it, rather than limping on without, say, its worker lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+from .config import Config
+from .database import DatabaseSetupError, database_dsn
+from .store import Store, StoreError
+
+log = structlog.get_logger()
+
+
+class Supervisor:
+    """Named tasks started in order and stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def start(self, name: str, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self.tasks[name] = asyncio.create_task(coroutine, name=name)
+
+    async def wait(self, stop: asyncio.Event) -> str | None:
+        """Until `stop` is set (None) or a task ends (its name)."""
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopping, *self.tasks.values()],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        for name, task in self.tasks.items():
+            if task in done:
+                error = None if task.cancelled() else task.exception()
+                log.error("task_ended", task=name, error=repr(error) if error else None)
+                return name
+        return None
+
+    async def stop(self) -> None:
+        for name in reversed(list(self.tasks)):
+            task = self.tasks[name]
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as error:  # already reported by wait(), or raised while stopping
+                log.warning("task_stop_error", task=name, error=repr(error))
+
+
+async def serve(config: Config) -> int:
+    """Run until SIGTERM/SIGINT (exit 0) or a fault (exit 1)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with database_dsn(config) as dsn:
+            store = await Store.open(dsn)
+            try:
+                return await _serve_with(store, config, stop)
+            finally:
+                await store.close()
+    except (StoreError, DatabaseSetupError) as error:
+        log.error("database_unavailable", error=str(error), config=config.source)
+        return 1
+
+
+async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
+    applied = await store.migrate()
+    worker = await store.register_worker()
+    await store.reap_dead_workers()
+    supervisor = Supervisor()
+    supervisor.start("worker_lock", worker.watch())
+    log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)
+    failed = await supervisor.wait(stop)
+    log.info("daemon_stopping", reason=f"task {failed} ended" if failed else "signal")
+    await supervisor.stop()
+    try:
+        await worker.close()
+    except StoreError as error:
+        log.warning("worker_close_failed", error=str(error))
+    log.info("daemon_stopped")
+    return 1 if failed else 0
