@@ -38,9 +38,12 @@ class Cluster:
                                      "-A", "trust", "--no-sync", "-E", "UTF8"]),
                        check=True, capture_output=True)
 
-    def start(self) -> None:
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c fsync=off "
-                   "-c full_page_writes=off -c max_connections=300")
+    def start(self, durable: bool = False) -> None:
+        """Tests trade durability against a machine crash for speed; benchmarks do not."""
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+                   "-c max_connections=300")
+        if not durable:
+            options += " -c fsync=off -c full_page_writes=off"
         subprocess.run(_as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options,
                                      "-l", str(self.folder / "log"), "-w", "start"]),
                        check=True, capture_output=True)
@@ -57,7 +60,7 @@ def debian_bin_dir() -> Path | None:
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[str, Cluster | None]]:
+def server(durable: bool = False) -> Iterator[tuple[str, Cluster | None]]:
     """The admin DSN of a server for this test session, and the cluster when it is ours."""
     if os.environ.get("ECOSMS_TEST_DSN"):
         yield os.environ["ECOSMS_TEST_DSN"], None
@@ -78,7 +81,7 @@ def server() -> Iterator[tuple[str, Cluster | None]]:
     cluster = Cluster(bin_dir, folder)
     try:
         cluster.init()
-        cluster.start()
+        cluster.start(durable)
         yield cluster.dsn, cluster
     finally:
         cluster.stop("immediate")
