@@ -15,9 +15,11 @@ import structlog
 
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
-from .store import Store, StoreError
+from .store import Store, StoreError, StoreUnavailable
 
 log = structlog.get_logger()
+
+REAP_INTERVAL_S = 30.0
 
 
 class Supervisor:
@@ -72,12 +74,23 @@ async def serve(config: Config) -> int:
         return 1
 
 
+async def _reap_every(store: Store, interval_s: float) -> None:
+    """Another daemon on the same database may die while this one runs: return its claims."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await store.reap_dead_workers()
+        except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
+            log.warning("reap_failed", error=str(error))
+
+
 async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     applied = await store.migrate()
     worker = await store.register_worker()
     await store.reap_dead_workers()
     supervisor = Supervisor()
     supervisor.start("worker_lock", worker.watch())
+    supervisor.start("claims_reaper", _reap_every(store, REAP_INTERVAL_S))
     log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)
     failed = await supervisor.wait(stop)
     log.info("daemon_stopping", reason=f"task {failed} ended" if failed else "signal")
