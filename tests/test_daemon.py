@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,8 +20,16 @@ UNIT = Path(__file__).parent.parent / "systemd" / "ecosms-gw.service"
 
 
 def environment(**overrides: str) -> dict[str, str]:
+    """The daemon's environment: JSON logs, listening on free loopback ports."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECOSMS_")}
-    return env | {"ECOSMS_LOG_FORMAT": "json"} | overrides
+    return env | {"ECOSMS_LOG_FORMAT": "json",
+                  "ECOSMS_SMTP_LISTEN": f"127.0.0.1:{free_port()}"} | overrides
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class Daemon:
@@ -65,7 +74,8 @@ def test_sigterm_stops_the_daemon_in_order_with_exit_0(dsn: str) -> None:
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.finish(timeout=5) == 0
     assert time.monotonic() - sent < 5
-    assert daemon.names()[-2:] == ["daemon_stopping", "daemon_stopped"]
+    names = daemon.names()
+    assert names[-3:] == ["daemon_stopping", "smtp_closed", "daemon_stopped"]  # ingest closed first
 
 
 def test_embedded_database_starts_and_stops_with_the_daemon(tmp_path: Path) -> None:

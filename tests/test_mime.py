@@ -15,9 +15,13 @@ from ecosms_gw.check import check
 from ecosms_gw.compose import AccountRules
 from ecosms_gw.htmltext import html_to_text
 from ecosms_gw.mail2sms import Rejected
-from ecosms_gw.mime import body_texts, looks_like_email
+from ecosms_gw.mime import looks_like_email, read_email
 
 BODY = "U-ACME\nT-Hello été\n#-33612345678\n"
+
+
+def body_texts(raw: bytes) -> list[str]:
+    return read_email(raw).texts
 
 
 def headers(message: EmailMessage | MIMEMultipart | MIMEText) -> bytes:

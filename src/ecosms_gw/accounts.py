@@ -43,6 +43,7 @@ class Account:
     ping_url: str | None = None
     max_messages: int | None = None
     tps: int | None = None
+    submission_report: str = "off"  # off | sender | reply-email
 
     def rules(self, defaults: DefaultsConfig) -> AccountRules:
         """How this account's bodies are composed, its own settings over the defaults."""
@@ -83,6 +84,10 @@ def validate(account: Account) -> Account:
         raise InvalidAccount(f"--sender-id {account.sender_id!r}: at most 11 letters and digits, or a number")
     if account.ping_url is not None and not re.match(r"https?://", account.ping_url):
         raise InvalidAccount(f"--ping-url {account.ping_url!r}: an http or https URL")
+    if account.submission_report not in ("off", "sender", "reply-email"):
+        raise InvalidAccount(f"--submission-report {account.submission_report!r}: off, sender or reply-email")
+    if account.submission_report == "reply-email" and not account.reply_email:
+        raise InvalidAccount("--submission-report reply-email needs --reply-email")
     for option, value in (("--max-messages", account.max_messages), ("--tps", account.tps)):
         if value is not None and value < 1:
             raise InvalidAccount(f"{option} {value}: at least 1")

@@ -61,11 +61,13 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ping-url", metavar="URL")
     parser.add_argument("--max-messages", type=int, metavar="N")
     parser.add_argument("--tps", type=int, metavar="N", help="per-account cap of SMS per second")
+    parser.add_argument("--submission-report", choices=("off", "sender", "reply-email"),
+                        help="e-mail a report of each accepted mail to its sender or to --reply-email")
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
     names = ("name", "senders", *SECRET_OPTIONS, "country", "timezone", "international", "mode",
-             "sender_id", "reply_email", "ping_url", "max_messages", "tps")
+             "sender_id", "reply_email", "ping_url", "max_messages", "tps", "submission_report")
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if "senders" in changes:
         changes["senders"] = tuple(dict.fromkeys(s.strip().lower() for s in changes["senders"]))

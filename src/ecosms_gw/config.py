@@ -37,6 +37,8 @@ class SmtpConfig:
     tls_cert: str = ""
     tls_key: str = ""
     require_tls_for_auth: bool = True
+    max_connections_per_ip: int = 20
+    max_mails_per_minute: int = 120  # per account
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,8 @@ def _check(config: Config) -> None:
     for key, value in (("defaults.max_messages", defaults.max_messages),
                        ("defaults.max_text_chars", defaults.max_text_chars),
                        ("smtp.max_size_mb", config.smtp.max_size_mb),
+                       ("smtp.max_connections_per_ip", config.smtp.max_connections_per_ip),
+                       ("smtp.max_mails_per_minute", config.smtp.max_mails_per_minute),
                        ("http.token_ttl_s", config.http.token_ttl_s)):
         if value < 1:
             problems.append(f"{key}: must be at least 1, not {value}")
@@ -229,6 +233,8 @@ def _check(config: Config) -> None:
             problems.append(f"{key}: {value!r} is not host:port")
     if not re.fullmatch(r"[0-9]{1,5}-[0-9]{1,5}", config.ftp.passive_ports):
         problems.append(f"ftp.passive_ports: {config.ftp.passive_ports!r} is not FIRST-LAST")
+    if bool(config.smtp.tls_cert) != bool(config.smtp.tls_key):
+        problems.append("smtp.tls_cert and smtp.tls_key: give both or neither")
     if config.log.format not in ("auto", "json", "console"):
         problems.append(f"log.format: {config.log.format!r} is not auto, json or console")
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):

@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from . import smtp
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
 from .store import Store, StoreError, StoreUnavailable
@@ -84,6 +85,17 @@ async def _reap_every(store: Store, interval_s: float) -> None:
             log.warning("reap_failed", error=str(error))
 
 
+async def _serve_smtp(server: asyncio.Server, handler: smtp.Handler) -> None:
+    """Accept mail until cancelled; then refuse new connections and let the mails being
+    processed get their reply."""
+    try:
+        await server.serve_forever()
+    finally:
+        server.close()
+        await handler.drain()
+        log.info("smtp_closed")
+
+
 async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     applied = await store.migrate()
     worker = await store.register_worker()
@@ -91,6 +103,8 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor = Supervisor()
     supervisor.start("worker_lock", worker.watch())
     supervisor.start("claims_reaper", _reap_every(store, REAP_INTERVAL_S))
+    smtp_server, smtp_handler = await smtp.serve(config, store)
+    supervisor.start("smtp", _serve_smtp(smtp_server, smtp_handler))
     log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)
     failed = await supervisor.wait(stop)
     log.info("daemon_stopping", reason=f"task {failed} ended" if failed else "signal")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 
@@ -10,6 +11,7 @@ from . import charsets
 from .htmltext import html_to_text
 from .mail2sms import Rejected, has_body_mark
 
+MAX_BODIES = 20
 _CANDIDATES = {"text/plain", "text/html", "application/octet-stream"}
 _HEADER_LINE = re.compile(rb"[!-9;-~]+:")
 _KNOWN_HEADERS = re.compile(
@@ -30,13 +32,23 @@ def looks_like_email(data: bytes) -> bool:
     return _KNOWN_HEADERS.search(head) is not None
 
 
-def body_texts(raw: bytes) -> list[str]:
-    """The text of every part that is a body, in order; `Rejected("no_body")` if none."""
+@dataclass(frozen=True, slots=True)
+class Email:
+    message_id: str | None
+    texts: list[str]  # every body, in order
+
+
+def read_email(raw: bytes) -> Email:
+    """The bodies of an e-mail and its Message-ID; `Rejected` when it has no body, or more
+    bodies than anyone sends on purpose."""
     message = message_from_bytes(raw, policy=policy.compat32)
     texts = _walk(message)
     if not texts:
         raise Rejected("no_body", "no text/plain, text/html or octet-stream part has a U- line")
-    return texts
+    if len(texts) > MAX_BODIES:
+        raise Rejected("too_large", f"{len(texts)} bodies, at most {MAX_BODIES}")
+    message_id = (message.get("Message-ID") or "").strip() or None
+    return Email(message_id, texts)
 
 
 def _walk(part: Message) -> list[str]:

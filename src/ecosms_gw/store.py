@@ -14,9 +14,9 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -98,6 +98,15 @@ class Enqueued:
     mailing_id: int
     messages: int
     parts: int
+    duplicate: bool = False  # an earlier mailing of the same source: nothing was stored
+
+
+@dataclass(frozen=True, slots=True)
+class Dedupe:
+    """A submission is the same as an earlier one with this source reference, within."""
+
+    source_ref: str
+    window: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +135,7 @@ def _account_values(account: Account) -> list[Any]:
     return [account.name, list(account.senders), account.smtp_password, account.ftp_password,
             account.api_secret, account.country, account.timezone, account.international,
             account.mode, account.sender_id, account.reply_email, account.ping_url,
-            account.max_messages, account.tps]
+            account.max_messages, account.tps, account.submission_report]
 
 
 class Worker:
@@ -236,17 +245,28 @@ class Store:
     # ------------------------------------------------------------ submissions
 
     @_translated
-    async def opted_out(self, account_id: int, numbers: Iterable[str]) -> frozenset[str]:
-        rows = await self._pool.fetch(Q["opted_out_among"], account_id, list(numbers))
-        return frozenset(row["recipient"] for row in rows)
+    async def opt_outs(self, account_id: int) -> frozenset[str]:
+        """Numbers that asked this account to stop (STOP replies)."""
+        return frozenset(row["recipient"] for row in await self._pool.fetch(Q["opt_outs"], account_id))
 
     @_translated
     async def enqueue(self, account_id: int, source: str, source_ref: str | None,
-                      composition: Composition, report: dict[str, Any]) -> Enqueued:
+                      composition: Composition, report: dict[str, Any],
+                      dedupe: Dedupe | None = None) -> Enqueued:
         """One mailing and all its messages in one transaction (COPY), and a wake-up for the
-        dispatchers that fires at commit. Once this returns, the submission is durable."""
+        dispatchers that fires at commit. Once this returns, the submission is durable.
+
+        With `dedupe`, a mailing of the same account and reference within the window is
+        returned instead (`duplicate=True`), checked under a lock so that two copies
+        arriving at once cannot both pass."""
         now = datetime.now(timezone.utc)
         async with self._pool.acquire() as connection, connection.transaction():
+            if dedupe is not None:
+                await connection.execute(Q["lock_submission"], f"{account_id}:{dedupe.source_ref}")
+                earlier = await connection.fetchrow(Q["recent_mailing"], account_id,
+                                                    dedupe.source_ref, dedupe.window)
+                if earlier is not None:
+                    return Enqueued(earlier["id"], earlier["messages"], earlier["parts"], duplicate=True)
             mailing_id = await connection.fetchval(
                 Q["mailing_insert"], account_id, source, source_ref, composition.send_at,
                 len(composition.messages), composition.parts, json.dumps(report))

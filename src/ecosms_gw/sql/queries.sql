@@ -3,8 +3,8 @@
 -- name: account_insert
 INSERT INTO accounts (code, name, senders, smtp_password, ftp_password, api_secret, country,
                       timezone, international, mode, sender_id, reply_email, ping_url,
-                      max_messages, tps)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                      max_messages, tps, submission_report)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING *;
 
 -- name: account_by_code
@@ -18,7 +18,7 @@ FROM accounts a ORDER BY lower(a.code);
 UPDATE accounts SET name = $2, senders = $3, smtp_password = $4, ftp_password = $5,
        api_secret = $6, country = $7, timezone = $8, international = $9, mode = $10,
        sender_id = $11, reply_email = $12, ping_url = $13, max_messages = $14, tps = $15,
-       updated_at = now()
+       submission_report = $16, updated_at = now()
 WHERE id = $1
 RETURNING *;
 
@@ -27,6 +27,18 @@ SELECT count(*) FROM mailings WHERE account_id = $1;
 
 -- name: account_delete
 DELETE FROM accounts WHERE id = $1;
+
+-- name: lock_submission
+-- Serialises submissions of one source reference, so that a duplicate is always seen.
+SELECT pg_advisory_xact_lock(hashtextextended($1, 0));
+
+-- name: recent_mailing
+SELECT id, messages, parts FROM mailings
+WHERE account_id = $1 AND source_ref = $2 AND created_at > now() - $3::interval
+ORDER BY created_at DESC LIMIT 1;
+
+-- name: opt_outs
+SELECT recipient FROM opt_outs WHERE account_id = $1;
 
 -- name: mailing_insert
 INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report)
@@ -108,9 +120,6 @@ WHERE ($1::text IS NULL OR lower(a.code) = lower($1))
               AND w.state IN ('queued', 'claimed', 'submitting'))
 GROUP BY g.id, a.code
 ORDER BY g.id;
-
--- name: opted_out_among
-SELECT recipient FROM opt_outs WHERE account_id = $1 AND recipient = ANY($2::text[]);
 
 -- name: ping
 SELECT 1;

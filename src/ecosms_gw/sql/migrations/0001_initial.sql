@@ -18,6 +18,8 @@ CREATE TABLE accounts (
     ping_url          text,
     max_messages      integer CHECK (max_messages > 0),
     tps               integer CHECK (tps > 0),
+    -- who gets the report of an accepted e-mail: nobody, the envelope sender, reply_email
+    submission_report text NOT NULL DEFAULT 'off' CHECK (submission_report IN ('off', 'sender', 'reply-email')),
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()
 );

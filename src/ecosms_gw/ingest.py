@@ -1,0 +1,92 @@
+"""One submission, whatever door it came through (SMTP, FTP, HTTP): bodies to account,
+authorisation, composition and one durable enqueue, with a single outcome that each door
+turns into its own reply (SMTP code, FTP report file, HTTP status)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from . import report
+from .accounts import Account
+from .compose import Composition, compose
+from .config import Config
+from .mail2sms import Body, Rejected, parse_all
+from .store import Dedupe, Store
+
+log = structlog.get_logger()
+
+# The refusal for an account this submission may not use, or None.
+Authorise = Callable[[Account], Awaitable[Rejected | None]]
+
+# Reasons that come from who sent, not from what was sent.
+ACCESS_REASONS = frozenset({"unknown_account", "sender_not_allowed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a submission. `document` is the `check --json` report (plus
+    `mailing_id` when stored), the same for every door."""
+
+    document: dict[str, Any]
+    account: Account | None = None
+    mailing_id: int | None = None
+    duplicate: bool = False
+    messages: int = 0
+    parts: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        return not self.document["rejected"]
+
+    @property
+    def reason(self) -> str | None:
+        return self.document.get("reason")
+
+
+def refused(refusal: Rejected, bodies: int, account: Account | None = None) -> Outcome:
+    return Outcome(report.rejected(refusal, bodies), account)
+
+
+async def submit(store: Store, config: Config, texts: Sequence[str], *, source: str,
+                 dedupe: Dedupe | None, authorise: Authorise) -> Outcome:
+    """Parse, authorise, compose and enqueue; `StoreError` (ours, temporary) propagates.
+
+    Parsing and composing run in a worker thread: a 5 MB body must not stall the other
+    sessions on the event loop."""
+    try:
+        bodies = await asyncio.to_thread(parse_all, texts)
+    except Rejected as refusal:
+        return refused(refusal, len(texts))
+    account = await store.account(bodies[0].account)
+    if account is None:
+        return refused(Rejected("unknown_account", f"no account {bodies[0].account}"), len(texts))
+    if refusal := await authorise(account):
+        return refused(refusal, len(texts), account)
+    opted_out = await store.opt_outs(account.id)
+    try:
+        composition = await asyncio.to_thread(_compose, bodies, account, config, opted_out)
+    except Rejected as refusal:
+        return refused(refusal, len(texts), account)
+    document = report.accepted(composition, len(texts))
+    stored = await store.enqueue(account.id, source, dedupe.source_ref if dedupe else None,
+                                 composition, _kept_report(document), dedupe)
+    log.info("mailing_duplicate" if stored.duplicate else "mailing_queued",
+             mailing_id=stored.mailing_id, account=account.code, source=source,
+             messages=stored.messages, parts=stored.parts, dropped=len(composition.dropped))
+    return Outcome(document | {"mailing_id": stored.mailing_id}, account, stored.mailing_id,
+                   stored.duplicate, stored.messages, stored.parts)
+
+
+def _compose(bodies: list[Body], account: Account, config: Config,
+             opted_out: frozenset[str]) -> Composition:
+    return compose(bodies, account.rules(config.defaults), opted_out)
+
+
+def _kept_report(document: dict[str, Any]) -> dict[str, Any]:
+    """What the mailing keeps of its report: the messages themselves are rows already."""
+    return {key: document[key] for key in ("dropped", "warnings", "transliterated", "totals")}
