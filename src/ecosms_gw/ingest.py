@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -48,18 +48,29 @@ class Outcome:
         return self.document.get("reason")
 
 
+INLINE_LIMIT = 256 * 1024  # below this, parsing costs less than a hop to a worker thread
+T = TypeVar("T")
+
+
+async def cpu_bound(size: int, function: Callable[..., T], *args: Any) -> T:
+    """Run CPU-bound work on a worker thread when the input is large, so that a 5 MB body
+    does not stall every other session, and inline when it is small: a thread hop and the
+    GIL ping-pong that follows cost more than parsing a few kilobytes."""
+    if size < INLINE_LIMIT:
+        return function(*args)
+    return await asyncio.to_thread(function, *args)
+
+
 def refused(refusal: Rejected, bodies: int, account: Account | None = None) -> Outcome:
     return Outcome(report.rejected(refusal, bodies), account)
 
 
 async def submit(store: Store, config: Config, texts: Sequence[str], *, source: str,
                  dedupe: Dedupe | None, authorise: Authorise) -> Outcome:
-    """Parse, authorise, compose and enqueue; `StoreError` (ours, temporary) propagates.
-
-    Parsing and composing run in a worker thread: a 5 MB body must not stall the other
-    sessions on the event loop."""
+    """Parse, authorise, compose and enqueue; `StoreError` (ours, temporary) propagates."""
+    size = sum(map(len, texts))
     try:
-        bodies = await asyncio.to_thread(parse_all, texts)
+        bodies = await cpu_bound(size, parse_all, texts)
     except Rejected as refusal:
         return refused(refusal, len(texts))
     account = await store.account(bodies[0].account)
@@ -69,7 +80,7 @@ async def submit(store: Store, config: Config, texts: Sequence[str], *, source: 
         return refused(refusal, len(texts), account)
     opted_out = await store.opt_outs(account.id)
     try:
-        composition = await asyncio.to_thread(_compose, bodies, account, config, opted_out)
+        composition = await cpu_bound(size, _compose, bodies, account, config, opted_out)
     except Rejected as refusal:
         return refused(refusal, len(texts), account)
     document = report.accepted(composition, len(texts))

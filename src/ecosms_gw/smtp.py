@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from . import check, mail_out, mime
 from .accounts import Account, verify_secret
 from .config import Config
-from .ingest import ACCESS_REASONS, Outcome, refused, submit
+from .ingest import ACCESS_REASONS, Outcome, cpu_bound, refused, submit
 from .mail2sms import Rejected
 from .store import Dedupe, Store, StoreError
 
@@ -129,7 +129,7 @@ class Handler:
         raw = envelope.original_content or b""
         try:
             try:
-                email = await asyncio.to_thread(mime.read_email, raw)
+                email = await cpu_bound(len(raw), mime.read_email, raw)
             except Rejected as refusal:
                 outcome = refused(refusal, 0)
             else:

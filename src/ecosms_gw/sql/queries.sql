@@ -41,12 +41,16 @@ ORDER BY created_at DESC LIMIT 1;
 SELECT recipient FROM opt_outs WHERE account_id = $1;
 
 -- name: mailing_insert
+-- The dispatchers' wake-up rides along; it is delivered at commit.
 INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+SELECT $1, $2, $3, $4, $5, $6, $7 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
 RETURNING id;
 
--- name: notify_work
-SELECT pg_notify('ecosms_work', '');
+-- name: messages_insert
+-- A small mailing in one statement; large ones go by COPY.
+INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at)
+SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[], $7::integer[],
+                             $8::timestamptz[]);
 
 -- name: claim_due
 -- Oldest due work first; SKIP LOCKED lets several claimers share the queue.
