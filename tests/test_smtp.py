@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from email.message import EmailMessage
+from email.mime.application import MIMEApplication
+from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
@@ -31,6 +33,7 @@ from ecosms_gw.store import Store
 from .test_compose import ADVANCED
 from .test_daemon import free_port
 from .test_mail2sms import VENDOR_EXAMPLE
+from .test_mime import HTML_BODY, alternative
 
 PHP_BODY = """U-ACME
 T-first text message for 3 recipients
@@ -429,3 +432,35 @@ async def test_submission_report_reaches_the_sender(dsn: str, sink: Sink) -> Non
     assert report["Subject"] == f"SMS mailing {mailing_id(text)} queued: 2 messages, 2 parts"
     content = report.get_content()
     assert "+33612345679" in content and "invalid_number" in content
+
+
+def _html_only_alternative() -> bytes:
+    message = alternative("Your client cannot show HTML.", HTML_BODY)
+    message["From"], message["To"] = "office@acme.example", "sms@localhost"
+    return message.as_bytes()
+
+
+def _octet_stream_attachment() -> bytes:
+    message = MIMEMultipart()
+    message["From"], message["To"] = "office@acme.example", "sms@localhost"
+    message.attach(MIMEText("see attachment", "plain"))
+    message.attach(MIMEApplication(BODY.encode("cp1252"), "octet-stream", Name="sms.txt"))
+    return message.as_bytes()
+
+
+def _forwarded_only() -> bytes:
+    message = MIMEMultipart()
+    message["From"], message["To"] = "office@acme.example", "sms@localhost"
+    message.attach(MIMEText("forwarding", "plain"))
+    message.attach(MIMEMessage(MIMEText(BODY, "plain")))
+    return message.as_bytes()
+
+
+@pytest.mark.parametrize(("build", "code", "start"), [
+    (_html_only_alternative, 250, "2.0.0 mailing"),
+    (_octet_stream_attachment, 250, "2.0.0 mailing"),
+    (_forwarded_only, 554, "5.6.0 no_body"),
+])
+async def test_email_shapes_of_the_format(gateway: Gateway, build, code: int, start: str) -> None:
+    reply_code, text = await gateway.asend(build())
+    assert (reply_code, text[:len(start)]) == (code, start)
