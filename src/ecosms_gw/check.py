@@ -26,7 +26,7 @@ def check(data: bytes, rules: AccountRules) -> dict[str, Any]:
     """The report document of a body file or an e-mail (told apart by their content)."""
     texts: list[str] = []
     try:
-        texts = mime.read_email(data).texts if mime.looks_like_email(data) else [charsets.decode(data)]
+        texts = mime.texts_of(data)
         return report.accepted(compose(parse_all(texts), rules), len(texts))
     except Rejected as refusal:
         if refusal.reason == "missing_account" and charsets.looks_like_utf16(data):

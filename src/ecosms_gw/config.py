@@ -48,6 +48,11 @@ class FtpConfig:
     passive_ports: str = "60000-60099"
     tls_cert: str = ""
     tls_key: str = ""
+    require_tls: bool = False
+    max_file_mb: int = 25
+    max_files_per_minute: int = 60  # per account
+    max_disk_mb: int = 500  # per account, reports included
+    dedupe_hours: int = 24  # the same file content again within: a duplicate; 0: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,9 @@ def _check(config: Config) -> None:
                        ("smtp.max_size_mb", config.smtp.max_size_mb),
                        ("smtp.max_connections_per_ip", config.smtp.max_connections_per_ip),
                        ("smtp.max_mails_per_minute", config.smtp.max_mails_per_minute),
+                       ("ftp.max_file_mb", config.ftp.max_file_mb),
+                       ("ftp.max_files_per_minute", config.ftp.max_files_per_minute),
+                       ("ftp.max_disk_mb", config.ftp.max_disk_mb),
                        ("http.token_ttl_s", config.http.token_ttl_s)):
         if value < 1:
             problems.append(f"{key}: must be at least 1, not {value}")
@@ -233,8 +241,14 @@ def _check(config: Config) -> None:
             problems.append(f"{key}: {value!r} is not host:port")
     if not re.fullmatch(r"[0-9]{1,5}-[0-9]{1,5}", config.ftp.passive_ports):
         problems.append(f"ftp.passive_ports: {config.ftp.passive_ports!r} is not FIRST-LAST")
-    if bool(config.smtp.tls_cert) != bool(config.smtp.tls_key):
-        problems.append("smtp.tls_cert and smtp.tls_key: give both or neither")
+    for section in ("smtp", "ftp"):
+        tls = getattr(config, section)
+        if bool(tls.tls_cert) != bool(tls.tls_key):
+            problems.append(f"{section}.tls_cert and {section}.tls_key: give both or neither")
+    if config.ftp.require_tls and not config.ftp.tls_cert:
+        problems.append("ftp.require_tls: needs ftp.tls_cert and ftp.tls_key")
+    if config.ftp.dedupe_hours < 0:
+        problems.append(f"ftp.dedupe_hours: must be 0 or more, not {config.ftp.dedupe_hours}")
     if config.log.format not in ("auto", "json", "console"):
         problems.append(f"log.format: {config.log.format!r} is not auto, json or console")
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):

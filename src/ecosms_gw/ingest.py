@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -16,7 +17,7 @@ from .accounts import Account
 from .compose import Composition, compose
 from .config import Config
 from .mail2sms import Body, Rejected, parse_all
-from .store import Dedupe, Store
+from .store import Store
 
 log = structlog.get_logger()
 
@@ -66,7 +67,8 @@ def refused(refusal: Rejected, bodies: int, account: Account | None = None) -> O
 
 
 async def submit(store: Store, config: Config, texts: Sequence[str], *, source: str,
-                 dedupe: Dedupe | None, authorise: Authorise) -> Outcome:
+                 source_ref: str | None, dedupe_window: timedelta | None,
+                 authorise: Authorise) -> Outcome:
     """Parse, authorise, compose and enqueue; `StoreError` (ours, temporary) propagates."""
     size = sum(map(len, texts))
     try:
@@ -84,13 +86,14 @@ async def submit(store: Store, config: Config, texts: Sequence[str], *, source: 
     except Rejected as refusal:
         return refused(refusal, len(texts), account)
     document = report.accepted(composition, len(texts))
-    stored = await store.enqueue(account.id, source, dedupe.source_ref if dedupe else None,
-                                 composition, _kept_report(document), dedupe)
+    stored = await store.enqueue(account.id, source, source_ref, composition,
+                                 _kept_report(document), dedupe_window)
     log.info("mailing_duplicate" if stored.duplicate else "mailing_queued",
              mailing_id=stored.mailing_id, account=account.code, source=source,
              messages=stored.messages, parts=stored.parts, dropped=len(composition.dropped))
-    return Outcome(document | {"mailing_id": stored.mailing_id}, account, stored.mailing_id,
-                   stored.duplicate, stored.messages, stored.parts)
+    document |= {"mailing_id": stored.mailing_id} | ({"duplicate": True} if stored.duplicate else {})
+    return Outcome(document, account, stored.mailing_id, stored.duplicate, stored.messages,
+                   stored.parts)
 
 
 def _compose(bodies: list[Body], account: Account, config: Config,

@@ -51,6 +51,11 @@ def read_email(raw: bytes) -> Email:
     return Email(message_id, texts)
 
 
+def texts_of(data: bytes) -> list[str]:
+    """The bodies of a file that is either a body or a saved e-mail (told by its content)."""
+    return read_email(data).texts if looks_like_email(data) else [charsets.decode(data)]
+
+
 def _walk(part: Message) -> list[str]:
     content_type = part.get_content_type()
     if content_type == "message/rfc822":

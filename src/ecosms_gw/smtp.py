@@ -13,8 +13,7 @@ import base64
 import binascii
 import hashlib
 import ssl
-import time
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +26,8 @@ from .accounts import Account, verify_secret
 from .config import Config
 from .ingest import ACCESS_REASONS, Outcome, cpu_bound, refused, submit
 from .mail2sms import Rejected
-from .store import Dedupe, Store, StoreError
+from .ratelimit import SlidingWindow
+from .store import Store, StoreError
 
 log = structlog.get_logger()
 
@@ -60,31 +60,14 @@ def reply(outcome: Outcome) -> str:
     return f"554 5.6.0 {text}"[:_MAX_REPLY]
 
 
-def dedupe_key(email: mime.Email) -> Dedupe:
-    """An MTA that resends after a lost reply keeps the Message-ID (24 h); without one, the
-    same bodies within 10 minutes are the same submission."""
+def source_of(email: mime.Email) -> tuple[str, timedelta]:
+    """The reference a resent mail shares with the first, and how long it counts: an MTA
+    that resends after a lost reply keeps the Message-ID (24 h); without one, the same
+    bodies within 10 minutes are the same submission."""
     if email.message_id:
-        return Dedupe(f"message-id:{email.message_id}", MESSAGE_ID_WINDOW)
+        return f"message-id:{email.message_id}", MESSAGE_ID_WINDOW
     digest = hashlib.sha256("\0".join(email.texts).encode("utf-8", "surrogatepass")).hexdigest()
-    return Dedupe(f"body-sha256:{digest}", BODY_HASH_WINDOW)
-
-
-class MailRate:
-    """Mails per account in the last minute, on the monotonic clock."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.seen: defaultdict[int, deque[float]] = defaultdict(deque)
-
-    def allow(self, account_id: int) -> bool:
-        now = time.monotonic()
-        recent = self.seen[account_id]
-        while recent and recent[0] <= now - 60:
-            recent.popleft()
-        if len(recent) >= self.per_minute:
-            return False
-        recent.append(now)
-        return True
+    return f"body-sha256:{digest}", BODY_HASH_WINDOW
 
 
 class Handler:
@@ -97,7 +80,7 @@ class Handler:
         self.addresses = {address.lower() for address in config.smtp.addresses}
         self.locals = {address.rpartition("@")[0] for address in self.addresses}
         self.domains = {address.rpartition("@")[2] for address in self.addresses}
-        self.rate = MailRate(config.smtp.max_mails_per_minute)
+        self.rate = SlidingWindow(config.smtp.max_mails_per_minute)
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -133,8 +116,9 @@ class Handler:
             except Rejected as refusal:
                 outcome = refused(refusal, 0)
             else:
+                source_ref, window = source_of(email)
                 outcome = await submit(self.store, self.config, email.texts, source="smtp",
-                                       dedupe=dedupe_key(email),
+                                       source_ref=source_ref, dedupe_window=window,
                                        authorise=lambda account: self._authorise(session, sender, account))
         except StoreError as error:
             log.error("smtp_store_unavailable", peer=peer, sender=sender, error=str(error))
@@ -156,7 +140,7 @@ class Handler:
                             f"{sender or 'the empty sender'} may not send for account {account.code}: "
                             "authenticate, or have the address allowed")
         if not self.rate.allow(account.id):
-            return Rejected("rate_limited", f"more than {self.rate.per_minute} mails this minute "
+            return Rejected("rate_limited", f"more than {self.rate.limit} mails this minute "
                                             f"for account {account.code}, retry later")
         return None
 

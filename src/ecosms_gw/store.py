@@ -109,14 +109,6 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
-class Dedupe:
-    """A submission is the same as an earlier one with this source reference, within."""
-
-    source_ref: str
-    window: timedelta
-
-
-@dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
     mailing_id: int
@@ -259,19 +251,19 @@ class Store:
     @_translated
     async def enqueue(self, account_id: int, source: str, source_ref: str | None,
                       composition: Composition, report: dict[str, Any],
-                      dedupe: Dedupe | None = None) -> Enqueued:
+                      dedupe_window: timedelta | None = None) -> Enqueued:
         """One mailing and all its messages in one transaction (COPY), and a wake-up for the
         dispatchers that fires at commit. Once this returns, the submission is durable.
 
-        With `dedupe`, a mailing of the same account and reference within the window is
-        returned instead (`duplicate=True`), checked under a lock so that two copies
-        arriving at once cannot both pass."""
+        With `dedupe_window`, a mailing of the same account and `source_ref` within the
+        window is returned instead (`duplicate=True`), checked under a lock so that two
+        copies arriving at once cannot both pass."""
         now = datetime.now(timezone.utc)
         async with self._pool.acquire() as connection, connection.transaction():
-            if dedupe is not None:
-                await connection.execute(Q["lock_submission"], f"{account_id}:{dedupe.source_ref}")
+            if dedupe_window and source_ref:
+                await connection.execute(Q["lock_submission"], f"{account_id}:{source_ref}")
                 earlier = await connection.fetchrow(Q["recent_mailing"], account_id,
-                                                    dedupe.source_ref, dedupe.window)
+                                                    source_ref, dedupe_window)
                 if earlier is not None:
                     return Enqueued(earlier["id"], earlier["messages"], earlier["parts"], duplicate=True)
             mailing_id = await connection.fetchval(
