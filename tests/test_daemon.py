@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -22,8 +23,12 @@ UNIT = Path(__file__).parent.parent / "systemd" / "ecosms-gw.service"
 def environment(**overrides: str) -> dict[str, str]:
     """The daemon's environment: JSON logs, listening on free loopback ports."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECOSMS_")}
+    passive = free_port()
     return env | {"ECOSMS_LOG_FORMAT": "json",
-                  "ECOSMS_SMTP_LISTEN": f"127.0.0.1:{free_port()}"} | overrides
+                  "ECOSMS_SMTP_LISTEN": f"127.0.0.1:{free_port()}",
+                  "ECOSMS_FTP_LISTEN": f"127.0.0.1:{free_port()}",
+                  "ECOSMS_FTP_PASSIVE_PORTS": f"{passive}-{passive}",
+                  "ECOSMS_FTP_ROOT": tempfile.mkdtemp(prefix="ecosms-ftp-")} | overrides
 
 
 def free_port() -> int:
@@ -75,7 +80,7 @@ def test_sigterm_stops_the_daemon_in_order_with_exit_0(dsn: str) -> None:
     assert daemon.finish(timeout=5) == 0
     assert time.monotonic() - sent < 5
     names = daemon.names()
-    assert names[-3:] == ["daemon_stopping", "smtp_closed", "daemon_stopped"]  # ingest closed first
+    assert names[-4:] == ["daemon_stopping", "ftp_closed", "smtp_closed", "daemon_stopped"]
 
 
 def test_embedded_database_starts_and_stops_with_the_daemon(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from . import smtp
+from . import ftp, smtp
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
 from .store import Store, StoreError, StoreUnavailable
@@ -103,8 +103,11 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor = Supervisor()
     supervisor.start("worker_lock", worker.watch())
     supervisor.start("claims_reaper", _reap_every(store, REAP_INTERVAL_S))
+    inbox = ftp.Inbox(config, store)
+    supervisor.start("ftp_inbox", inbox.run())
     smtp_server, smtp_handler = await smtp.serve(config, store)
     supervisor.start("smtp", _serve_smtp(smtp_server, smtp_handler))
+    supervisor.start("ftp", ftp.FtpServer(config, store, inbox).run())
     log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)
     failed = await supervisor.wait(stop)
     log.info("daemon_stopping", reason=f"task {failed} ended" if failed else "signal")

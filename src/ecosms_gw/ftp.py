@@ -1,0 +1,367 @@
+"""The FTP file drop: pyftpdlib in a thread of its own, each account jailed in its folder.
+
+An upload is written under a hidden name and only gets its real name once complete, so a
+file with a final name in a top folder is always whole: it is processed on arrival, again
+by the periodic scan if our database was down, and at start after a crash. Processing
+happens on the daemon's event loop; the FTP threads only hand paths over.
+
+    <root>/<CODE>/NAME                  uploaded, waiting (or being processed)
+    <root>/<CODE>/done/NAME             accepted (or a duplicate), with NAME.report.json
+    <root>/<CODE>/rejected/NAME         refused, with NAME.report.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import io
+import json
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pyftpdlib.authorizers import AuthenticationFailed
+from pyftpdlib.filesystems import AbstractedFS, FilesystemError
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.servers import ThreadedFTPServer
+
+from . import mime
+from .accounts import Account, verify_secret
+from .config import Config
+from .ingest import Outcome, cpu_bound, refused, submit
+from .mail2sms import Rejected
+from .ratelimit import SlidingWindow
+from .store import Store, StoreError
+
+log = structlog.get_logger()
+
+UPLOADING = ".upload-"  # the hidden name of a file being uploaded
+WAITING_SUFFIXES = (".tmp", ".part")
+REPORT_SUFFIX = ".report.json"
+FOLDERS = ("done", "rejected")
+SCAN_INTERVAL_S = 30.0
+LOOP_TIMEOUT_S = 30.0
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+
+
+def is_final_name(name: str) -> bool:
+    """Whether a file in a top folder is ready: names starting with `.` or ending in
+    `.tmp`/`.part` wait for a rename."""
+    return not name.startswith(".") and not name.lower().endswith(WAITING_SUFFIXES)
+
+
+def disk_use(folder: Path) -> int:
+    return sum(entry.stat().st_size for entry in folder.rglob("*") if entry.is_file())
+
+
+def file_away(path: Path, folder: str, document: dict[str, Any]) -> Path:
+    """Write the report beside the file's new place, then move the file there. The report
+    comes first: a crash in between leaves the file in the top folder, processed again
+    (as a duplicate), never a file without its report."""
+    target = path.parent / folder
+    target.mkdir(mode=0o750, exist_ok=True)
+    name, number = path.name, 1
+    while (target / name).exists() or (target / (name + REPORT_SUFFIX)).exists():
+        number += 1
+        name = f"{path.stem}-{number}{path.suffix}"
+    report_path = target / (name + REPORT_SUFFIX)
+    temporary = target / f".{name}{REPORT_SUFFIX}.tmp"
+    temporary.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(temporary, report_path)
+    os.replace(path, target / name)
+    return target / name
+
+
+class Inbox:
+    """Processes complete files on the event loop, each path once at a time."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.root = Path(config.ftp.root)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.busy: set[Path] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        hours = config.ftp.dedupe_hours
+        self.dedupe_window = timedelta(hours=hours) if hours else None
+
+    def hand_over(self, path: Path, code: str) -> None:
+        """From an FTP thread: process this file on the event loop."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.start, path, code)
+
+    def start(self, path: Path, code: str) -> None:
+        if path in self.busy:
+            return
+        self.busy.add(path)
+        task = asyncio.create_task(self._process(path, code))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _process(self, path: Path, code: str) -> None:
+        try:
+            if not path.is_file():  # renamed or taken away meanwhile
+                return
+            outcome = await self._outcome(path, code)
+            folder = "done" if outcome.accepted else "rejected"
+            moved = await asyncio.to_thread(file_away, path, folder, outcome.document)
+            log.info("ftp_file_processed", account=code, file=path.name, folder=folder,
+                     reason=outcome.reason, mailing_id=outcome.mailing_id,
+                     duplicate=outcome.duplicate, moved_to=str(moved))
+        except StoreError as error:  # ours: the file stays and the next scan retries it
+            log.error("ftp_store_unavailable", account=code, file=path.name, error=str(error))
+        except Exception:
+            log.exception("ftp_processing_failed", account=code, file=path.name)
+        finally:
+            self.busy.discard(path)
+
+    async def _outcome(self, path: Path, code: str) -> Outcome:
+        limit = self.config.ftp.max_file_mb * 1_000_000
+        data = await asyncio.to_thread(_read_limited, path, limit)
+        if data is None:
+            return refused(Rejected("too_large", f"more than {self.config.ftp.max_file_mb} MB"), 1)
+        try:
+            texts = await cpu_bound(len(data), mime.texts_of, data)
+        except Rejected as refusal:
+            return refused(refusal, 1)
+
+        async def authorise(account: Account) -> Rejected | None:
+            if account.code.lower() == code.lower():
+                return None
+            return Rejected("account_mismatch",
+                            f"the file names account {account.code}; this FTP user is {code}")
+
+        return await submit(self.store, self.config, texts, source="ftp",
+                            source_ref="sha256:" + hashlib.sha256(data).hexdigest(),
+                            dedupe_window=self.dedupe_window, authorise=authorise)
+
+    def scan(self) -> int:
+        """Every complete file waiting in a top folder (after a crash, or our fault)."""
+        found = 0
+        if not self.root.is_dir():
+            return found
+        for home in self.root.iterdir():
+            if not home.is_dir() or home.is_symlink():
+                continue
+            for entry in home.iterdir():
+                if entry.is_file() and not entry.is_symlink() and is_final_name(entry.name):
+                    self.start(entry, home.name)
+                    found += 1
+        return found
+
+    async def run(self) -> None:
+        """Process what waits now, then scan again now and then for files left by faults."""
+        self.loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if waiting := self.scan():
+                    log.info("ftp_files_waiting", files=waiting)
+                await asyncio.sleep(SCAN_INTERVAL_S)
+        finally:
+            await self.drain()
+
+    async def drain(self, timeout: float = 20.0) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=timeout)
+
+
+def _read_limited(path: Path, limit: int) -> bytes | None:
+    with path.open("rb") as stream:
+        data = stream.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+class Authorizer:
+    """pyftpdlib's authorizer interface, backed by the accounts table. Called from the FTP
+    connection threads; database work runs on the event loop and is waited for."""
+
+    def __init__(self, config: Config, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+        self.root = Path(config.ftp.root)
+        self.store = store
+        self.loop = loop
+        self.codes: dict[str, str] = {}  # login as typed -> account code
+        self.lock = threading.Lock()
+
+    def _on_loop(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(LOOP_TIMEOUT_S)
+
+    def validate_authentication(self, username: str, password: str, handler: FTPHandler) -> None:
+        try:
+            account = self._on_loop(self.store.account(username))
+        except (StoreError, concurrent.futures.TimeoutError) as error:
+            log.error("ftp_store_unavailable", during="login", error=str(error))
+            raise AuthenticationFailed("service temporarily unavailable, retry later") from None
+        valid = verify_secret(password, (account.ftp_password if account else None) or _DUMMY_HASH)
+        if not (account and valid):
+            raise AuthenticationFailed("authentication failed")
+        with self.lock:
+            self.codes[username] = account.code
+        home = self.home(username)
+        for folder in ("", *FOLDERS):
+            (home / folder).mkdir(mode=0o750, parents=True, exist_ok=True)
+
+    def home(self, username: str) -> Path:
+        with self.lock:
+            return self.root / self.codes[username]
+
+    def get_home_dir(self, username: str) -> str:
+        return str(self.home(username))
+
+    def has_user(self, username: str) -> bool:
+        return True  # never tell which accounts exist
+
+    def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
+        """Browse and download anywhere in the home; upload and rename only in its top
+        folder; never delete, make folders, change modes or append."""
+        if perm not in "elrwf":
+            return False
+        home = self.home(username).resolve()
+        if path is None:
+            return True
+        target = Path(os.path.realpath(path))
+        if target != home and home not in target.parents:
+            return False
+        if perm in "wf":
+            return target.parent == home and target.name not in FOLDERS
+        return True
+
+    def get_perms(self, username: str) -> str:
+        return "elrwf"
+
+    def get_msg_login(self, username: str) -> str:
+        return ("Upload a body file here; when it is complete it is sent and moved to done/ or "
+                "rejected/ with NAME.report.json beside it.")
+
+    def get_msg_quit(self, username: str) -> str:
+        return "Goodbye."
+
+    def impersonate_user(self, username: str, password: str) -> None:
+        pass  # one system user serves every account: the jail is the home folder
+
+    def terminate_impersonation(self, username: str) -> None:
+        pass
+
+
+class _LimitedFile(io.BufferedWriter):
+    """An upload that stops being written past the size limit (the transfer then fails)."""
+
+    limit = 0
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.limit:
+            raise OSError(f"file larger than {self.limit // 1_000_000} MB")
+        return super().write(data)
+
+
+class HomeFS(AbstractedFS):
+    """Uploads go to a hidden name in the top folder, within the size and disk limits."""
+
+    def open(self, filename: str, mode: str) -> Any:
+        if "r" in mode and "+" not in mode:
+            return super().open(filename, mode)
+        handler = self.cmd_channel
+        settings = handler.gateway_config.ftp
+        path = Path(filename)
+        if path.parent != Path(self.root) or not path.name or path.name in FOLDERS:
+            raise FilesystemError("upload into the top folder only")
+        if "+" in mode or "a" in mode:
+            raise FilesystemError("resuming or appending is not supported: upload the whole file")
+        if disk_use(Path(self.root)) >= settings.max_disk_mb * 1_000_000:
+            raise FilesystemError(f"disk quota of {settings.max_disk_mb} MB reached: "
+                                  "fetch and delete nothing, ask the operator")
+        stream = _LimitedFile(io.FileIO(path.with_name(UPLOADING + path.name), "w"))
+        stream.limit = settings.max_file_mb * 1_000_000
+        return stream
+
+
+class _Handlers:
+    """The pyftpdlib handler methods of the gateway, mixed into the plain or TLS handler."""
+
+    gateway_config: Config
+    inbox: Inbox
+    file_rate: SlidingWindow
+
+    def ftp_STOR(self, file: str, mode: str = "w") -> Any:
+        if not self.file_rate.allow(self.username):
+            self.respond(f"450 more than {self.file_rate.limit} files this minute, retry later.")
+            return None
+        return super().ftp_STOR(file, mode)
+
+    def on_file_received(self, file: str) -> None:
+        uploaded = Path(file)
+        final = uploaded.with_name(uploaded.name.removeprefix(UPLOADING))
+        os.replace(uploaded, final)
+        log.info("ftp_upload_complete", account=self.username, file=final.name)
+        if is_final_name(final.name):
+            self.inbox.hand_over(final, self.authorizer.codes[self.username])
+
+    def on_incomplete_file_received(self, file: str) -> None:
+        log.warning("ftp_upload_aborted", account=self.username, file=Path(file).name)
+        Path(file).unlink(missing_ok=True)  # our hidden copy; the user's name never appeared
+
+    def ftp_RNTO(self, path: str) -> Any:
+        renamed = super().ftp_RNTO(path)
+        if renamed and is_final_name(Path(path).name) and Path(path).is_file():
+            self.inbox.hand_over(Path(path), self.authorizer.codes[self.username])
+        return renamed
+
+    def on_login_failed(self, username: str, password: str) -> None:
+        log.warning("ftp_login_failed", login=username[:64], peer=self.remote_ip)
+
+
+class GatewayFTPHandler(_Handlers, FTPHandler):
+    pass
+
+
+class GatewayTLSHandler(_Handlers, TLS_FTPHandler):
+    pass
+
+
+class FtpServer:
+    """The pyftpdlib server in its own thread, stopped from the event loop."""
+
+    def __init__(self, config: Config, store: Store, inbox: Inbox) -> None:
+        self.config = config
+        settings = config.ftp
+        handler: type[FTPHandler] = GatewayTLSHandler if settings.tls_cert else GatewayFTPHandler
+        handler = type("Handler", (handler,), {})  # class attributes of this server only
+        if settings.tls_cert:
+            handler.certfile, handler.keyfile = settings.tls_cert, settings.tls_key
+            handler.tls_control_required = handler.tls_data_required = settings.require_tls
+        handler.authorizer = Authorizer(config, store, asyncio.get_running_loop())
+        handler.abstracted_fs = HomeFS
+        handler.gateway_config = config
+        handler.inbox = inbox
+        handler.file_rate = SlidingWindow(settings.max_files_per_minute)
+        first, last = (int(port) for port in settings.passive_ports.split("-"))
+        handler.passive_ports = range(first, last + 1)
+        handler.banner = "ecosms-gw FTP: upload SMS body files"
+        handler.auth_failed_timeout = 2
+        handler.max_login_attempts = 3
+        host, _, port = settings.listen.rpartition(":")
+        self.server = ThreadedFTPServer((host.strip("[]") or "0.0.0.0", int(port)), handler)
+        self.server.max_cons_per_ip = 10
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="ftp", daemon=True)
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            self.server.serve_forever(timeout=0.5, blocking=False, handle_exit=False)
+        self.server.close_all()
+
+    async def run(self) -> None:
+        """Serve until cancelled, then close every FTP connection."""
+        Path(self.config.ftp.root).mkdir(parents=True, exist_ok=True)
+        self.thread.start()
+        log.info("ftp_listening", listen=self.config.ftp.listen, tls=bool(self.config.ftp.tls_cert),
+                 root=self.config.ftp.root)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stopping.set()
+            await asyncio.to_thread(self.thread.join, 10)
+            log.info("ftp_closed")
