@@ -26,7 +26,8 @@ from typing import Any
 import structlog
 from pyftpdlib.authorizers import AuthenticationFailed
 from pyftpdlib.filesystems import AbstractedFS, FilesystemError
-from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_FTPHandler
+from pyftpdlib.handlers.ftps.data import TLS_DTPHandler
 from pyftpdlib.servers import ThreadedFTPServer
 
 from . import mime
@@ -278,6 +279,34 @@ class HomeFS(AbstractedFS):
         return stream
 
 
+def final_path(uploading: Path) -> Path:
+    return uploading.with_name(uploading.name.removeprefix(UPLOADING))
+
+
+class _RenameOnComplete:
+    """pyftpdlib answers "226 Transfer complete" before it calls on_file_received: the file
+    gets its final name (on disk, synced) before that answer, so that an uploader told
+    "complete" never leaves behind a hidden file that nobody would process."""
+
+    def close(self) -> None:
+        upload = self.file_obj
+        if (self.receive and self.transfer_finished and upload is not None
+                and not upload.closed and not self._closed):
+            upload.flush()
+            os.fsync(upload.fileno())
+            upload.close()
+            os.replace(upload.name, final_path(Path(upload.name)))
+        super().close()  # type: ignore[misc]
+
+
+class _DataChannel(_RenameOnComplete, DTPHandler):
+    pass
+
+
+class _TLSDataChannel(_RenameOnComplete, TLS_DTPHandler):
+    pass
+
+
 class _Handlers:
     """The pyftpdlib handler methods of the gateway, mixed into the plain or TLS handler."""
 
@@ -292,9 +321,7 @@ class _Handlers:
         return super().ftp_STOR(file, mode)
 
     def on_file_received(self, file: str) -> None:
-        uploaded = Path(file)
-        final = uploaded.with_name(uploaded.name.removeprefix(UPLOADING))
-        os.replace(uploaded, final)
+        final = final_path(Path(file))  # renamed already, see _DataChannel
         log.info("ftp_upload_complete", account=self.username, file=final.name)
         if is_final_name(final.name):
             self.inbox.hand_over(final, self.authorizer.codes[self.username])
@@ -334,6 +361,7 @@ class FtpServer:
             handler.tls_control_required = handler.tls_data_required = settings.require_tls
         handler.authorizer = Authorizer(config, store, asyncio.get_running_loop())
         handler.abstracted_fs = HomeFS
+        handler.dtp_handler = _TLSDataChannel if settings.tls_cert else _DataChannel
         handler.gateway_config = config
         handler.inbox = inbox
         handler.file_rate = SlidingWindow(settings.max_files_per_minute)
