@@ -56,7 +56,15 @@ def is_final_name(name: str) -> bool:
 
 
 def disk_use(folder: Path) -> int:
-    return sum(entry.stat().st_size for entry in folder.rglob("*") if entry.is_file())
+    """Bytes below `folder`; files moved away meanwhile (by the inbox) just don't count."""
+    total = 0
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
 
 
 def file_away(path: Path, folder: str, document: dict[str, Any]) -> Path:
