@@ -177,3 +177,15 @@ async def migrate(store: Store, args: argparse.Namespace) -> int:
     applied = await store.migrate()
     print(f"applied migrations {', '.join(map(str, applied))}" if applied else "schema up to date")
     return EXIT_OK
+
+
+async def cancel(store: Store, args: argparse.Namespace) -> int:
+    mailing = await store.mailing(args.mailing_id)
+    if mailing is None:
+        raise Refused(f"no mailing {args.mailing_id}")
+    result = await store.cancel(args.mailing_id)
+    if result is None:
+        raise Refused(f"mailing {args.mailing_id} is {mailing['status']}: nothing left to cancel")
+    status, canceled = result
+    print(f"mailing {args.mailing_id} {status}: {canceled} messages canceled")
+    return EXIT_OK

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import admin, check, config, daemon, logs, report
+from . import admin, check, config, daemon, logs, report, smsc_sim
 from .compose import AccountRules
 from .mail2sms import Rejected
 from .store import Store
@@ -69,6 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     queue_parser.add_argument("--account", metavar="CODE")
     queue_parser.set_defaults(handler=_store_command(admin.queue))
 
+    cancel_parser = commands.add_parser("cancel", help="cancel what is not yet sent of a mailing")
+    cancel_parser.add_argument("mailing_id", type=int, metavar="MAILING_ID")
+    cancel_parser.add_argument("--config", help="configuration file")
+    cancel_parser.set_defaults(handler=_store_command(admin.cancel))
+
+    sim_parser = commands.add_parser("smsc-sim", help="the built-in SMSC simulator")
+    sim_parser.add_argument("--port", type=int, default=2775)
+    sim_parser.add_argument("--dlr-delay", type=float, default=1.0, metavar="S",
+                            help="seconds before each delivery receipt (negative: none)")
+    for ratio, meaning in (("fail", "receipts saying UNDELIV"),
+                           ("throttle", "submit_sm answered ESME_RTHROTTLED"),
+                           ("nack", "submit_sm answered with generic_nack"),
+                           ("reply", "recipients replying with an MO message")):
+        sim_parser.add_argument(f"--{ratio}-ratio", type=float, default=0.0, metavar="R",
+                                help=f"share of {meaning} (0 to 1)")
+    sim_parser.add_argument("--verbose", action="store_true", help="print every submit_sm")
+    sim_parser.set_defaults(handler=_smsc_sim)
+
     account_parser = commands.add_parser("account", help="manage accounts")
     account_commands = account_parser.add_subparsers(dest="account_command", required=True,
                                                      metavar="ACTION")
@@ -98,6 +116,17 @@ def _store_command(action: StoreAction, *, migrate_first: bool = True) -> Handle
         return asyncio.run(admin.with_store(settings, lambda store: action(store, args),
                                             migrate_first=migrate_first))
     return handler
+
+
+def _smsc_sim(args: argparse.Namespace, settings: config.Config) -> int:
+    logs.configure(settings.log)
+    behaviour = smsc_sim.Behaviour(args.dlr_delay, args.fail_ratio, args.throttle_ratio,
+                                   args.nack_ratio, args.reply_ratio, args.verbose)
+    try:
+        asyncio.run(smsc_sim.serve(args.port, behaviour))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace, settings: config.Config) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 import structlog
 
 from . import ftp, smtp
+from .dispatcher import Dispatcher, acknowledge
+from .smsc_sim import Simulator
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
 from .store import Store, StoreError, StoreUnavailable
@@ -105,6 +107,21 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor.start("claims_reaper", _reap_every(store, REAP_INTERVAL_S))
     inbox = ftp.Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
+    simulators: list[Simulator] = []
+    dispatchers = []
+    for smsc in config.smsc:
+        address = None
+        if smsc.simulator:
+            simulators.append(Simulator())
+            address = await simulators[-1].start()
+        dispatchers.append(Dispatcher(smsc, store, worker.key, asyncio.Event(), acknowledge, address))
+        supervisor.start(f"smpp_{smsc.name}", dispatchers[-1].run())
+
+    def wake_dispatchers() -> None:
+        for dispatcher in dispatchers:
+            dispatcher.wake.set()
+
+    stop_listening = await store.listen(wake_dispatchers)
     smtp_server, smtp_handler = await smtp.serve(config, store)
     supervisor.start("smtp", _serve_smtp(smtp_server, smtp_handler))
     supervisor.start("ftp", ftp.FtpServer(config, store, inbox).run())
@@ -112,6 +129,9 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     failed = await supervisor.wait(stop)
     log.info("daemon_stopping", reason=f"task {failed} ended" if failed else "signal")
     await supervisor.stop()
+    await stop_listening()
+    for simulator in simulators:
+        await simulator.close()
     try:
         await worker.close()
     except StoreError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import defaultdict, deque
@@ -29,3 +30,52 @@ class SlidingWindow:
                 return False
             recent.append(now)
             return True
+
+
+class TokenBucket:
+    """A rate of `rate` events per second with bursts of at most `burst`, computing the
+    exact wait for the next event instead of sleeping in whole ticks.
+
+    Adaptive: `slow_down()` halves the rate when the SMSC says it is throttled (never
+    below `floor`), and the rate climbs back by `climb` events/s every second of
+    success, up to the contracted rate (AIMD)."""
+
+    def __init__(self, rate: float, burst: float | None = None, floor: float = 1.0,
+                 climb: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ceiling = self.rate = float(rate)
+        # A burst of one keeps every one-second window at or under the rate.
+        self.burst = float(burst if burst is not None else 1.0)
+        self.floor = min(floor, self.ceiling)
+        self.climb = climb if climb is not None else max(1.0, rate / 20)
+        self.clock = clock
+        self.tokens = self.burst
+        self.updated = clock()
+
+    def _refill(self, now: float) -> None:
+        elapsed = now - self.updated
+        if elapsed > 0:
+            if self.rate < self.ceiling:
+                self.rate = min(self.ceiling, self.rate + self.climb * elapsed)
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+            self.updated = now
+
+    def wait_time(self) -> float:
+        """Seconds until one token is there (0 when it is there now)."""
+        self._refill(self.clock())
+        return 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        """Spend one token (call once `wait_time()` is 0)."""
+        self._refill(self.clock())
+        self.tokens -= 1
+
+    async def acquire(self) -> None:
+        """Wait for a token and spend it; a token taken early is owed, never lost."""
+        if (wait := self.wait_time()) > 0:
+            await asyncio.sleep(wait)
+        self.take()
+
+    def slow_down(self) -> None:
+        self._refill(self.clock())
+        self.rate = max(self.floor, self.rate / 2)
+        self.tokens = min(self.tokens, 0.0)

@@ -316,6 +316,44 @@ class Store:
         await self._pool.execute(Q["mark_submitted"], message_ids)
 
     @_translated
+    async def mark_submitting(self, message_ids: list[int], smsc: str) -> set[int]:
+        """Record that these messages' parts are about to be written; returns the messages
+        that may be written (a message canceled since its claim is left out)."""
+        rows = await self._pool.fetch(Q["mark_submitting"], message_ids, smsc)
+        return {row["message_id"] for row in rows}
+
+    @_translated
+    async def record_submissions(self, parts: list[tuple[int, int, str]], done: list[int],
+                                 failed: list[tuple[int, str, str, str]]) -> None:
+        """In one transaction: parts the SMSC accepted (message id, seq, SMSC message id),
+        messages whose every part is accepted (now `on`), and messages that failed
+        (id, status, code, description), each change a status event."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            if parts:
+                await connection.execute(Q["parts_submitted"], *map(list, zip(*parts)))
+            if done:
+                await connection.execute(Q["messages_submitted"], done)
+            if failed:
+                await connection.execute(Q["messages_failed"], *map(list, zip(*failed)))
+
+    @_translated
+    async def return_unsent(self, message_ids: list[int]) -> None:
+        await self._pool.execute(Q["return_unsent"], message_ids)
+
+    @_translated
+    async def cancel(self, mailing_id: int) -> tuple[str, int] | None:
+        """Cancel what is not yet being submitted: ('canceled' or 'interrupted', count), or
+        None when the mailing does not exist or was already ended or canceled."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(Q["cancel_mailing"], mailing_id)
+        return (row["status"], row["canceled"]) if row else None
+
+    @_translated
+    async def mailing(self, mailing_id: int) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(Q["mailing_by_id"], mailing_id)
+        return dict(row) if row else None
+
+    @_translated
     async def release(self, message_ids: list[int]) -> None:
         await self._pool.execute(Q["release_claims"], message_ids)
 

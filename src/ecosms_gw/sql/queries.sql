@@ -127,3 +127,83 @@ ORDER BY g.id;
 
 -- name: ping
 SELECT 1;
+
+-- name: mark_submitting
+-- Before any PDU is written: parts rows exist and the message says "being submitted".
+-- A message canceled since its claim is no longer 'claimed' and is left out.
+WITH m AS (
+    UPDATE messages SET state = 'submitting', smsc = $2, updated_at = now()
+    WHERE id = ANY($1::bigint[]) AND state = 'claimed'
+    RETURNING id, segments
+)
+INSERT INTO parts (message_id, seq, smsc)
+SELECT m.id, s, $2 FROM m, generate_series(1, m.segments) AS s
+RETURNING message_id, seq;
+
+-- name: parts_submitted
+UPDATE parts p SET state = 'submitted', smsc_message_id = r.smsc_id, submitted_at = now()
+FROM unnest($1::bigint[], $2::smallint[], $3::text[]) AS r(message_id, seq, smsc_id)
+WHERE p.message_id = r.message_id AND p.seq = r.seq;
+
+-- name: messages_submitted
+-- Every part accepted by the SMSC: the message is `on`, one status event, queued for the account.
+WITH m AS (
+    UPDATE messages SET state = 'submitted', status = 'on', updated_at = now()
+    WHERE id = ANY($1::bigint[]) AND state = 'submitting'
+    RETURNING id, account_id
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status)
+    SELECT id, account_id, 'on' FROM m
+    RETURNING id, account_id
+)
+INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e;
+
+-- name: messages_failed
+WITH r AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS r(id, status, code, description)
+), m AS (
+    UPDATE messages SET state = 'done', status = r.status, code = r.code,
+           description = r.description, updated_at = now()
+    FROM r
+    WHERE messages.id = r.id AND messages.state IN ('claimed', 'submitting')
+    RETURNING messages.id, messages.account_id, r.status, r.code, r.description
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status, code, description)
+    SELECT id, account_id, status, code, description FROM m
+    RETURNING id, account_id
+)
+INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e;
+
+-- name: cancel_mailing
+-- What is not yet being submitted is canceled, atomically against the dispatcher (which
+-- only writes messages it moved from 'claimed' to 'submitting').
+WITH c AS (
+    UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
+           description = 'canceled by request', updated_at = now()
+    WHERE mailing_id = $1 AND state IN ('queued', 'claimed')
+    RETURNING id, account_id
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status, code, description)
+    SELECT id, account_id, 'ko', 'canceled', 'canceled by request' FROM c
+    RETURNING id, account_id
+), q AS (
+    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
+)
+UPDATE mailings
+SET status = CASE WHEN (SELECT count(*) FROM c) = mailings.messages THEN 'canceled' ELSE 'interrupted' END
+WHERE id = $1 AND status = 'created' AND (SELECT count(*) FROM c) > 0
+RETURNING status, (SELECT count(*) FROM c) AS canceled;
+
+-- name: mailing_by_id
+SELECT g.*, a.code AS account FROM mailings g JOIN accounts a ON a.id = g.account_id WHERE g.id = $1;
+
+-- name: in_doubt
+-- Messages this worker had started writing when it died or lost its link.
+SELECT id FROM messages WHERE state = 'submitting' AND claimed_by = $1;
+
+-- name: return_unsent
+-- Claimed and marked, but not one PDU written: back to the queue as if never claimed.
+WITH gone AS (DELETE FROM parts WHERE message_id = ANY($1::bigint[]))
+UPDATE messages SET state = 'queued', claimed_by = NULL, smsc = NULL,
+       attempts = greatest(attempts - 1, 0), updated_at = now()
+WHERE id = ANY($1::bigint[]) AND state = 'submitting';

@@ -1,0 +1,262 @@
+"""Due messages out through one SMPP connection, at the contracted rate, never twice.
+
+The loop: claim due messages (SKIP LOCKED, so several daemons share the queue), record
+that their parts are being submitted, then write each part when the token bucket and the
+window allow. Responses are collected and written in batches: accepted parts, messages
+whose parts are all accepted (`on`), permanent failures (`ko` with the SMPP status).
+Throttling answers slow the bucket down and the part is sent again, never failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from . import gsm
+from .config import SmscConfig
+from .ratelimit import TokenBucket
+from .smpp import THROTTLED, ESME_ROK, TEMPORARY, BindError, Response, Session, SessionClosed, status_name
+from .store import Claimed, Store, StoreError
+
+log = structlog.get_logger()
+
+POLL_INTERVAL_S = 1.0
+FLUSH_INTERVAL_S = 0.1
+MAX_PART_ATTEMPTS = 5
+RESPONSE_TIMEOUT_S = 30.0
+
+
+async def acknowledge(pdu: Any) -> int:
+    """deliver_sm (receipts, replies) are answered; applying them comes with receipts."""
+    log.debug("deliver_sm_received", source=pdu.source_addr, esm_class=pdu.esm_class)
+    return ESME_ROK
+
+
+def backoff(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
+    """Exponential, clamped and jittered: attempt 1 waits about `base`."""
+    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+def source_address(sender_id: str | None) -> tuple[str, int, int]:
+    """(address, TON, NPI): alphanumeric senders are TON 5 NPI 0, numbers TON 1 NPI 1."""
+    if not sender_id:
+        return "", 0, 0
+    if sender_id.lstrip("+").isdigit():
+        return sender_id.lstrip("+"), 1, 1
+    return sender_id, 5, 0
+
+
+def submit_fields(recipient: str, payload: bytes, encoding: str, multipart: bool,
+                  source: tuple[str, int, int]) -> dict[str, Any]:
+    address, ton, npi = source
+    return {
+        "source_addr": address, "source_addr_ton": ton, "source_addr_npi": npi,
+        "destination_addr": recipient.lstrip("+"), "dest_addr_ton": 1, "dest_addr_npi": 1,
+        "esm_class": 0x40 if multipart else 0x00, "registered_delivery": 1,
+        "data_coding": 0x00 if encoding == "gsm7" else 0x08, "short_message": payload,
+    }
+
+
+@dataclass
+class _InFlight:
+    message: Claimed
+    parts: list[bytes]
+    written: int = 0
+    accepted: dict[int, str] = field(default_factory=dict)  # seq -> SMSC message id
+    failed: bool = False
+
+
+class Dispatcher:
+    """One `[[smsc]]` connection: connects, binds, pumps, reconnects with backoff."""
+
+    def __init__(self, smsc: SmscConfig, store: Store, worker: int, wake: asyncio.Event,
+                 on_deliver: Callable[[Any], Any], address: tuple[str, int] | None = None) -> None:
+        self.smsc = smsc
+        self.store = store
+        self.worker = worker
+        self.wake = wake
+        self.on_deliver = on_deliver
+        self.address = address or (smsc.host, smsc.port)
+        self.bucket = TokenBucket(smsc.tps)
+        self.window = asyncio.Semaphore(smsc.window)
+        self.batch = max(10, smsc.window * 4)
+        self.in_flight: dict[int, _InFlight] = {}
+        self.not_started: set[int] = set()
+        self.retries: set[asyncio.Task[None]] = set()
+        self.parts: list[tuple[int, int, str]] = []
+        self.done: list[int] = []
+        self.failed: list[tuple[int, str, str, str]] = []
+        self.bound = False
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                session = await Session.open(self.smsc.name, *self.address, self.smsc.bind,
+                                             self.smsc.system_id, self.smsc.password,
+                                             self.smsc.system_type, self.on_deliver)
+            except (OSError, TimeoutError, SessionClosed, BindError) as error:
+                attempt += 1
+                delay = backoff(attempt, cap=60.0)
+                log.warning("smpp_connect_failed", smsc=self.smsc.name, error=str(error),
+                            retry_in_s=round(delay, 1))
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self.bound = True
+            log.info("smpp_bound", smsc=self.smsc.name, address=f"{self.address[0]}:{self.address[1]}")
+            flusher = asyncio.create_task(self._flush_every())
+            try:
+                await self._pump(session)
+            except SessionClosed as error:
+                log.warning("smpp_session_lost", smsc=self.smsc.name, error=str(error))
+            finally:
+                stopping = bool(asyncio.current_task().cancelling())  # type: ignore[union-attr]
+                if stopping:  # shutdown: let the answers to what was written arrive first
+                    await self._drain(session)
+                self.bound = False
+                await session.close(unbind=stopping)
+                flusher.cancel()
+                await asyncio.gather(flusher, return_exceptions=True)
+                await self._settle_lost()
+
+    async def _pump(self, session: Session) -> None:
+        while not session.closed.is_set():
+            claimed = await self.store.claim(self.batch, self.worker)
+            if not claimed:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
+                except TimeoutError:
+                    pass
+                continue
+            allowed = await self.store.mark_submitting([m.id for m in claimed], self.smsc.name)
+            self.not_started = set(allowed)
+            for message in claimed:
+                if message.id in allowed:
+                    self.not_started.discard(message.id)
+                    await self._submit_message(session, message)
+
+    async def _submit_message(self, session: Session, message: Claimed) -> None:
+        reference = secrets.randbelow(256)
+        parts = gsm.encode_parts(message.text, message.encoding, reference)
+        flight = self.in_flight[message.id] = _InFlight(message, parts)
+        for seq in range(1, len(parts) + 1):
+            await self._submit_part(session, flight, seq, attempt=1)
+
+    async def _submit_part(self, session: Session, flight: _InFlight, seq: int, attempt: int) -> None:
+        await self.window.acquire()
+        try:
+            await self.bucket.acquire()
+            fields = submit_fields(flight.message.recipient, flight.parts[seq - 1],
+                                   flight.message.encoding, len(flight.parts) > 1,
+                                   source_address(self.smsc.source_addr))
+            future = session.send("submit_sm", **fields)
+        except BaseException:
+            self.window.release()
+            raise
+        flight.written += 1
+        timer = asyncio.get_running_loop().call_later(
+            RESPONSE_TIMEOUT_S, lambda: future.done() or future.set_exception(TimeoutError()))
+        future.add_done_callback(lambda done: (timer.cancel(),
+                                               self._answered(session, flight, seq, attempt, done)))
+        await session.drain()
+
+    def _answered(self, session: Session, flight: _InFlight, seq: int, attempt: int,
+                  done: asyncio.Future[Response]) -> None:
+        self.window.release()
+        if done.cancelled():
+            return
+        error = done.exception()
+        if isinstance(error, TimeoutError) and attempt < MAX_PART_ATTEMPTS:
+            log.warning("submit_sm_timeout", smsc=self.smsc.name, message_id=flight.message.id, part=seq)
+            self._retry(session, flight, seq, attempt + 1, backoff(attempt))
+            return
+        if error is not None:
+            return  # link lost: settled by _settle_lost
+        response = done.result()
+        if flight.failed:
+            return
+        if response.status == ESME_ROK:
+            flight.accepted[seq] = response.message_id or ""
+            self.parts.append((flight.message.id, seq, response.message_id or ""))
+            if len(flight.accepted) == len(flight.parts):
+                self.done.append(flight.message.id)
+                self.in_flight.pop(flight.message.id, None)
+            return
+        name = status_name(response.status)
+        if response.status in THROTTLED:
+            self.bucket.slow_down()
+            log.info("smpp_throttled", smsc=self.smsc.name, status=name, rate=round(self.bucket.rate, 1))
+            self._retry(session, flight, seq, attempt, 0.0)
+        elif response.status in TEMPORARY and attempt < MAX_PART_ATTEMPTS:
+            self._retry(session, flight, seq, attempt + 1, backoff(attempt))
+        else:
+            log.info("submit_sm_refused", smsc=self.smsc.name, message_id=flight.message.id, status=name)
+            flight.failed = True
+            self.failed.append((flight.message.id, "ko", str(response.status), name))
+            self.in_flight.pop(flight.message.id, None)
+
+    def _retry(self, session: Session, flight: _InFlight, seq: int, attempt: int, delay: float) -> None:
+        task = asyncio.create_task(self._resubmit(session, flight, seq, attempt, delay))
+        self.retries.add(task)
+        task.add_done_callback(self.retries.discard)
+
+    async def _resubmit(self, session: Session, flight: _InFlight, seq: int, attempt: int,
+                        delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._submit_part(session, flight, seq, attempt)
+        except SessionClosed:
+            pass  # settled by _settle_lost
+
+    async def _drain(self, session: Session, timeout: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while session.pending and not session.closed.is_set() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what the SMSC answered; on a database fault keep it for the next flush."""
+        if not (self.parts or self.done or self.failed):
+            return
+        parts, done, failed = self.parts, self.done, self.failed
+        self.parts, self.done, self.failed = [], [], []
+        try:
+            await self.store.record_submissions(parts, done, failed)
+        except StoreError as error:
+            log.error("submissions_not_recorded", error=str(error), parts=len(parts))
+            self.parts[:0], self.done[:0], self.failed[:0] = parts, done, failed
+
+    async def _settle_lost(self) -> None:
+        """After the link died: messages nothing was written for go back to the queue;
+        parts written without an answer have an unknown fate and are not sent again (no
+        duplicate SMS): their message is `no`."""
+        for task in self.retries:
+            task.cancel()
+        unsent = list(self.not_started)
+        for flight in self.in_flight.values():
+            if flight.written == 0:
+                unsent.append(flight.message.id)
+            else:
+                self.failed.append((flight.message.id, "no", "in_doubt",
+                                    "link lost before the SMSC answered: not resent"))
+        self.in_flight.clear()
+        self.not_started = set()
+        await self.flush()
+        if unsent:
+            try:
+                await self.store.return_unsent(unsent)
+            except StoreError as error:  # a restart's reaper settles them
+                log.error("unsent_not_returned", error=str(error), messages=len(unsent))
