@@ -33,49 +33,61 @@ class SlidingWindow:
 
 
 class TokenBucket:
-    """A rate of `rate` events per second with bursts of at most `burst`, computing the
-    exact wait for the next event instead of sleeping in whole ticks.
+    """`rate` events per second, spaced on an ideal timeline (GCRA): each event has a
+    theoretical time, and the wait is computed exactly, not slept in whole ticks. A sleep
+    that overshoots a little keeps the timeline (the next wait is shorter), so the mean
+    stays at the rate; a real pause restarts the timeline from now, so nothing bursts.
+
+    The last second's actual events are also kept (for contracts up to `LOGGED_RATE`), so
+    that no one-second window ever holds more than the rate, even after a late wake-up.
 
     Adaptive: `slow_down()` halves the rate when the SMSC says it is throttled (never
-    below `floor`), and the rate climbs back by `climb` events/s every second of
-    success, up to the contracted rate (AIMD)."""
+    below `floor`), and the rate climbs back by `climb` events/s every second, up to the
+    contracted rate (AIMD)."""
 
-    def __init__(self, rate: float, burst: float | None = None, floor: float = 1.0,
-                 climb: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    LOGGED_RATE = 10_000
+    LOG_WINDOW_S = 1.01  # a hair over a second: network jitter cannot crowd the SMSC's window
+
+    def __init__(self, rate: float, floor: float = 1.0, climb: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = self.rate = float(rate)
-        # A burst of one keeps every one-second window at or under the rate.
-        self.burst = float(burst if burst is not None else 1.0)
         self.floor = min(floor, self.ceiling)
         self.climb = climb if climb is not None else max(1.0, rate / 20)
         self.clock = clock
-        self.tokens = self.burst
-        self.updated = clock()
+        self.next_at = self.updated = clock()
+        self.recent: deque[float] | None = deque() if rate <= self.LOGGED_RATE else None
 
-    def _refill(self, now: float) -> None:
-        elapsed = now - self.updated
-        if elapsed > 0:
-            if self.rate < self.ceiling:
-                self.rate = min(self.ceiling, self.rate + self.climb * elapsed)
-            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
-            self.updated = now
+    def _adapt(self, now: float) -> None:
+        if self.rate < self.ceiling and now > self.updated:
+            self.rate = min(self.ceiling, self.rate + self.climb * (now - self.updated))
+        self.updated = now
 
     def wait_time(self) -> float:
-        """Seconds until one token is there (0 when it is there now)."""
-        self._refill(self.clock())
-        return 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
+        """Seconds until the next event may happen (0 when it may happen now)."""
+        now = self.clock()
+        self._adapt(now)
+        allowed = self.next_at
+        if self.recent is not None and len(self.recent) >= (limit := max(1, int(self.rate))):
+            allowed = max(allowed, self.recent[-limit] + self.LOG_WINDOW_S)
+        return max(0.0, allowed - now)
 
     def take(self) -> None:
-        """Spend one token (call once `wait_time()` is 0)."""
-        self._refill(self.clock())
-        self.tokens -= 1
+        """Count one event (once `wait_time()` is 0)."""
+        now = self.clock()
+        self._adapt(now)
+        period = 1.0 / self.rate
+        on_time = now < self.next_at + min(0.5 * period, 0.01)
+        self.next_at = (self.next_at if on_time else now) + period
+        if self.recent is not None:
+            self.recent.append(now)
+            while len(self.recent) > max(1, int(self.ceiling)):
+                self.recent.popleft()
 
     async def acquire(self) -> None:
-        """Wait for a token and spend it; a token taken early is owed, never lost."""
         if (wait := self.wait_time()) > 0:
             await asyncio.sleep(wait)
         self.take()
 
     def slow_down(self) -> None:
-        self._refill(self.clock())
+        self._adapt(self.clock())
         self.rate = max(self.floor, self.rate / 2)
-        self.tokens = min(self.tokens, 0.0)
