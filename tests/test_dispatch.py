@@ -235,12 +235,15 @@ async def test_the_simulator_accepts_and_sends_receipts(store: Store, dsn: str, 
 
     await queue_mailing(store, account, mixed_bodies(30))
     dispatcher = Dispatcher(SmscConfig(name="sim", tps=1000), store, 1, asyncio.Event(), on_deliver, (host, port))
-    try:
-        await run_until(dispatcher, all_settled(dsn))
-        await asyncio.sleep(0.5)
-    finally:
-        await simulator.close()
     parts = sum(gsm.segment_count(t, "gsm7", gsm.septet_count(t)) for t in [
         (f"message {n}" if n % 3 else f"long message {n} " + "abcdefghij€" * 20) for n in range(30)])
+
+    async def receipts_back() -> bool:
+        return await all_settled(dsn)() and len(delivered) >= parts
+
+    try:
+        await run_until(dispatcher, receipts_back)
+    finally:
+        await simulator.close()
     assert simulator.submitted == parts
     assert len(delivered) == parts and all(b"stat:DELIVRD" in receipt for receipt in delivered)
