@@ -86,6 +86,15 @@ class SmscConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    # Parts written to the SMSC without an answer when the daemon died or the link broke:
+    # "unknown" makes the message `no` (never a duplicate SMS), "resend" sends it again
+    # (never a loss, sometimes twice).
+    in_doubt: str = "unknown"
+    max_age_hours: int = 48  # a message that could not leave within this ends `ko` (expired)
+
+
+@dataclass(frozen=True, slots=True)
 class MailOutConfig:
     relay: str = "127.0.0.1:25"
     from_: str = "ecosms-gw@localhost"  # TOML key `from`
@@ -105,6 +114,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
     smsc: tuple[SmscConfig, ...] = (SmscConfig(name="simulator", simulator=True),)
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     mail_out: MailOutConfig = field(default_factory=MailOutConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "built-in defaults"  # the file it came from, for messages
@@ -249,6 +259,10 @@ def _check(config: Config) -> None:
         problems.append("ftp.require_tls: needs ftp.tls_cert and ftp.tls_key")
     if config.ftp.dedupe_hours < 0:
         problems.append(f"ftp.dedupe_hours: must be 0 or more, not {config.ftp.dedupe_hours}")
+    if config.dispatch.in_doubt not in ("unknown", "resend"):
+        problems.append(f"dispatch.in_doubt: {config.dispatch.in_doubt!r} is not unknown or resend")
+    if config.dispatch.max_age_hours < 1:
+        problems.append(f"dispatch.max_age_hours: must be at least 1, not {config.dispatch.max_age_hours}")
     if config.log.format not in ("auto", "json", "console"):
         problems.append(f"log.format: {config.log.format!r} is not auto, json or console")
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 from collections.abc import Coroutine
 from typing import Any
 
@@ -77,12 +78,14 @@ async def serve(config: Config) -> int:
         return 1
 
 
-async def _reap_every(store: Store, interval_s: float) -> None:
-    """Another daemon on the same database may die while this one runs: return its claims."""
+async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
+    """Another daemon on the same database may die while this one runs: settle its work.
+    Messages that waited past the maximum age are expired."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await store.reap_dead_workers()
+            await store.reap_dead_workers(config.dispatch.in_doubt)
+            await store.expire_waiting(timedelta(hours=config.dispatch.max_age_hours))
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))
 
@@ -101,10 +104,10 @@ async def _serve_smtp(server: asyncio.Server, handler: smtp.Handler) -> None:
 async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     applied = await store.migrate()
     worker = await store.register_worker()
-    await store.reap_dead_workers()
+    await store.reap_dead_workers(config.dispatch.in_doubt)
     supervisor = Supervisor()
     supervisor.start("worker_lock", worker.watch())
-    supervisor.start("claims_reaper", _reap_every(store, REAP_INTERVAL_S))
+    supervisor.start("claims_reaper", _reap_every(store, config, REAP_INTERVAL_S))
     inbox = ftp.Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
     simulators: list[Simulator] = []
@@ -114,8 +117,11 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
         if smsc.simulator:
             simulators.append(Simulator())
             address = await simulators[-1].start()
-        dispatchers.append(Dispatcher(smsc, store, worker.key, asyncio.Event(), acknowledge, address))
-        supervisor.start(f"smpp_{smsc.name}", dispatchers[-1].run())
+        dispatchers.append(Dispatcher(smsc, store, worker.key, asyncio.Event(), acknowledge, address,
+                                      own=None if smsc.simulator else worker.own))
+    for dispatcher in dispatchers:
+        dispatcher.peers = dispatchers
+        supervisor.start(f"smpp_{dispatcher.smsc.name}", dispatcher.run())
 
     def wake_dispatchers() -> None:
         for dispatcher in dispatchers:

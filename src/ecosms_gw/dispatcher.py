@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from .store import Claimed, Store, StoreError
 log = structlog.get_logger()
 
 POLL_INTERVAL_S = 1.0
+STANDBY_RETRY_S = 5.0
 FLUSH_INTERVAL_S = 0.1
 MAX_PART_ATTEMPTS = 5
 RESPONSE_TIMEOUT_S = 30.0
@@ -76,10 +77,14 @@ class Dispatcher:
     """One `[[smsc]]` connection: connects, binds, pumps, reconnects with backoff."""
 
     def __init__(self, smsc: SmscConfig, store: Store, worker: int, wake: asyncio.Event,
-                 on_deliver: Callable[[Any], Any], address: tuple[str, int] | None = None) -> None:
+                 on_deliver: Callable[[Any], Any], address: tuple[str, int] | None = None,
+                 own: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.smsc = smsc
         self.store = store
         self.worker = worker
+        self.own = own  # one daemon per SMSC connection, so that its TPS holds across daemons
+        self.peers: list[Dispatcher] = []  # the other connections of this daemon, for routes
+        self.account_buckets: dict[int, TokenBucket] = {}
         self.wake = wake
         self.on_deliver = on_deliver
         self.address = address or (smsc.host, smsc.port)
@@ -94,7 +99,18 @@ class Dispatcher:
         self.failed: list[tuple[int, str, str, str]] = []
         self.bound = False
 
+    def excluded_routes(self) -> tuple[str, ...]:
+        """Prefixes that a more specific connection, bound now, serves instead of this one;
+        when it is down its messages fall back here (failover)."""
+        mine = self.smsc.routes
+        return tuple(route for peer in self.peers if peer is not self and peer.bound
+                     for route in peer.smsc.routes if route != "*" and route not in mine
+                     and any(m == "*" or (route.startswith(m) and len(route) > len(m)) for m in mine))
+
     async def run(self) -> None:
+        while self.own is not None and not await self.own(self.smsc.name):
+            log.info("smsc_served_elsewhere", smsc=self.smsc.name)  # standby: take over later
+            await asyncio.sleep(STANDBY_RETRY_S)
         attempt = 0
         while True:
             try:
@@ -128,7 +144,8 @@ class Dispatcher:
 
     async def _pump(self, session: Session) -> None:
         while not session.closed.is_set():
-            claimed = await self.store.claim(self.batch, self.worker)
+            claimed = await self.store.claim(self.batch, self.worker, self.smsc.routes,
+                                             self.excluded_routes())
             if not claimed:
                 self.wake.clear()
                 try:
@@ -153,10 +170,16 @@ class Dispatcher:
     async def _submit_part(self, session: Session, flight: _InFlight, seq: int, attempt: int) -> None:
         await self.window.acquire()
         try:
+            message = flight.message
+            if message.account_tps:
+                bucket = self.account_buckets.get(message.account_id)
+                if bucket is None or bucket.ceiling != message.account_tps:
+                    bucket = self.account_buckets[message.account_id] = TokenBucket(message.account_tps)
+                await bucket.acquire()
             await self.bucket.acquire()
-            fields = submit_fields(flight.message.recipient, flight.parts[seq - 1],
-                                   flight.message.encoding, len(flight.parts) > 1,
-                                   source_address(self.smsc.source_addr))
+            fields = submit_fields(message.recipient, flight.parts[seq - 1], message.encoding,
+                                   len(flight.parts) > 1,
+                                   source_address(message.sender_id or self.smsc.source_addr))
             future = session.send("submit_sm", **fields)
         except BaseException:
             self.window.release()

@@ -118,9 +118,17 @@ class Claimed:
     encoding: str
     segments: int
     attempts: int
+    sender_id: str | None = None
+    account_tps: int | None = None
 
 
 _ACCOUNT_FIELDS = tuple(f.name for f in fields(Account))
+
+
+def _patterns(prefixes: tuple[str, ...]) -> list[str]:
+    """Route prefixes as LIKE patterns on E.164 recipients: `*` is any, `33` is `+33%`."""
+    return ["%" if prefix == "*" else "+" + prefix.lstrip("+").replace("%", "").replace("_", "") + "%"
+            for prefix in prefixes]
 
 
 def _account(row: asyncpg.Record) -> Account:
@@ -145,13 +153,22 @@ class Worker:
     def __init__(self, key: int, connection: asyncpg.Connection) -> None:
         self.key = key
         self._connection = connection
+        self._busy = asyncio.Lock()  # one query at a time on this connection
 
     @_translated
     async def watch(self, interval_s: float = 5.0) -> None:
         """Runs until the lock connection fails (then the daemon must stop)."""
         while True:
-            await self._connection.fetchval(Q["ping"], timeout=interval_s)
+            async with self._busy:
+                await self._connection.fetchval(Q["ping"], timeout=interval_s)
             await asyncio.sleep(interval_s)
+
+    @_translated
+    async def own(self, resource: str) -> bool:
+        """Try to become the one daemon serving `resource` (an SMSC connection), for as
+        long as this daemon lives; when it dies, another one takes over."""
+        async with self._busy:
+            return await self._connection.fetchval(Q["own_resource"], resource)
 
     @_translated
     async def close(self) -> None:
@@ -299,16 +316,31 @@ class Store:
         return Worker(key, connection)
 
     @_translated
-    async def reap_dead_workers(self) -> int:
-        """Claims of daemons that died go back to the queue; returns how many."""
-        returned = await self._pool.fetch(Q["workers_reap"])
-        if returned:
-            log.warning("claims_returned", messages=len(returned))
-        return len(returned)
+    async def reap_dead_workers(self, in_doubt: str = "unknown") -> int:
+        """Work of daemons that died: claims go back to the queue, messages they had
+        started writing follow the in-doubt policy. Returns how many were returned."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(Q["workers_reap"], in_doubt)
+        if row["returned"] or row["in_doubt"]:
+            log.warning("dead_worker_reaped", returned=row["returned"], in_doubt=row["in_doubt"],
+                        policy=in_doubt)
+        return row["returned"]
 
     @_translated
-    async def claim(self, limit: int, worker: int) -> list[Claimed]:
-        rows = await self._pool.fetch(Q["claim_due"], limit, worker)
+    async def expire_waiting(self, max_age: timedelta) -> int:
+        async with self._pool.acquire() as connection, connection.transaction():
+            expired = await connection.fetchval(Q["expire_waiting"], max_age)
+        if expired:
+            log.warning("messages_expired", messages=expired)
+        return expired
+
+    @_translated
+    async def claim(self, limit: int, worker: int, routes: tuple[str, ...] = ("*",),
+                    excluded: tuple[str, ...] = ()) -> list[Claimed]:
+        """Due messages for one connection: `routes` are recipient prefixes (`*`: any),
+        `excluded` the prefixes a more specific connection serves now."""
+        rows = await self._pool.fetch(Q["claim_due"], limit, worker, _patterns(routes),
+                                      _patterns(excluded))
         return [Claimed(*row) for row in rows]
 
     @_translated

@@ -53,10 +53,12 @@ SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[],
                              $8::timestamptz[]);
 
 -- name: claim_due
--- Oldest due work first; SKIP LOCKED lets several claimers share the queue.
+-- Oldest due work first; SKIP LOCKED lets several claimers share the queue. $3/$4: the
+-- recipient prefixes this connection serves, and those it leaves to more specific routes.
 WITH due AS (
     SELECT id FROM messages
     WHERE state = 'queued' AND due_at <= now()
+      AND recipient LIKE ANY($3::text[]) AND NOT recipient LIKE ANY($4::text[])
     ORDER BY due_at, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -66,7 +68,8 @@ SET state = 'claimed', claimed_by = $2, attempts = m.attempts + 1, updated_at = 
 FROM due
 WHERE m.id = due.id
 RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments,
-          m.attempts;
+          m.attempts, (SELECT a.sender_id FROM accounts a WHERE a.id = m.account_id) AS sender_id,
+          (SELECT a.tps FROM accounts a WHERE a.id = m.account_id) AS account_tps;
 
 -- name: mark_submitted
 UPDATE messages SET state = 'submitted', status = 'on', claimed_by = NULL, updated_at = now()
@@ -78,6 +81,9 @@ UPDATE messages SET state = 'queued', claimed_by = NULL, attempts = greatest(att
        updated_at = now()
 WHERE id = ANY($1::bigint[]) AND state = 'claimed';
 
+-- name: own_resource
+SELECT pg_try_advisory_lock(hashtextextended('ecosms:' || $1, 0));
+
 -- name: worker_register
 INSERT INTO workers (key, host, pid) VALUES ($1, $2, $3);
 
@@ -85,7 +91,9 @@ INSERT INTO workers (key, host, pid) VALUES ($1, $2, $3);
 SELECT pg_try_advisory_lock($1);
 
 -- name: workers_reap
--- Workers whose advisory lock nobody holds are dead: their claims go back to the queue.
+-- Workers whose advisory lock nobody holds are dead. Their claims go back to the queue;
+-- what they had started writing is settled by the in-doubt policy ($1: 'unknown' makes
+-- it `no`, never a duplicate SMS; 'resend' sends it again, never a loss).
 WITH dead AS (
     DELETE FROM workers w
     WHERE NOT EXISTS (
@@ -95,12 +103,47 @@ WITH dead AS (
           AND ((l.classid::bigint << 32) | l.objid::bigint) = w.key
     )
     RETURNING key
+), returned AS (
+    UPDATE messages m
+    SET state = 'queued', claimed_by = NULL, attempts = greatest(m.attempts - 1, 0), updated_at = now()
+    FROM dead
+    WHERE m.claimed_by = dead.key
+      AND (m.state = 'claimed' OR (m.state = 'submitting' AND $1 = 'resend'))
+    RETURNING m.id, m.state
+), forgotten AS (
+    DELETE FROM parts p USING returned r WHERE p.message_id = r.id
+), doubtful AS (
+    UPDATE messages m
+    SET state = 'done', status = 'no', code = 'in_doubt',
+        description = 'written to the SMSC before a crash, no answer: not resent', updated_at = now()
+    FROM dead
+    WHERE m.claimed_by = dead.key AND m.state = 'submitting' AND $1 = 'unknown'
+    RETURNING m.id, m.account_id
+), events AS (
+    INSERT INTO status_events (message_id, account_id, status, code, description)
+    SELECT id, account_id, 'no', 'in_doubt', 'written to the SMSC before a crash, no answer: not resent'
+    FROM doubtful
+    RETURNING id, account_id
+), queued AS (
+    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM events
 )
-UPDATE messages m
-SET state = 'queued', claimed_by = NULL, attempts = greatest(m.attempts - 1, 0), updated_at = now()
-FROM dead
-WHERE m.claimed_by = dead.key AND m.state = 'claimed'
-RETURNING m.id;
+SELECT (SELECT count(*) FROM returned) AS returned, (SELECT count(*) FROM doubtful) AS in_doubt;
+
+-- name: expire_waiting
+-- Messages that could not leave within the maximum age end as `ko` (expired).
+WITH m AS (
+    UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
+           description = 'not sent within the maximum age', updated_at = now()
+    WHERE state = 'queued' AND due_at < now() - $1::interval
+    RETURNING id, account_id
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status, code, description)
+    SELECT id, account_id, 'ko', 'expired', 'not sent within the maximum age' FROM m
+    RETURNING id, account_id
+), q AS (
+    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
+)
+SELECT count(*) FROM m;
 
 -- name: queue_view
 -- What waits, per mailing, like mailq: counts by status, next attempt, last error.
