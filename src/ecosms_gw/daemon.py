@@ -118,7 +118,8 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
             simulators.append(Simulator())
             address = await simulators[-1].start()
         dispatchers.append(Dispatcher(smsc, store, worker.key, asyncio.Event(), acknowledge, address,
-                                      own=None if smsc.simulator else worker.own))
+                                      own=None if smsc.simulator else worker.own,
+                                      in_doubt=config.dispatch.in_doubt))
     for dispatcher in dispatchers:
         dispatcher.peers = dispatchers
         supervisor.start(f"smpp_{dispatcher.smsc.name}", dispatcher.run())

@@ -78,8 +78,10 @@ class Dispatcher:
 
     def __init__(self, smsc: SmscConfig, store: Store, worker: int, wake: asyncio.Event,
                  on_deliver: Callable[[Any], Any], address: tuple[str, int] | None = None,
-                 own: Callable[[str], Awaitable[bool]] | None = None) -> None:
+                 own: Callable[[str], Awaitable[bool]] | None = None,
+                 in_doubt: str = "unknown") -> None:
         self.smsc = smsc
+        self.in_doubt = in_doubt
         self.store = store
         self.worker = worker
         self.own = own  # one daemon per SMSC connection, so that its TPS holds across daemons
@@ -264,13 +266,13 @@ class Dispatcher:
 
     async def _settle_lost(self) -> None:
         """After the link died: messages nothing was written for go back to the queue;
-        parts written without an answer have an unknown fate and are not sent again (no
-        duplicate SMS): their message is `no`."""
+        those with parts written but not all answered follow the in-doubt policy: `no`
+        (never a duplicate SMS) or sent again (never a loss)."""
         for task in self.retries:
             task.cancel()
         unsent = list(self.not_started)
         for flight in self.in_flight.values():
-            if flight.written == 0:
+            if flight.written == 0 or self.in_doubt == "resend":
                 unsent.append(flight.message.id)
             else:
                 self.failed.append((flight.message.id, "no", "in_doubt",
