@@ -230,7 +230,9 @@ async def test_scheduled_messages_wait_in_the_database(store: Store, dsn: str, a
     assert [pdu["destination"] for pdu in peer.received()] == ["33600000002"]
 
 
-async def test_the_simulator_accepts_and_sends_receipts(store: Store, dsn: str, account: Account) -> None:
+@pytest.mark.parametrize("bind", ["transceiver", "transmitter"])
+async def test_the_simulator_accepts_and_sends_receipts(store: Store, dsn: str, account: Account,
+                                                        bind: str) -> None:
     simulator = Simulator(Behaviour(dlr_delay=0.1, throttle_ratio=0.1))
     host, port = await simulator.start()
     delivered: list[bytes] = []
@@ -240,7 +242,8 @@ async def test_the_simulator_accepts_and_sends_receipts(store: Store, dsn: str, 
         return 0
 
     await queue_mailing(store, account, mixed_bodies(30))
-    dispatcher = Dispatcher(SmscConfig(name="sim", tps=1000), store, 1, asyncio.Event(), on_deliver, (host, port))
+    dispatcher = Dispatcher(SmscConfig(name="sim", tps=1000, bind=bind, system_id="gw"), store, 1,
+                            asyncio.Event(), on_deliver, (host, port))
     parts = sum(gsm.segment_count(t, "gsm7", gsm.septet_count(t)) for t in [
         (f"message {n}" if n % 3 else f"long message {n} " + "abcdefghij€" * 20) for n in range(30)])
 

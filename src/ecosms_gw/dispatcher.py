@@ -115,10 +115,15 @@ class Dispatcher:
             await asyncio.sleep(STANDBY_RETRY_S)
         attempt = 0
         while True:
+            receiver = None
             try:
-                session = await Session.open(self.smsc.name, *self.address, self.smsc.bind,
-                                             self.smsc.system_id, self.smsc.password,
-                                             self.smsc.system_type, self.on_deliver)
+                session = await self._open(self.smsc.bind)
+                if self.smsc.bind == "transmitter":  # receipts and replies come on a second link
+                    try:
+                        receiver = await self._open("receiver")
+                    except BaseException:
+                        await session.close()
+                        raise
             except (OSError, TimeoutError, SessionClosed, BindError) as error:
                 attempt += 1
                 delay = backoff(attempt, cap=60.0)
@@ -131,7 +136,7 @@ class Dispatcher:
             log.info("smpp_bound", smsc=self.smsc.name, address=f"{self.address[0]}:{self.address[1]}")
             flusher = asyncio.create_task(self._flush_every())
             try:
-                await self._pump(session)
+                await self._pump_while(session, receiver)
             except SessionClosed as error:
                 log.warning("smpp_session_lost", smsc=self.smsc.name, error=str(error))
             finally:
@@ -140,9 +145,31 @@ class Dispatcher:
                     await self._drain(session)
                 self.bound = False
                 await session.close(unbind=stopping)
+                if receiver is not None:
+                    await receiver.close(unbind=stopping)
                 flusher.cancel()
                 await asyncio.gather(flusher, return_exceptions=True)
                 await self._settle_lost()
+
+    async def _open(self, bind: str) -> Session:
+        return await Session.open(self.smsc.name, *self.address, bind, self.smsc.system_id,
+                                  self.smsc.password, self.smsc.system_type, self.on_deliver)
+
+    async def _pump_while(self, session: Session, receiver: Session | None) -> None:
+        """Pump on the sending link for as long as the receiving link (if apart) lives."""
+        if receiver is None:
+            return await self._pump(session)
+        pump = asyncio.create_task(self._pump(session))
+        lost = asyncio.create_task(receiver.closed.wait())
+        try:
+            done, _ = await asyncio.wait({pump, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, lost):
+                task.cancel()
+            await asyncio.gather(pump, lost, return_exceptions=True)
+        if pump in done and pump.exception() is not None:
+            raise pump.exception()
+        raise SessionClosed(f"{self.smsc.name}: receiver link lost")
 
     async def _pump(self, session: Session) -> None:
         while not session.closed.is_set():

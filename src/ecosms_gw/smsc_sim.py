@@ -41,6 +41,7 @@ class Simulator:
     sequence: int = 0
     server: asyncio.Server | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    receivers: dict[str, asyncio.StreamWriter] = field(default_factory=dict)  # by system_id
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         self.server = await asyncio.start_server(self._serve, host, port)
@@ -60,16 +61,21 @@ class Simulator:
         return self.sequence
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        bound = None
+        bound = system_id = None
         try:
             while True:
                 data = await read_pdu(reader)
                 _, command_id, _, sequence = HEADER.unpack_from(data)
                 if command_id in _BIND_COMMANDS:
                     bound = _BIND_COMMANDS[command_id]
+                    system_id = _text(decode(data).system_id)
+                    if bound == "receiver":
+                        self.receivers[system_id] = writer
                     writer.write(encode(f"bind_{bound}_resp", sequence, system_id="ecosms-sim"))
                 elif command_id == 0x00000004:  # submit_sm
-                    self._submit(writer, data, sequence, receipts=bound != "transmitter")
+                    # a transmitter's receipts go to the receiver bound with the same system_id
+                    target = writer if bound == "transceiver" else self.receivers.get(system_id)
+                    self._submit(writer, data, sequence, target)
                 elif command_id == 0x00000015:  # enquire_link
                     writer.write(encode("enquire_link_resp", sequence))
                 elif command_id == 0x00000006:  # unbind
@@ -83,9 +89,12 @@ class Simulator:
         except (asyncio.IncompleteReadError, ConnectionError, SessionClosed):
             pass
         finally:
+            if self.receivers.get(system_id) is writer:
+                del self.receivers[system_id]
             writer.close()
 
-    def _submit(self, writer: asyncio.StreamWriter, data: bytes, sequence: int, receipts: bool) -> None:
+    def _submit(self, writer: asyncio.StreamWriter, data: bytes, sequence: int,
+                receipts_to: asyncio.StreamWriter | None) -> None:
         behaviour = self.behaviour
         if random.random() < behaviour.throttle_ratio:
             writer.write(encode("submit_sm_resp", sequence, status=THROTTLED, message_id=""))
@@ -97,13 +106,12 @@ class Simulator:
         self.submitted += 1
         message_id = f"{self.submitted:x}"
         writer.write(encode("submit_sm_resp", sequence, message_id=message_id))
-        destination = pdu.destination_addr.decode() if isinstance(pdu.destination_addr, bytes) else pdu.destination_addr
-        source = pdu.source_addr.decode() if isinstance(pdu.source_addr, bytes) else pdu.source_addr
+        destination, source = _text(pdu.destination_addr), _text(pdu.source_addr)
         if behaviour.verbose:
             log.info("smsc_sim_submit", message_id=message_id, destination=destination,
                      data_coding=pdu.data_coding, length=len(pdu.short_message or b""))
-        if receipts and behaviour.dlr_delay >= 0 and pdu.registered_delivery:
-            task = asyncio.create_task(self._later(writer, message_id, destination, source))
+        if receipts_to is not None and behaviour.dlr_delay >= 0 and pdu.registered_delivery:
+            task = asyncio.create_task(self._later(receipts_to, message_id, destination, source))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -125,6 +133,10 @@ class Simulator:
             if not failed and random.random() < behaviour.reply_ratio:
                 writer.write(encode("deliver_sm", self._next_sequence(), source_addr=destination,
                                     destination_addr=source, esm_class=0x00, short_message=b"OK thanks"))
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else (value or "")
 
 
 async def serve(port: int, behaviour: Behaviour) -> None:
