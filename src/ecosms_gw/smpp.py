@@ -105,6 +105,7 @@ class Session:
         self.pending: dict[int, asyncio.Future[Response]] = {}
         self.sequence = 0
         self.closed = asyncio.Event()
+        self.closing = False  # we are unbinding: the link ending is expected
         self.tasks: list[asyncio.Task[Any]] = []
         self.last_heard = asyncio.get_running_loop().time()
 
@@ -163,7 +164,8 @@ class Session:
                 self.last_heard = asyncio.get_running_loop().time()
                 await self._handle(data)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, SessionClosed) as error:
-            log.warning("smpp_link_lost", smsc=self.name, error=str(error) or type(error).__name__)
+            if not self.closing:
+                log.warning("smpp_link_lost", smsc=self.name, error=str(error) or type(error).__name__)
         except Exception:
             log.exception("smpp_reader_failed", smsc=self.name)
         finally:
@@ -226,6 +228,7 @@ class Session:
 
     async def close(self, unbind: bool = False) -> None:
         """Unbind politely when asked and possible, then drop the link."""
+        self.closing = True
         if unbind and not self.closed.is_set():
             with contextlib.suppress(SessionClosed, OSError):
                 await self.request("unbind", timeout=5)
