@@ -27,17 +27,13 @@ from ecosms_gw.accounts import Account  # noqa: E402
 from ecosms_gw.compose import AccountRules, compose  # noqa: E402
 from ecosms_gw.mail2sms import parse_all  # noqa: E402
 from ecosms_gw.store import Store  # noqa: E402
-from tests.postgres import server, with_database  # noqa: E402
+from bench.store import fresh_store  # noqa: E402
+from tests.postgres import server  # noqa: E402
 from tests.test_dispatch import Peer, dispatcher_for  # noqa: E402
 
 
 async def fresh(admin_dsn: str, name: str) -> tuple[Store, str, Account]:
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    await admin.close()
-    dsn = with_database(admin_dsn, name)
-    store = await Store.open(dsn, max_connections=8)
-    await store.migrate()
+    store, dsn = await fresh_store(admin_dsn, name)
     return store, dsn, await store.add_account(Account(id=None, code="B", international=True))
 
 
