@@ -35,8 +35,8 @@ class SlidingWindow:
 class TokenBucket:
     """`rate` events per second, spaced on an ideal timeline (GCRA): each event has a
     theoretical time, and the wait is computed exactly, not slept in whole ticks. A sleep
-    that overshoots a little keeps the timeline (the next wait is shorter), so the mean
-    stays at the rate; a real pause restarts the timeline from now, so nothing bursts.
+    that overshoots, or a short pause, keeps the timeline (the next waits are shorter), so
+    the mean stays at the rate; a pause of over a second restarts the timeline from now.
 
     The last second's actual events are also kept (for contracts up to `LOGGED_RATE`), so
     that no one-second window ever holds more than the rate, even after a late wake-up.
@@ -47,6 +47,7 @@ class TokenBucket:
 
     LOGGED_RATE = 10_000
     LOG_WINDOW_S = 1.01  # a hair over a second: network jitter cannot crowd the SMSC's window
+    CATCH_UP_S = 1.0
 
     def __init__(self, rate: float, floor: float = 1.0, climb: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -76,7 +77,9 @@ class TokenBucket:
         now = self.clock()
         self._adapt(now)
         period = 1.0 / self.rate
-        on_time = now < self.next_at + min(0.5 * period, 0.01)
+        # Late by less than a second (a slow wake-up, a claim between batches): keep the
+        # timeline and catch up; the one-second log still caps every window.
+        on_time = now < self.next_at + self.CATCH_UP_S
         self.next_at = (self.next_at if on_time else now) + period
         if self.recent is not None:
             self.recent.append(now)
