@@ -17,7 +17,8 @@ from ecosms_gw import gsm
 from ecosms_gw.accounts import Account
 from ecosms_gw.compose import AccountRules, compose
 from ecosms_gw.config import SmscConfig
-from ecosms_gw.dispatcher import Dispatcher, acknowledge
+from ecosms_gw.delivery import Deliveries
+from ecosms_gw.dispatcher import Dispatcher
 from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
@@ -86,9 +87,11 @@ async def run_until(dispatcher: Dispatcher, done, timeout: float = 60.0) -> None
         await asyncio.gather(task, return_exceptions=True)
 
 
-def dispatcher_for(port: int, store: Store, tps: int = 10_000, window: int = 64, worker: int = 1) -> Dispatcher:
-    return Dispatcher(SmscConfig(name="peer", host="127.0.0.1", port=port, tps=tps, window=window,
-                                 source_addr="ACME"), store, worker, asyncio.Event(), acknowledge)
+def dispatcher_for(port: int, store: Store, tps: int = 10_000, window: int = 64, worker: int = 1,
+                   name: str = "peer", routes: tuple[str, ...] = ("*",)) -> Dispatcher:
+    smsc = SmscConfig(name=name, host="127.0.0.1", port=port, tps=tps, window=window,
+                      source_addr="ACME", routes=routes)
+    return Dispatcher(smsc, store, worker, asyncio.Event(), Deliveries(store).handler(smsc))
 
 
 def all_settled(dsn: str):

@@ -14,13 +14,11 @@ import pytest
 
 from ecosms_gw.accounts import Account
 from ecosms_gw.compose import AccountRules, compose
-from ecosms_gw.config import SmscConfig
-from ecosms_gw.dispatcher import Dispatcher, acknowledge
 from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.store import Store
 
 from .test_daemon import COMMAND, environment
-from .test_dispatch import Peer, all_settled, queue_mailing, run_until, statuses
+from .test_dispatch import Peer, all_settled, dispatcher_for, queue_mailing, run_until, statuses
 
 
 def write_config(folder: Path, dsn: str, peer_port: int, tps: int, in_doubt: str) -> Path:
@@ -126,11 +124,8 @@ async def test_two_daemons_one_database_one_peer(store: Store, dsn: str, account
 async def test_routes_prefer_the_specific_connection_and_fail_over(store: Store, dsn: str,
                                                                    account: Account, tmp_path: Path) -> None:
     french, anywhere = Peer(tmp_path), Peer(tmp_path)
-    wake = asyncio.Event()
-    specific = Dispatcher(SmscConfig(name="fr", host="127.0.0.1", port=french.port, routes=("33",)),
-                          store, 1, wake, acknowledge)
-    general = Dispatcher(SmscConfig(name="all", host="127.0.0.1", port=anywhere.port, routes=("*",)),
-                         store, 1, asyncio.Event(), acknowledge)
+    specific = dispatcher_for(french.port, store, name="fr", routes=("33",))
+    general = dispatcher_for(anywhere.port, store, name="all")
     specific.peers = general.peers = [specific, general]
     tasks = [asyncio.create_task(specific.run()), asyncio.create_task(general.run())]
     try:
@@ -158,8 +153,7 @@ async def test_per_account_rate_cap_and_sender_id(store: Store, dsn: str, tmp_pa
     peer = Peer(tmp_path)
     try:
         await queue_mailing(store, slow, ["U-SLOW\n" + "".join(f"T-m{n}\n#-336{n:08d}\n" for n in range(11))])
-        dispatcher = Dispatcher(SmscConfig(name="peer", host="127.0.0.1", port=peer.port, tps=1000),
-                                store, 1, asyncio.Event(), acknowledge)
+        dispatcher = dispatcher_for(peer.port, store, tps=1000)
         await run_until(dispatcher, all_settled(dsn))
     finally:
         peer.stop()

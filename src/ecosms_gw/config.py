@@ -83,6 +83,7 @@ class SmscConfig:
     source_addr: str = ""
     routes: tuple[str, ...] = ("*",)
     simulator: bool = False
+    receipt_id_format: str = "same"  # receipts' ids differ from submit_sm_resp's: "decimal" or "hex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class DispatchConfig:
     # (never a loss, sometimes twice).
     in_doubt: str = "unknown"
     max_age_hours: int = 48  # a message that could not leave within this ends `ko` (expired)
+    receipt_wait_hours: int = 48  # submitted without a final receipt this long: `no`
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,8 @@ def _check(config: Config) -> None:
         problems.append(f"ftp.dedupe_hours: must be 0 or more, not {config.ftp.dedupe_hours}")
     if config.dispatch.in_doubt not in ("unknown", "resend"):
         problems.append(f"dispatch.in_doubt: {config.dispatch.in_doubt!r} is not unknown or resend")
+    if config.dispatch.receipt_wait_hours < 1:
+        problems.append(f"dispatch.receipt_wait_hours: must be at least 1, not {config.dispatch.receipt_wait_hours}")
     if config.dispatch.max_age_hours < 1:
         problems.append(f"dispatch.max_age_hours: must be at least 1, not {config.dispatch.max_age_hours}")
     if config.log.format not in ("auto", "json", "console"):
@@ -271,6 +275,8 @@ def _check(config: Config) -> None:
     for i, smsc in enumerate(config.smsc):
         if smsc.bind not in ("transmitter", "receiver", "transceiver"):
             problems.append(f"smsc[{i}].bind: {smsc.bind!r} is not transmitter, receiver or transceiver")
+        if smsc.receipt_id_format not in ("same", "decimal", "hex"):
+            problems.append(f"smsc[{i}].receipt_id_format: {smsc.receipt_id_format!r} is not same, decimal or hex")
         if smsc.tps < 1 or smsc.window < 1:
             problems.append(f"smsc[{i}]: tps and window must be at least 1")
         if smsc.name in names[:i]:

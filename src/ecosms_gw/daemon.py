@@ -15,7 +15,8 @@ from typing import Any
 import structlog
 
 from . import ftp, smtp
-from .dispatcher import Dispatcher, acknowledge
+from .delivery import Deliveries
+from .dispatcher import Dispatcher
 from .smsc_sim import Simulator
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
@@ -86,6 +87,7 @@ async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
         try:
             await store.reap_dead_workers(config.dispatch.in_doubt)
             await store.expire_waiting(timedelta(hours=config.dispatch.max_age_hours))
+            await store.expire_silent(timedelta(hours=config.dispatch.receipt_wait_hours))
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))
 
@@ -110,6 +112,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor.start("claims_reaper", _reap_every(store, config, REAP_INTERVAL_S))
     inbox = ftp.Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
+    deliveries = Deliveries(store)
     simulators: list[Simulator] = []
     dispatchers = []
     for smsc in config.smsc:
@@ -117,7 +120,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
         if smsc.simulator:
             simulators.append(Simulator())
             address = await simulators[-1].start()
-        dispatchers.append(Dispatcher(smsc, store, worker.key, asyncio.Event(), acknowledge, address,
+        dispatchers.append(Dispatcher(smsc, store, worker.key, asyncio.Event(), deliveries.handler(smsc), address,
                                       own=None if smsc.simulator else worker.own,
                                       in_doubt=config.dispatch.in_doubt))
     for dispatcher in dispatchers:

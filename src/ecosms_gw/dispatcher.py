@@ -21,6 +21,7 @@ import structlog
 from . import gsm
 from .config import SmscConfig
 from .ratelimit import TokenBucket
+from .receipts import normalise_id
 from .smpp import THROTTLED, ESME_ROK, TEMPORARY, BindError, Response, Session, SessionClosed, status_name
 from .store import Claimed, Store, StoreError
 
@@ -31,12 +32,6 @@ STANDBY_RETRY_S = 5.0
 FLUSH_INTERVAL_S = 0.1
 MAX_PART_ATTEMPTS = 5
 RESPONSE_TIMEOUT_S = 30.0
-
-
-async def acknowledge(pdu: Any) -> int:
-    """deliver_sm (receipts, replies) are answered; applying them comes with receipts."""
-    log.debug("deliver_sm_received", source=pdu.source_addr, esm_class=pdu.esm_class)
-    return ESME_ROK
 
 
 def backoff(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
@@ -182,12 +177,16 @@ class Dispatcher:
                 except TimeoutError:
                     pass
                 continue
-            allowed = await self.store.mark_submitting([m.id for m in claimed], self.smsc.name)
-            self.not_started = set(allowed)
-            for message in claimed:
-                if message.id in allowed:
+            self.not_started = {m.id for m in claimed}
+            # Marked "being submitted" a window at a time, just before writing: after a
+            # crash, at most that many never-written messages count as in doubt.
+            for start in range(0, len(claimed), self.smsc.window):
+                chunk = claimed[start:start + self.smsc.window]
+                allowed = await self.store.mark_submitting([m.id for m in chunk], self.smsc.name)
+                for message in chunk:
                     self.not_started.discard(message.id)
-                    await self._submit_message(session, message)
+                    if message.id in allowed:  # else canceled since its claim
+                        await self._submit_message(session, message)
 
     async def _submit_message(self, session: Session, message: Claimed) -> None:
         reference = secrets.randbelow(256)
@@ -236,8 +235,9 @@ class Dispatcher:
         if flight.failed:
             return
         if response.status == ESME_ROK:
-            flight.accepted[seq] = response.message_id or ""
-            self.parts.append((flight.message.id, seq, response.message_id or ""))
+            smsc_id = normalise_id(response.message_id or "")
+            flight.accepted[seq] = smsc_id
+            self.parts.append((flight.message.id, seq, smsc_id))
             if len(flight.accepted) == len(flight.parts):
                 self.done.append(flight.message.id)
                 self.in_flight.pop(flight.message.id, None)
@@ -286,7 +286,7 @@ class Dispatcher:
         parts, done, failed = self.parts, self.done, self.failed
         self.parts, self.done, self.failed = [], [], []
         try:
-            await self.store.record_submissions(parts, done, failed)
+            await self.store.record_submissions(self.smsc.name, parts, done, failed)
         except StoreError as error:
             log.error("submissions_not_recorded", error=str(error), parts=len(parts))
             self.parts[:0], self.done[:0], self.failed[:0] = parts, done, failed

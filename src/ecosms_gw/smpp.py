@@ -107,6 +107,7 @@ class Session:
         self.closed = asyncio.Event()
         self.closing = False  # we are unbinding: the link ending is expected
         self.tasks: list[asyncio.Task[Any]] = []
+        self.answering: set[asyncio.Task[None]] = set()
         self.last_heard = asyncio.get_running_loop().time()
 
     @classmethod
@@ -195,14 +196,21 @@ class Session:
             log.info("smpp_unbound_by_smsc", smsc=self.name)
             raise SessionClosed("the SMSC unbound")
         elif pdu.command in ("deliver_sm", "data_sm"):
-            try:
-                status = await self.on_deliver(pdu)
-            except Exception:  # noqa: BLE001 - the SMSC will send it again
-                log.exception("deliver_sm_failed", smsc=self.name)
-                status = 0x08  # ESME_RSYSERR
-            self.writer.write(encode(f"{pdu.command}_resp", sequence, status=status))
+            # answered when handled (receipts are stored in batches): reading goes on meanwhile
+            task = asyncio.create_task(self._answer(pdu, sequence))
+            self.answering.add(task)
+            task.add_done_callback(self.answering.discard)
         else:
             self.writer.write(encode("generic_nack", sequence, status=0x03))
+
+    async def _answer(self, pdu: Command, sequence: int) -> None:
+        try:
+            status = await self.on_deliver(pdu)
+        except Exception:  # noqa: BLE001 - answered as a system error: the SMSC sends it again
+            log.exception("deliver_sm_failed", smsc=self.name)
+            status = 0x08  # ESME_RSYSERR
+        if not self.closed.is_set():
+            self.writer.write(encode(f"{pdu.command}_resp", sequence, status=status))
 
     async def _keep_alive(self) -> None:
         """enquire_link when idle; no answer in time: the link is dead."""

@@ -355,18 +355,52 @@ class Store:
         return {row["message_id"] for row in rows}
 
     @_translated
-    async def record_submissions(self, parts: list[tuple[int, int, str]], done: list[int],
+    async def record_submissions(self, smsc: str, parts: list[tuple[int, int, str]], done: list[int],
                                  failed: list[tuple[int, str, str, str]]) -> None:
         """In one transaction: parts the SMSC accepted (message id, seq, SMSC message id),
         messages whose every part is accepted (now `on`), and messages that failed
-        (id, status, code, description), each change a status event."""
+        (id, status, code, description), each change a status event. Receipts that came
+        before these answers are applied now."""
         async with self._pool.acquire() as connection, connection.transaction():
+            early: list[int] = []
             if parts:
                 await connection.execute(Q["parts_submitted"], *map(list, zip(*parts)))
+                early = [row["message_id"] for row in await connection.fetch(
+                    Q["apply_pending_receipts"], smsc, [smsc_id for _, _, smsc_id in parts])]
             if done:
                 await connection.execute(Q["messages_submitted"], done)
             if failed:
                 await connection.execute(Q["messages_failed"], *map(list, zip(*failed)))
+            if early:
+                await connection.fetchval(Q["settle_messages"], early)
+
+    @_translated
+    async def apply_receipts(self, smsc: str, receipts: list[tuple[str, str, str | None]]) -> tuple[int, int]:
+        """Final part states (SMSC message id, part state, code) in one transaction, and the
+        messages they decide. Receipts for parts not recorded yet are kept for later.
+        Returns (applied, kept)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(Q["apply_receipts"], smsc, *map(list, zip(*receipts)))
+            matched = {row["smsc_message_id"] for row in rows}
+            unmatched = [receipt for receipt in receipts if receipt[0] not in matched]
+            early: list[tuple[str, str, str | None]] = []
+            if unmatched:
+                known = {row["smsc_message_id"] for row in await connection.fetch(
+                    Q["known_parts"], smsc, [receipt[0] for receipt in unmatched])}
+                early = [receipt for receipt in unmatched if receipt[0] not in known]
+                if early:
+                    await connection.execute(Q["keep_pending_receipts"], smsc, *map(list, zip(*early)))
+            if rows:
+                await connection.fetchval(Q["settle_messages"], list({row["message_id"] for row in rows}))
+        return len(matched), len(early)
+
+    @_translated
+    async def expire_silent(self, wait: timedelta) -> int:
+        async with self._pool.acquire() as connection, connection.transaction():
+            expired = await connection.fetchval(Q["expire_silent"], wait)
+        if expired:
+            log.warning("receipts_missing", messages=expired)
+        return expired
 
     @_translated
     async def return_unsent(self, message_ids: list[int]) -> None:

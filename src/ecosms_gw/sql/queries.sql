@@ -245,8 +245,86 @@ SELECT g.*, a.code AS account FROM mailings g JOIN accounts a ON a.id = g.accoun
 SELECT id FROM messages WHERE state = 'submitting' AND claimed_by = $1;
 
 -- name: return_unsent
--- Claimed and marked, but not one PDU written: back to the queue as if never claimed.
+-- Claimed (and perhaps marked), but not one PDU written: back to the queue as if never
+-- claimed.
 WITH gone AS (DELETE FROM parts WHERE message_id = ANY($1::bigint[]))
 UPDATE messages SET state = 'queued', claimed_by = NULL, smsc = NULL,
        attempts = greatest(attempts - 1, 0), updated_at = now()
-WHERE id = ANY($1::bigint[]) AND state = 'submitting';
+WHERE id = ANY($1::bigint[]) AND state IN ('claimed', 'submitting');
+
+-- name: apply_receipts
+-- Final part states by SMSC message id; a part already final is left alone (duplicate
+-- receipts change nothing). Returns what matched: the rest waits in receipts_pending.
+WITH r AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS r(smsc_id, state, code)
+)
+UPDATE parts p SET state = r.state, code = r.code, done_at = now()
+FROM r
+WHERE p.smsc = $1 AND p.smsc_message_id = r.smsc_id AND p.state = 'submitted'
+RETURNING p.message_id, p.smsc_message_id;
+
+-- name: known_parts
+SELECT smsc_message_id FROM parts WHERE smsc = $1 AND smsc_message_id = ANY($2::text[]);
+
+-- name: keep_pending_receipts
+INSERT INTO receipts_pending (smsc, smsc_message_id, state, code)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+ON CONFLICT (smsc, smsc_message_id) DO NOTHING;
+
+-- name: apply_pending_receipts
+-- Receipts that came early, now that these parts have their SMSC message ids.
+WITH r AS (
+    DELETE FROM receipts_pending q
+    WHERE q.smsc = $1 AND q.smsc_message_id = ANY($2::text[])
+    RETURNING q.smsc_message_id, q.state, q.code
+)
+UPDATE parts p SET state = r.state, code = r.code, done_at = now()
+FROM r
+WHERE p.smsc = $1 AND p.smsc_message_id = r.smsc_message_id AND p.state = 'submitted'
+RETURNING p.message_id;
+
+-- name: settle_messages
+-- A message whose parts are decided gets its seed status: ko as soon as a part failed,
+-- ok when all are delivered, no when all are final and some unknown.
+WITH s AS (
+    SELECT message_id,
+           CASE WHEN bool_or(state = 'failed') THEN 'ko'
+                WHEN bool_and(state = 'delivered') THEN 'ok'
+                WHEN bool_and(state IN ('delivered', 'unknown')) THEN 'no' END AS status,
+           min(code) FILTER (WHERE state <> 'delivered') AS code
+    FROM parts WHERE message_id = ANY($1::bigint[])
+    GROUP BY message_id
+), m AS (
+    UPDATE messages
+    SET state = 'done', status = s.status, code = s.code,
+        description = CASE s.status WHEN 'ok' THEN 'delivered'
+                                    WHEN 'ko' THEN 'not delivered (receipt error ' || coalesce(s.code, '?') || ')'
+                                    ELSE 'final state unknown' END,
+        updated_at = now()
+    FROM s
+    WHERE messages.id = s.message_id AND s.status IS NOT NULL AND messages.state = 'submitted'
+    RETURNING messages.id, messages.account_id, messages.status, messages.code, messages.description
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status, code, description)
+    SELECT id, account_id, status, code, description FROM m
+    RETURNING id, account_id
+), q AS (
+    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
+)
+SELECT count(*) FROM m;
+
+-- name: expire_silent
+-- Submitted, and no final receipt within the wait: the final state is unknown.
+WITH m AS (
+    UPDATE messages SET state = 'done', status = 'no', code = 'no_receipt',
+           description = 'no delivery receipt within the wait', updated_at = now()
+    WHERE state = 'submitted' AND updated_at < now() - $1::interval
+    RETURNING id, account_id
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status, code, description)
+    SELECT id, account_id, 'no', 'no_receipt', 'no delivery receipt within the wait' FROM m
+    RETURNING id, account_id
+), q AS (
+    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
+)
+SELECT count(*) FROM m;

@@ -1,0 +1,97 @@
+"""What SMSCs deliver back (deliver_sm): receipts, applied in batches.
+
+A receipt is answered only once it is stored, or with a temporary error so that the SMSC
+sends it again: a receipt is never acknowledged and then lost. Batches of up to 1,000,
+flushed every 0.1 s, keep PostgreSQL from paying one commit per receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from . import receipts
+from .config import SmscConfig
+from .smpp import ESME_ROK
+from .store import Store, StoreError
+
+log = structlog.get_logger()
+
+FLUSH_INTERVAL_S = 0.1
+BATCH = 1000
+ESME_RX_T_APPN = 0x64  # temporary application error: the SMSC retries later
+_RECEIPT_KINDS = 0x3C  # esm_class bits saying what a deliver_sm is; 0: a message from a phone
+
+
+class Deliveries:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.waiting: dict[str, list[tuple[tuple[str, str, str | None], asyncio.Future[None]]]] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.flushes: set[asyncio.Task[None]] = set()
+
+    def handler(self, smsc: SmscConfig) -> Callable[[Any], Awaitable[int]]:
+        """The deliver_sm handler of one SMSC connection."""
+        async def on_deliver(pdu: Any) -> int:
+            return await self._on_deliver(smsc, pdu)
+        return on_deliver
+
+    async def _on_deliver(self, smsc: SmscConfig, pdu: Any) -> int:
+        if not (pdu.esm_class or 0) & _RECEIPT_KINDS:
+            log.info("mo_received", smsc=smsc.name, source=pdu.source_addr)  # replies: issue 7
+            return ESME_ROK
+        tlvs = {name: getattr(pdu, name, None)
+                for name in ("receipted_message_id", "message_state", "network_error_code")}
+        receipt = receipts.parse(pdu.short_message, tlvs, smsc.receipt_id_format)
+        if receipt is None:
+            log.warning("receipt_unreadable", smsc=smsc.name, text=repr(pdu.short_message)[:120])
+            return ESME_ROK
+        if not receipt.final:
+            return ESME_ROK  # ENROUTE, ACCEPTD: the final one follows
+        part_state = receipts.OUTCOMES[receipt.stat][0]
+        stored = asyncio.get_running_loop().create_future()
+        batch = self.waiting.setdefault(smsc.name, [])
+        batch.append(((receipt.message_id, part_state, receipt.error), stored))
+        if len(batch) >= BATCH:
+            self._flush_soon(smsc.name, 0)
+        elif smsc.name not in self.timers:
+            self._flush_soon(smsc.name, FLUSH_INTERVAL_S)
+        try:
+            await stored
+        except StoreError:
+            return ESME_RX_T_APPN
+        return ESME_ROK
+
+    def _flush_soon(self, name: str, delay: float) -> None:
+        if timer := self.timers.pop(name, None):
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+
+        def start() -> None:
+            self.timers.pop(name, None)
+            task = asyncio.create_task(self._flush(name))
+            self.flushes.add(task)
+            task.add_done_callback(self.flushes.discard)
+
+        self.timers[name] = loop.call_later(delay, start)
+
+    async def _flush(self, name: str) -> None:
+        batch = self.waiting.pop(name, [])
+        if not batch:
+            return
+        try:
+            applied, kept = await self.store.apply_receipts(name, [receipt for receipt, _ in batch])
+        except StoreError as error:
+            log.error("receipts_not_stored", smsc=name, receipts=len(batch), error=str(error))
+            for _, stored in batch:
+                if not stored.done():
+                    stored.set_exception(error)
+            return
+        log.info("receipts_applied", smsc=name, applied=applied, kept_for_later=kept,
+                 duplicates=len(batch) - applied - kept)
+        for _, stored in batch:
+            if not stored.done():
+                stored.set_result(None)

@@ -1,0 +1,133 @@
+"""Delivery receipts: parsing (pure), and applying them on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from ecosms_gw import receipts
+from ecosms_gw.accounts import Account
+from ecosms_gw.config import SmscConfig
+from ecosms_gw.delivery import Deliveries
+from ecosms_gw.dispatcher import Dispatcher
+from ecosms_gw.smsc_sim import Behaviour, Simulator
+from ecosms_gw.store import Store
+
+from .test_dispatch import all_settled, queue_mailing, run_until
+
+TEXT = b"id:0A1B sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello"
+
+
+@pytest.mark.parametrize(("text", "tlvs", "expected"), [
+    (TEXT, {}, ("a1b", "DELIVRD", "000")),
+    (b"id:77 stat:UNDELIV err:001", {}, ("77", "UNDELIV", "001")),
+    (b"ID:77 STAT:rejectd ERR:0B", {}, ("77", "REJECTD", "0B")),
+    (TEXT, {"receipted_message_id": b"00FF", "message_state": 5}, ("ff", "UNDELIV", "000")),
+    (b"", {"receipted_message_id": "12", "message_state": 3, "network_error_code": b"\x03\x00\x0b"},
+     ("12", "EXPIRED", "03000b")),
+    (b"id:5 stat:ENROUTE", {}, ("5", "ENROUTE", None)),
+])
+def test_receipt_text_and_tlvs(text: bytes, tlvs: dict, expected: tuple) -> None:
+    receipt = receipts.parse(text, tlvs)
+    assert (receipt.message_id, receipt.stat, receipt.error) == expected
+
+
+def test_not_a_receipt() -> None:
+    assert receipts.parse(b"Hello, this is a reply", {}) is None
+
+
+@pytest.mark.parametrize(("raw", "id_format", "normal"), [
+    ("0000ABCD", "same", "abcd"), (" 42\0", "same", "42"), ("000", "same", "0"),
+    ("255", "decimal", "ff"), ("ff", "hex", "255"), ("ABC", "decimal", "abc"),
+])
+def test_message_ids_compare_the_same_way_on_both_sides(raw: str, id_format: str, normal: str) -> None:
+    assert receipts.normalise_id(raw, id_format) == normal
+
+
+@pytest.mark.parametrize(("states", "status"), [
+    (["delivered"], "ok"), (["delivered", "delivered", "delivered"], "ok"),
+    (["delivered", "failed", "delivered"], "ko"), (["failed", "submitted"], "ko"),
+    (["delivered", "unknown"], "no"), (["delivered", "submitted"], None), (["submitted"], None),
+])
+def test_message_status_from_its_parts(states: list[str], status: str | None) -> None:
+    assert receipts.message_status(states) == status
+
+
+@pytest.fixture
+async def account(store: Store) -> Account:
+    return await store.add_account(Account(id=None, code="ACME", international=True))
+
+
+async def final_statuses(dsn: str) -> list[tuple]:
+    connection = await asyncpg.connect(dsn)
+    rows = await connection.fetch("SELECT m.status, m.code, array_agg(p.state ORDER BY p.seq) AS parts "
+                                  "FROM messages m JOIN parts p ON p.message_id = m.id GROUP BY m.id ORDER BY m.id")
+    await connection.close()
+    return [(row["status"], row["code"], list(row["parts"])) for row in rows]
+
+
+async def test_early_duplicate_and_multipart_receipts(store: Store, dsn: str, account: Account) -> None:
+    await queue_mailing(store, account, ["U-ACME\nT-" + "x" * 400 + "\n#-33600000001\nT-y\n#-33600000002"])
+    [long, short] = await store.claim(10, worker=1)
+    await store.mark_submitting([long.id, short.id], "main")
+    # the SMSC's receipt for part 2 and for the short one come before their answers are recorded
+    assert await store.apply_receipts("main", [("b2", "failed", "001"), ("c1", "delivered", "000")]) == (0, 2)
+    await store.record_submissions("main", [(long.id, 1, "b1"), (long.id, 2, "b2"), (long.id, 3, "b3"),
+                                            (short.id, 1, "c1")], [long.id, short.id], [])
+    assert await store.apply_receipts("main", [("b1", "delivered", "000"), ("b3", "delivered", "000")]) == (2, 0)
+    assert await store.apply_receipts("main", [("b1", "failed", "009"), ("c1", "failed", "009")]) == (0, 0)
+    assert await final_statuses(dsn) == [
+        ("ko", "001", ["delivered", "failed", "delivered"]),  # one part failed: the message failed
+        ("ok", None, ["delivered"]),  # duplicates changed nothing
+    ]
+    connection = await asyncpg.connect(dsn)
+    events = await connection.fetch("SELECT message_id, status FROM status_events ORDER BY id")
+    queued = await connection.fetchval("SELECT count(*) FROM status_queue")
+    await connection.close()
+    assert sorted((e["message_id"], e["status"]) for e in events) == sorted([
+        (long.id, "on"), (short.id, "on"), (short.id, "ok"), (long.id, "ko")])
+    assert queued == 4
+
+
+async def test_silent_messages_become_unknown(store: Store, dsn: str, account: Account) -> None:
+    await queue_mailing(store, account, ["U-ACME\nT-x\n#-33600000001"])
+    [message] = await store.claim(10, worker=1)
+    await store.mark_submitting([message.id], "main")
+    await store.record_submissions("main", [(message.id, 1, "a")], [message.id], [])
+    assert await store.expire_silent(timedelta(hours=1)) == 0
+    connection = await asyncpg.connect(dsn)
+    await connection.execute("UPDATE messages SET updated_at = now() - interval '2 hours'")
+    await connection.close()
+    assert await store.expire_silent(timedelta(hours=1)) == 1
+    connection = await asyncpg.connect(dsn)
+    row = await connection.fetchrow("SELECT status, code FROM messages")
+    await connection.close()
+    assert tuple(row) == ("no", "no_receipt")
+
+
+async def test_receipts_from_the_simulator_reach_final_statuses(store: Store, dsn: str, account: Account) -> None:
+    simulator = Simulator(Behaviour(dlr_delay=0.2, fail_ratio=0.3))
+    host, port = await simulator.start()
+    smsc = SmscConfig(name="sim", tps=2000)
+    dispatcher = Dispatcher(smsc, store, 1, asyncio.Event(), Deliveries(store).handler(smsc), (host, port))
+    await queue_mailing(store, account, ["U-ACME\n" + "".join(
+        f"T-{'long ' * 60 if n % 4 == 0 else 'short'} {n}\n#-336{n:08d}\n" for n in range(200))])
+
+    async def all_final() -> bool:
+        connection = await asyncpg.connect(dsn)
+        waiting = await connection.fetchval("SELECT count(*) FROM messages WHERE state <> 'done'")
+        await connection.close()
+        return waiting == 0
+
+    try:
+        await run_until(dispatcher, all_final)
+    finally:
+        await simulator.close()
+    statuses = await final_statuses(dsn)
+    assert {status for status, _, _ in statuses} == {"ok", "ko"}
+    for status, code, parts in statuses:
+        assert status == receipts.message_status(parts)
+        assert (code == "001") == (status == "ko")
