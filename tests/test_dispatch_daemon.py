@@ -86,15 +86,17 @@ async def test_daemon_killed_mid_run_then_restarted(store: Store, dsn: str, acco
     await connection.close()
     said_unknown = {row["recipient"].lstrip("+") for row in rows if row["status"] == "no"}
     everyone = {row["recipient"].lstrip("+") for row in rows}
-    # What the dead daemon had written or had answers for but not yet recorded is in doubt:
-    # at most the SMSC's answers of one flush interval (0.1 s at 1,000/s) plus a window.
+    # What the dead daemon had marked, written or had answers for but not yet recorded is in
+    # doubt: two windows (2 x 20) and the answers of a flush interval (0.1 s at 1,000/s),
+    # with room for a busy event loop.
+    bound = 2 * 20 + 200
     if policy == "unknown":
         assert len(destinations) == len(set(destinations))  # nobody gets it twice
         assert everyone == set(destinations) | said_unknown  # each is sent, or said unknown
-        assert len(said_unknown) <= 150
+        assert len(said_unknown) <= bound
     else:
         assert set(destinations) == everyone and not said_unknown  # nothing lost
-        assert len(destinations) - 2000 <= 150  # the price: a few sent twice
+        assert len(destinations) - 2000 <= bound  # the price: a few sent twice
 
 
 async def test_two_daemons_one_database_one_peer(store: Store, dsn: str, account: Account,

@@ -178,15 +178,28 @@ class Dispatcher:
                     pass
                 continue
             self.not_started = {m.id for m in claimed}
-            # Marked "being submitted" a window at a time, just before writing: after a
-            # crash, at most that many never-written messages count as in doubt.
-            for start in range(0, len(claimed), self.smsc.window):
-                chunk = claimed[start:start + self.smsc.window]
-                allowed = await self.store.mark_submitting([m.id for m in chunk], self.smsc.name)
-                for message in chunk:
-                    self.not_started.discard(message.id)
-                    if message.id in allowed:  # else canceled since its claim
-                        await self._submit_message(session, message)
+            # Marked "being submitted" a window at a time, the next while this one is
+            # written: after a crash, at most two windows of never-written messages are in
+            # doubt, and writing never waits for the database.
+            chunks = [claimed[start:start + self.smsc.window]
+                      for start in range(0, len(claimed), self.smsc.window)]
+            marking = asyncio.create_task(self._mark(chunks[0]))
+            try:
+                for index, chunk in enumerate(chunks):
+                    allowed = await marking
+                    if index + 1 < len(chunks):
+                        marking = asyncio.create_task(self._mark(chunks[index + 1]))
+                    for message in chunk:
+                        self.not_started.discard(message.id)
+                        if message.id in allowed:  # else canceled since its claim
+                            await self._submit_message(session, message)
+            finally:
+                if not marking.done():
+                    marking.cancel()
+                await asyncio.gather(marking, return_exceptions=True)
+
+    async def _mark(self, chunk: list[Claimed]) -> set[int]:
+        return await self.store.mark_submitting([m.id for m in chunk], self.smsc.name)
 
     async def _submit_message(self, session: Session, message: Claimed) -> None:
         reference = secrets.randbelow(256)
