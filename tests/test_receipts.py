@@ -10,13 +10,16 @@ import pytest
 
 from ecosms_gw import receipts
 from ecosms_gw.accounts import Account
-from ecosms_gw.config import SmscConfig
-from ecosms_gw.delivery import Deliveries
+from ecosms_gw.compose import AccountRules, compose
+from ecosms_gw.config import Config, MailOutConfig, SmscConfig
+from ecosms_gw.delivery import Deliveries, keyword
 from ecosms_gw.dispatcher import Dispatcher
+from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
 
-from .test_dispatch import all_settled, queue_mailing, run_until
+from .test_dispatch import queue_mailing, run_until
+from .test_smtp import sink  # noqa: F401 - the SMTP sink fixture
 
 TEXT = b"id:0A1B sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello"
 
@@ -131,3 +134,50 @@ async def test_receipts_from_the_simulator_reach_final_statuses(store: Store, ds
     for status, code, parts in statuses:
         assert status == receipts.message_status(parts)
         assert (code == "001") == (status == "ko")
+
+
+@pytest.mark.parametrize(("text", "word"), [
+    ("  Arrêt ! ", "ARRET"), ("stop   sms", "STOP SMS"), ("Stop.", "STOP"), ("Stop please", "STOP PLEASE"),
+])
+def test_stop_keywords_ignore_case_accents_and_punctuation(text: str, word: str) -> None:
+    assert keyword(text) == word
+
+
+@pytest.mark.parametrize(("reply", "opted_out"), [("Merci, à demain", False), ("  arrêt ", True)])
+async def test_replies_become_rep_are_mailed_and_stop_opts_out(store: Store, dsn: str, sink,
+                                                              reply: str, opted_out: bool) -> None:
+    account = await store.add_account(Account(id=None, code="ACME", international=True,
+                                              reply_email="office@acme.example", sender_id="ACME"))
+    simulator = Simulator(Behaviour(dlr_delay=0.1, reply_ratio=1.0, reply=reply))
+    host, port = await simulator.start()
+    config = Config(mail_out=MailOutConfig(relay=f"127.0.0.1:{sink.port}"))
+    smsc = SmscConfig(name="sim", tps=1000, source_addr="ACME")
+    dispatcher = Dispatcher(smsc, store, 1, asyncio.Event(), Deliveries(store, config).handler(smsc), (host, port))
+    await queue_mailing(store, account, ["U-ACME\nT-Your order is ready\n#-33600000001"])
+
+    async def replied() -> bool:
+        connection = await asyncpg.connect(dsn)
+        status = await connection.fetchval("SELECT status FROM messages")
+        await connection.close()
+        return status == "rep"
+
+    try:
+        await run_until(dispatcher, replied)
+    finally:
+        await simulator.close()
+    connection = await asyncpg.connect(dsn)
+    message = await connection.fetchrow("SELECT id, response FROM messages")
+    mo = await connection.fetchrow("SELECT source, text, account_id, message_id FROM mo_messages")
+    await connection.close()
+    assert message["response"] == reply
+    assert tuple(mo) == ("+33600000001", reply, account.id, message["id"])
+    assert await asyncio.to_thread(sink.received.wait, 10)
+    mail = sink.messages[0]
+    assert mail["To"] == "office@acme.example"
+    assert mail["Subject"] == f"Response from +33600000001 to SMS #{message['id']}"
+    assert reply in mail.get_content() and "Your order is ready" in mail.get_content()
+    assert (await store.opt_outs(account.id) == {"+33600000001"}) is opted_out
+    if opted_out:  # the next mailing to that number leaves it out
+        result = compose(parse_all(["U-ACME\nT-again\n#-33600000001\n#-33600000002"]), AccountRules(),
+                         await store.opt_outs(account.id))
+        assert [(d.recipient, d.reason) for d in result.dropped] == [("+33600000001", "opted_out")]

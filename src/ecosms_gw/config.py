@@ -97,6 +97,13 @@ class DispatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RepliesConfig:
+    # A reply that is one of these (case, accents and spaces ignored) opts the number out.
+    stop_keywords: tuple[str, ...] = ("STOP", "STOP SMS", "ARRET", "UNSUBSCRIBE")
+    subject: str = "Response from {number} to SMS #{id}"
+
+
+@dataclass(frozen=True, slots=True)
 class MailOutConfig:
     relay: str = "127.0.0.1:25"
     from_: str = "ecosms-gw@localhost"  # TOML key `from`
@@ -117,6 +124,7 @@ class Config:
     defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
     smsc: tuple[SmscConfig, ...] = (SmscConfig(name="simulator", simulator=True),)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    replies: RepliesConfig = field(default_factory=RepliesConfig)
     mail_out: MailOutConfig = field(default_factory=MailOutConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "built-in defaults"  # the file it came from, for messages

@@ -112,7 +112,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor.start("claims_reaper", _reap_every(store, config, REAP_INTERVAL_S))
     inbox = ftp.Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
-    deliveries = Deliveries(store)
+    deliveries = Deliveries(store, config)
     simulators: list[Simulator] = []
     dispatchers = []
     for smsc in config.smsc:

@@ -1,4 +1,4 @@
-"""What SMSCs deliver back (deliver_sm): receipts, applied in batches.
+"""What SMSCs deliver back (deliver_sm): receipts, applied in batches, and replies.
 
 A receipt is answered only once it is stored, or with a temporary error so that the SMSC
 sends it again: a receipt is never acknowledged and then lost. Batches of up to 1,000,
@@ -8,13 +8,15 @@ flushed every 0.1 s, keep PostgreSQL from paying one commit per receipt.
 from __future__ import annotations
 
 import asyncio
+import re
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
-from . import receipts
-from .config import SmscConfig
+from . import gsm, mail_out, receipts
+from .config import Config, SmscConfig
 from .smpp import ESME_ROK
 from .store import Store, StoreError
 
@@ -26,9 +28,33 @@ ESME_RX_T_APPN = 0x64  # temporary application error: the SMSC retries later
 _RECEIPT_KINDS = 0x3C  # esm_class bits saying what a deliver_sm is; 0: a message from a phone
 
 
+def keyword(text: str) -> str:
+    """A reply as compared with the STOP keywords: no accents, case, punctuation around
+    it, or repeated spaces ("  Arrêt ! " is "ARRET")."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return " ".join(re.sub(r"^\W+|\W+$", "", plain).upper().split())
+
+
+def reply_text(pdu: Any) -> str:
+    """The text of a message from a phone, by its data_coding."""
+    raw = pdu.short_message or b""
+    if pdu.data_coding == 0x08:
+        return raw.decode("utf-16-be", "replace")
+    if pdu.data_coding == 0x00:
+        return gsm.decode_gsm(raw)
+    return raw.decode("latin-1")
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else (value or "")
+
+
 class Deliveries:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, config: Config | None = None) -> None:
         self.store = store
+        self.config = config or Config()
+        self.stop_keywords = {keyword(word) for word in self.config.replies.stop_keywords}
+        self.mails: set[asyncio.Task[bool]] = set()
         self.waiting: dict[str, list[tuple[tuple[str, str, str | None], asyncio.Future[None]]]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.flushes: set[asyncio.Task[None]] = set()
@@ -41,8 +67,7 @@ class Deliveries:
 
     async def _on_deliver(self, smsc: SmscConfig, pdu: Any) -> int:
         if not (pdu.esm_class or 0) & _RECEIPT_KINDS:
-            log.info("mo_received", smsc=smsc.name, source=pdu.source_addr)  # replies: issue 7
-            return ESME_ROK
+            return await self._on_reply(smsc, pdu)
         tlvs = {name: getattr(pdu, name, None)
                 for name in ("receipted_message_id", "message_state", "network_error_code")}
         receipt = receipts.parse(pdu.short_message, tlvs, smsc.receipt_id_format)
@@ -63,6 +88,31 @@ class Deliveries:
             await stored
         except StoreError:
             return ESME_RX_T_APPN
+        return ESME_ROK
+
+    async def _on_reply(self, smsc: SmscConfig, pdu: Any) -> int:
+        """A message from a phone: the message it answers becomes `rep`; STOP opts out;
+        the account's reply address gets it by e-mail."""
+        number = "+" + _text(pdu.source_addr).lstrip("+")
+        text = reply_text(pdu)
+        stop = keyword(text) in self.stop_keywords
+        try:
+            answered = await self.store.record_reply(smsc.name, number, _text(pdu.destination_addr),
+                                                     text, stop)
+        except StoreError as error:
+            log.error("reply_not_stored", smsc=smsc.name, error=str(error))
+            return ESME_RX_T_APPN
+        log.info("reply_received", smsc=smsc.name, number=number, stop=stop,
+                 message_id=answered["message_id"] if answered else None,
+                 account=answered["account"] if answered else None)
+        if answered and answered["reply_email"]:
+            subject = self.config.replies.subject.format(number=number, id=answered["message_id"])
+            body = f"{number} answered SMS #{answered['message_id']}:\n\n{text}\n\n" \
+                   f"Your SMS was:\n\n{answered['text']}\n" + ("\nThe number is now opted out.\n" if stop else "")
+            task = asyncio.create_task(mail_out.send(self.config.mail_out, answered["reply_email"],
+                                                     subject, body))
+            self.mails.add(task)
+            task.add_done_callback(self.mails.discard)
         return ESME_ROK
 
     def _flush_soon(self, name: str, delay: float) -> None:

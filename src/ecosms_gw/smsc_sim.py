@@ -32,6 +32,7 @@ class Behaviour:
     nack_ratio: float = 0.0  # submit_sm answered with a generic_nack
     reply_ratio: float = 0.0  # recipients answering with an MO message
     verbose: bool = False
+    reply: str = "OK thanks"
 
 
 @dataclass
@@ -132,7 +133,8 @@ class Simulator:
                                 receipted_message_id=message_id, message_state=state))
             if not failed and random.random() < behaviour.reply_ratio:
                 writer.write(encode("deliver_sm", self._next_sequence(), source_addr=destination,
-                                    destination_addr=source, esm_class=0x00, short_message=b"OK thanks"))
+                                    destination_addr=source, esm_class=0x00, data_coding=0x08,
+                                    short_message=behaviour.reply.encode("utf-16-be")))
 
 
 def _text(value: bytes | str | None) -> str:

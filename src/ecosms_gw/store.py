@@ -395,6 +395,15 @@ class Store:
         return len(matched), len(early)
 
     @_translated
+    async def record_reply(self, smsc: str, source: str, destination: str, text: str,
+                           stop: bool) -> dict[str, Any] | None:
+        """Store a message from a phone; the message it answers (if any) becomes `rep`, and
+        with `stop` the number is opted out of that account. Returns what it answers."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
+        return dict(row) if row else None
+
+    @_translated
     async def expire_silent(self, wait: timedelta) -> int:
         async with self._pool.acquire() as connection, connection.transaction():
             expired = await connection.fetchval(Q["expire_silent"], wait)

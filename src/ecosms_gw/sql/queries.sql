@@ -296,7 +296,8 @@ WITH s AS (
     GROUP BY message_id
 ), m AS (
     UPDATE messages
-    SET state = 'done', status = s.status, code = s.code,
+    SET state = 'done', status = CASE WHEN messages.status = 'rep' THEN 'rep' ELSE s.status END,
+        code = s.code,
         description = CASE s.status WHEN 'ok' THEN 'delivered'
                                     WHEN 'ko' THEN 'not delivered (receipt error ' || coalesce(s.code, '?') || ')'
                                     ELSE 'final state unknown' END,
@@ -307,6 +308,7 @@ WITH s AS (
 ), e AS (
     INSERT INTO status_events (message_id, account_id, status, code, description)
     SELECT id, account_id, status, code, description FROM m
+    WHERE status <> 'rep'  -- already replied: the receipt changes no status
     RETURNING id, account_id
 ), q AS (
     INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
@@ -328,3 +330,35 @@ WITH m AS (
     INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
 )
 SELECT count(*) FROM m;
+
+-- name: record_reply
+-- A message from a phone: matched to the latest message sent to that number, preferring
+-- the account whose sender id it answers; stored; that message becomes `rep`.
+WITH target AS (
+    SELECT m.id, m.account_id, m.text FROM messages m
+    WHERE m.recipient = $2 AND m.state IN ('submitted', 'done') AND m.status IN ('on', 'ok', 'no', 'rep')
+    ORDER BY EXISTS (SELECT 1 FROM accounts a WHERE a.id = m.account_id AND a.sender_id = $3) DESC,
+             m.id DESC
+    LIMIT 1
+), stored AS (
+    INSERT INTO mo_messages (smsc, source, destination, text, account_id, message_id)
+    SELECT $1, $2, $3, $4, target.account_id, target.id
+    FROM (SELECT 1) AS one LEFT JOIN target ON true
+    RETURNING account_id, message_id
+), replied AS (
+    UPDATE messages SET status = 'rep', response = $4, updated_at = now()
+    FROM target WHERE messages.id = target.id
+    RETURNING messages.id, messages.account_id
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status, response)
+    SELECT id, account_id, 'rep', $4 FROM replied
+    RETURNING id, account_id
+), q AS (
+    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
+), opted AS (
+    INSERT INTO opt_outs (account_id, recipient, reason)
+    SELECT target.account_id, $2, 'reply: ' || left($4, 40) FROM target WHERE $5
+    ON CONFLICT DO NOTHING
+)
+SELECT target.id AS message_id, target.text, a.code AS account, a.reply_email
+FROM target JOIN accounts a ON a.id = target.account_id;
