@@ -259,3 +259,37 @@ async def test_the_simulator_accepts_and_sends_receipts(store: Store, dsn: str, 
         await simulator.close()
     assert simulator.submitted == parts
     assert len(delivered) == parts and all(b"stat:DELIVRD" in receipt for receipt in delivered)
+
+
+async def test_database_outage_pauses_dispatch_and_sends_nothing_twice(pg_server, store: Store, dsn: str,
+                                                                       account: Account, peer: Peer) -> None:
+    _, cluster = pg_server
+    if cluster is None:
+        pytest.skip("needs a server the tests control")
+    await queue_mailing(store, account, ["U-ACME\n" + "".join(f"T-m{n}\n#-336{n:08d}\n" for n in range(1000))])
+    dispatcher = dispatcher_for(peer.port, store, tps=300, window=10)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        while len(peer.received()) < 100:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(cluster.stop, "immediate")
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(cluster.start)
+        assert not task.done()  # the dispatcher waited for the database, it did not die
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while True:
+            try:
+                if await all_settled(dsn)():
+                    break
+            except OSError:
+                pass
+            assert loop.time() < deadline
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    destinations = [pdu["destination"] for pdu in peer.received()]
+    assert len(destinations) == len(set(destinations))
+    final = await statuses(dsn)
+    assert len(set(destinations)) + sum(1 for _, status, _ in final.values() if status == "no") >= 1000

@@ -29,6 +29,7 @@ log = structlog.get_logger()
 
 POLL_INTERVAL_S = 1.0
 STANDBY_RETRY_S = 5.0
+STORE_RETRY_S = 5.0
 FLUSH_INTERVAL_S = 0.1
 MAX_PART_ATTEMPTS = 5
 RESPONSE_TIMEOUT_S = 30.0
@@ -130,10 +131,14 @@ class Dispatcher:
             self.bound = True
             log.info("smpp_bound", smsc=self.smsc.name, address=f"{self.address[0]}:{self.address[1]}")
             flusher = asyncio.create_task(self._flush_every())
+            database_down = False
             try:
                 await self._pump_while(session, receiver)
             except SessionClosed as error:
                 log.warning("smpp_session_lost", smsc=self.smsc.name, error=str(error))
+            except StoreError as error:  # the database is down: unbind, wait, start again
+                log.error("dispatch_store_unavailable", smsc=self.smsc.name, error=str(error))
+                database_down = True
             finally:
                 stopping = bool(asyncio.current_task().cancelling())  # type: ignore[union-attr]
                 if stopping:  # shutdown: let the answers to what was written arrive first
@@ -145,13 +150,19 @@ class Dispatcher:
                 flusher.cancel()
                 await asyncio.gather(flusher, return_exceptions=True)
                 await self._settle_lost()
+            if database_down:
+                await asyncio.sleep(STORE_RETRY_S)
 
     async def _open(self, bind: str) -> Session:
         return await Session.open(self.smsc.name, *self.address, bind, self.smsc.system_id,
                                   self.smsc.password, self.smsc.system_type, self.on_deliver)
 
     async def _pump_while(self, session: Session, receiver: Session | None) -> None:
-        """Pump on the sending link for as long as the receiving link (if apart) lives."""
+        """Pump on the sending link for as long as the receiving link (if apart) lives. A
+        receiver-only connection just listens (for receipts and replies)."""
+        if self.smsc.bind == "receiver":
+            await session.closed.wait()
+            return
         if receiver is None:
             return await self._pump(session)
         pump = asyncio.create_task(self._pump(session))
