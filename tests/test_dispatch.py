@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 import shutil
 import signal
 import subprocess
@@ -178,7 +179,7 @@ async def test_peer_killed_and_restarted_mid_run(store: Store, dsn: str, account
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while not await all_settled(dsn)():
-            assert loop.time() < deadline
+            assert loop.time() < deadline, Counter(state for state, _, _ in (await statuses(dsn)).values())
             await asyncio.sleep(0.2)
     finally:
         task.cancel()

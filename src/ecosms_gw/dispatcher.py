@@ -311,9 +311,11 @@ class Dispatcher:
         self.parts, self.done, self.failed = [], [], []
         try:
             await self.store.record_submissions(self.smsc.name, parts, done, failed)
-        except StoreError as error:
-            log.error("submissions_not_recorded", error=str(error), parts=len(parts))
+        except BaseException as error:  # not written (a fault, or the flusher stopped meanwhile)
             self.parts[:0], self.done[:0], self.failed[:0] = parts, done, failed
+            if not isinstance(error, StoreError):
+                raise  # recording is idempotent: writing these again later is harmless
+            log.error("submissions_not_recorded", error=str(error), parts=len(parts))
 
     async def _settle_lost(self) -> None:
         """After the link died: messages nothing was written for go back to the queue;

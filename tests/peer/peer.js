@@ -14,7 +14,9 @@ const option = (name) => {
 };
 const throttleEvery = option("--throttle-every");
 const nackEvery = option("--nack-every");
-const record = fs.createWriteStream(recordFile, { flags: "a" });
+// Written synchronously before the answer: a peer killed with SIGKILL has recorded
+// everything it answered.
+const recordFd = fs.openSync(recordFile, "a");
 let received = 0;
 let accepted = 0;
 
@@ -46,7 +48,7 @@ const server = smpp.createServer((session) => {
     const payload = message.udh
       ? Buffer.concat([Buffer.concat(message.udh.map((u) => Buffer.concat([Buffer.from([u.length]), u]))), Buffer.from(message.message)])
       : null;
-    record.write(JSON.stringify({
+    fs.writeSync(recordFd, JSON.stringify({
       destination: pdu.destination_addr,
       source: pdu.source_addr,
       source_ton: pdu.source_addr_ton,
@@ -63,4 +65,4 @@ const server = smpp.createServer((session) => {
   session.on("error", () => {});
 });
 server.listen(parseInt(port, 10), "127.0.0.1", () => console.log("listening"));
-process.on("SIGTERM", () => { record.end(() => process.exit(0)); });
+process.on("SIGTERM", () => { fs.closeSync(recordFd); process.exit(0); });
