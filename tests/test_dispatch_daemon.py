@@ -120,7 +120,9 @@ async def test_two_daemons_one_database_one_peer(store: Store, dsn: str, account
     for end, moment in enumerate(arrivals):
         while arrivals[start] <= moment - 1:
             start += 1
-        assert end - start + 1 <= 200  # one daemon owns the connection: its TPS holds
+        # one daemon owns the connection, so its TPS holds; +1 for the peer's timestamps,
+        # taken in whole milliseconds after its own event loop (our side is exact: unit tests)
+        assert end - start + 1 <= 201
 
 
 async def test_routes_prefer_the_specific_connection_and_fail_over(store: Store, dsn: str,
