@@ -102,9 +102,16 @@ def hash_secret(secret: str) -> str:
                      base64.b64encode(salt).decode(), base64.b64encode(digest).decode()))
 
 
+# Checked when there is no hash (unknown login, secret never set), so that the time an
+# answer takes does not tell which accounts exist.
+_NO_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 86 + "=="
+
+
 def verify_secret(secret: str, stored: str | None) -> bool:
-    """Constant-time check of a secret against its stored hash; no hash never matches."""
+    """Constant-time check of a secret against its stored hash; no hash never matches,
+    after the same work as a real check."""
     if not stored:
+        verify_secret(secret, _NO_HASH)
         return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")

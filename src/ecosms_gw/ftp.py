@@ -46,7 +46,6 @@ REPORT_SUFFIX = ".report.json"
 FOLDERS = ("done", "rejected")
 SCAN_INTERVAL_S = 30.0
 LOOP_TIMEOUT_S = 30.0
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
 
 
 def is_final_name(name: str) -> bool:
@@ -204,7 +203,7 @@ class Authorizer:
         except (StoreError, concurrent.futures.TimeoutError) as error:
             log.error("ftp_store_unavailable", during="login", error=str(error))
             raise AuthenticationFailed("service temporarily unavailable, retry later") from None
-        valid = verify_secret(password, (account.ftp_password if account else None) or _DUMMY_HASH)
+        valid = verify_secret(password, account.ftp_password if account else None)
         if not (account and valid):
             raise AuthenticationFailed("authentication failed")
         with self.lock:

@@ -36,8 +36,6 @@ MESSAGE_ID_WINDOW = timedelta(hours=24)
 BODY_HASH_WINDOW = timedelta(minutes=10)
 DRAIN_TIMEOUT_S = 20.0
 _MAX_REPLY = 400  # a reply line stays well under SMTP's 512 octets
-# Checked when the account does not exist, so that timing does not tell which codes do.
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
 
 
 def reply(outcome: Outcome) -> str:
@@ -183,7 +181,7 @@ class Handler:
             return AuthResult(success=False, handled=True)
         stored = account.smtp_password if account else None
         valid = await asyncio.to_thread(verify_secret, password.decode("utf-8", "replace"),
-                                        stored or _DUMMY_HASH)
+                                        stored)
         if not (valid and account):
             log.info("smtp_auth_failed", login=code[:64],
                      peer=server.session.peer[0] if server.session.peer else None)
