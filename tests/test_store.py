@@ -71,7 +71,9 @@ async def test_enqueue_claim_submit(store: Store) -> None:
     assert [c.recipient for c in claimed] == ["+33600000000", "+33600000001", "+33600000002"]
     assert {(c.mailing_id, c.attempts, c.segments) for c in claimed} == {(enqueued.mailing_id, 1, 2)}
     assert await store.claim(10, worker=1) == []
-    await store.mark_submitted([c.id for c in claimed])
+    await store.mark_submitting([c.id for c in claimed], "main")
+    await store.record_submissions("main", [(c.id, seq, f"{c.id}-{seq}") for c in claimed
+                                            for seq in (1, 2)], [c.id for c in claimed], [])
     assert await store.claim(10, worker=1) == []
     view = await store.queue_view()
     assert view == []  # nothing waits any more
@@ -81,7 +83,7 @@ async def test_released_claims_come_back_without_counting_an_attempt(store: Stor
     account = await new_account(store)
     await store.enqueue(account.id, "smtp", None, composition(2), {})
     first = await store.claim(10, worker=1)
-    await store.release([c.id for c in first])
+    await store.return_unsent([c.id for c in first])
     again = await store.claim(10, worker=2)
     assert [c.id for c in again] == [c.id for c in first]
     assert {c.attempts for c in again} == {1}

@@ -319,8 +319,7 @@ class Store:
     async def reap_dead_workers(self, in_doubt: str = "unknown") -> int:
         """Work of daemons that died: claims go back to the queue, messages they had
         started writing follow the in-doubt policy. Returns how many were returned."""
-        async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(Q["workers_reap"], in_doubt)
+        row = await self._pool.fetchrow(Q["workers_reap"], in_doubt)
         if row["returned"] or row["in_doubt"]:
             log.warning("dead_worker_reaped", returned=row["returned"], in_doubt=row["in_doubt"],
                         policy=in_doubt)
@@ -328,8 +327,7 @@ class Store:
 
     @_translated
     async def expire_waiting(self, max_age: timedelta) -> int:
-        async with self._pool.acquire() as connection, connection.transaction():
-            expired = await connection.fetchval(Q["expire_waiting"], max_age)
+        expired = await self._pool.fetchval(Q["expire_waiting"], max_age)
         if expired:
             log.warning("messages_expired", messages=expired)
         return expired
@@ -342,10 +340,6 @@ class Store:
         rows = await self._pool.fetch(Q["claim_due"], limit, worker, _patterns(routes),
                                       _patterns(excluded))
         return [Claimed(*row) for row in rows]
-
-    @_translated
-    async def mark_submitted(self, message_ids: list[int]) -> None:
-        await self._pool.execute(Q["mark_submitted"], message_ids)
 
     @_translated
     async def mark_submitting(self, message_ids: list[int], smsc: str) -> set[int]:
@@ -399,14 +393,12 @@ class Store:
                            stop: bool) -> dict[str, Any] | None:
         """Store a message from a phone; the message it answers (if any) becomes `rep`, and
         with `stop` the number is opted out of that account. Returns what it answers."""
-        async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
+        row = await self._pool.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
         return dict(row) if row else None
 
     @_translated
     async def expire_silent(self, wait: timedelta) -> int:
-        async with self._pool.acquire() as connection, connection.transaction():
-            expired = await connection.fetchval(Q["expire_silent"], wait)
+        expired = await self._pool.fetchval(Q["expire_silent"], wait)
         if expired:
             log.warning("receipts_missing", messages=expired)
         return expired
@@ -419,18 +411,13 @@ class Store:
     async def cancel(self, mailing_id: int) -> tuple[str, int] | None:
         """Cancel what is not yet being submitted: ('canceled' or 'interrupted', count), or
         None when the mailing does not exist or was already ended or canceled."""
-        async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(Q["cancel_mailing"], mailing_id)
+        row = await self._pool.fetchrow(Q["cancel_mailing"], mailing_id)
         return (row["status"], row["canceled"]) if row else None
 
     @_translated
     async def mailing(self, mailing_id: int) -> dict[str, Any] | None:
         row = await self._pool.fetchrow(Q["mailing_by_id"], mailing_id)
         return dict(row) if row else None
-
-    @_translated
-    async def release(self, message_ids: list[int]) -> None:
-        await self._pool.execute(Q["release_claims"], message_ids)
 
     @_translated
     async def listen(self, on_work: Callable[[], None]) -> Callable[[], Awaitable[None]]:

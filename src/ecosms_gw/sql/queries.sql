@@ -71,16 +71,6 @@ RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.s
           m.attempts, (SELECT a.sender_id FROM accounts a WHERE a.id = m.account_id) AS sender_id,
           (SELECT a.tps FROM accounts a WHERE a.id = m.account_id) AS account_tps;
 
--- name: mark_submitted
-UPDATE messages SET state = 'submitted', status = 'on', claimed_by = NULL, updated_at = now()
-WHERE id = ANY($1::bigint[]) AND state IN ('claimed', 'submitting');
-
--- name: release_claims
--- Back to the queue, as if never claimed: the attempt did not happen.
-UPDATE messages SET state = 'queued', claimed_by = NULL, attempts = greatest(attempts - 1, 0),
-       updated_at = now()
-WHERE id = ANY($1::bigint[]) AND state = 'claimed';
-
 -- name: own_resource
 SELECT pg_try_advisory_lock(hashtextextended('ecosms:' || $1, 0));
 
