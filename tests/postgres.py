@@ -38,10 +38,11 @@ class Cluster:
                                      "-A", "trust", "--no-sync", "-E", "UTF8"]),
                        check=True, capture_output=True)
 
-    def start(self, durable: bool = False) -> None:
-        """Tests trade durability against a machine crash for speed; benchmarks do not."""
+    def start(self, durable: bool = False, settings: str = "") -> None:
+        """Tests trade durability against a machine crash for speed; benchmarks do not.
+        `settings` are more `-c name=value` options, e.g. a production-sized cache."""
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
-                   "-c max_connections=300")
+                   f"-c max_connections=300 {settings}")
         if not durable:
             options += " -c fsync=off -c full_page_writes=off"
         subprocess.run(_as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options,
@@ -60,7 +61,7 @@ def debian_bin_dir() -> Path | None:
 
 
 @contextlib.contextmanager
-def server(durable: bool = False) -> Iterator[tuple[str, Cluster | None]]:
+def server(durable: bool = False, settings: str = "") -> Iterator[tuple[str, Cluster | None]]:
     """The admin DSN of a server for this test session, and the cluster when it is ours."""
     if os.environ.get("ECOSMS_TEST_DSN"):
         yield os.environ["ECOSMS_TEST_DSN"], None
@@ -81,7 +82,7 @@ def server(durable: bool = False) -> Iterator[tuple[str, Cluster | None]]:
     cluster = Cluster(bin_dir, folder)
     try:
         cluster.init()
-        cluster.start(durable)
+        cluster.start(durable, settings)
         yield cluster.dsn, cluster
     finally:
         cluster.stop("immediate")

@@ -190,7 +190,7 @@ async def test_messages_waiting_past_the_maximum_age_expire(store: Store, dsn: s
     assert await store.expire_waiting(timedelta(hours=48)) == 1
     connection = await asyncpg.connect(dsn)
     rows = await connection.fetch("SELECT recipient, status, code FROM messages ORDER BY id")
-    events = await connection.fetchval("SELECT count(*) FROM status_queue")
+    events = await connection.fetchval("SELECT count(*) FROM status_events WHERE queued")
     await connection.close()
     assert [tuple(row) for row in rows] == [("+33600000001", "ko", "expired"), ("+33600000002", "wait", None)]
     assert events == 1

@@ -76,7 +76,7 @@ class Deliveries:
             return ESME_ROK
         if not receipt.final:
             return ESME_ROK  # ENROUTE, ACCEPTD: the final one follows
-        part_state = receipts.OUTCOMES[receipt.stat][0]
+        part_state = receipts.PART_STATE[receipt.stat]
         stored = asyncio.get_running_loop().create_future()
         batch = self.waiting.setdefault(smsc.name, [])
         batch.append(((receipt.message_id, part_state, receipt.error), stored))

@@ -1,5 +1,6 @@
-"""Delivery receipts: the deliver_sm text and TLVs to a part's final state, and part
-states to the message's seed status. Pure: no database, no asyncio."""
+"""Delivery receipts: the deliver_sm text and TLVs to a part's final state. Pure: no
+database, no asyncio. How part states decide a message's status is in `settle_messages`
+(queries.sql), where the parts are."""
 
 from __future__ import annotations
 
@@ -11,15 +12,9 @@ from typing import Any
 _STATE_BY_TLV = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
                  6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
 _FIELD = re.compile(r"(id|stat|err|sub|dlvrd|submit date|done date):(\S*)", re.IGNORECASE)
-# part state -> (part state kept, seed status of a one-part message, description)
-OUTCOMES = {
-    "DELIVRD": ("delivered", "ok", "delivered"),
-    "UNDELIV": ("failed", "ko", "undeliverable"),
-    "REJECTD": ("failed", "ko", "rejected by the network"),
-    "DELETED": ("failed", "ko", "deleted by the SMSC"),
-    "EXPIRED": ("unknown", "no", "expired before delivery"),
-    "UNKNOWN": ("unknown", "no", "final state unknown"),
-}
+# final stat -> the part state kept: a failed part makes its message `ko`, an unknown one `no`
+PART_STATE = {"DELIVRD": "delivered", "UNDELIV": "failed", "REJECTD": "failed", "DELETED": "failed",
+              "EXPIRED": "unknown", "UNKNOWN": "unknown"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +25,7 @@ class Receipt:
 
     @property
     def final(self) -> bool:
-        return self.stat in OUTCOMES
+        return self.stat in PART_STATE
 
 
 def normalise_id(raw: str, id_format: str = "same") -> str:
@@ -62,15 +57,3 @@ def parse(short_message: bytes | str | None, tlvs: dict[str, Any], id_format: st
         error = network_error.hex() if isinstance(network_error, bytes) else str(network_error)
     return Receipt(normalise_id(message_id, id_format), stat, error)
 
-
-def message_status(part_states: list[str]) -> str | None:
-    """The seed status of a message from its parts' states, once it is decided: `ko` as
-    soon as one part failed, `ok` when every part is delivered, `no` when every part is
-    final and some are unknown; None while parts are still on their way."""
-    if "failed" in part_states:
-        return "ko"
-    if all(state == "delivered" for state in part_states):
-        return "ok"
-    if all(state in ("delivered", "unknown") for state in part_states):
-        return "no"
-    return None

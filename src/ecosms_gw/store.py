@@ -358,6 +358,7 @@ class Store:
         async with self._pool.acquire() as connection, connection.transaction():
             early: list[int] = []
             if parts:
+                await connection.execute(Q["lock_smsc_parts"], smsc)
                 await connection.execute(Q["parts_submitted"], *map(list, zip(*parts)))
                 early = [row["message_id"] for row in await connection.fetch(
                     Q["apply_pending_receipts"], smsc, [smsc_id for _, _, smsc_id in parts])]
@@ -373,7 +374,10 @@ class Store:
         """Final part states (SMSC message id, part state, code) in one transaction, and the
         messages they decide. Receipts for parts not recorded yet are kept for later.
         Returns (applied, kept)."""
+        if not receipts:
+            return 0, 0
         async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(Q["lock_smsc_parts"], smsc)
             rows = await connection.fetch(Q["apply_receipts"], smsc, *map(list, zip(*receipts)))
             matched = {row["smsc_message_id"] for row in rows}
             unmatched = [receipt for receipt in receipts if receipt[0] not in matched]

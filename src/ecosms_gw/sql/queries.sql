@@ -113,9 +113,6 @@ WITH dead AS (
     INSERT INTO status_events (message_id, account_id, status, code, description)
     SELECT id, account_id, 'no', 'in_doubt', 'written to the SMSC before a crash, no answer: not resent'
     FROM doubtful
-    RETURNING id, account_id
-), queued AS (
-    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM events
 )
 SELECT (SELECT count(*) FROM returned) AS returned, (SELECT count(*) FROM doubtful) AS in_doubt;
 
@@ -129,9 +126,6 @@ WITH m AS (
 ), e AS (
     INSERT INTO status_events (message_id, account_id, status, code, description)
     SELECT id, account_id, 'ko', 'expired', 'not sent within the maximum age' FROM m
-    RETURNING id, account_id
-), q AS (
-    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
 )
 SELECT count(*) FROM m;
 
@@ -173,23 +167,26 @@ INSERT INTO parts (message_id, seq, smsc)
 SELECT m.id, s, $2 FROM m, generate_series(1, m.segments) AS s
 RETURNING message_id, seq;
 
+-- name: lock_smsc_parts
+-- Receipts and submission answers of one SMSC are written one transaction at a time:
+-- concurrent ones would each see the other's parts as undecided (a multipart message never
+-- settled) or miss a receipt kept for a part being recorded (never matched).
+SELECT pg_advisory_xact_lock(hashtextextended('ecosms-parts:' || $1, 0));
+
 -- name: parts_submitted
 UPDATE parts p SET state = 'submitted', smsc_message_id = r.smsc_id, submitted_at = now()
 FROM unnest($1::bigint[], $2::smallint[], $3::text[]) AS r(message_id, seq, smsc_id)
 WHERE p.message_id = r.message_id AND p.seq = r.seq;
 
 -- name: messages_submitted
--- Every part accepted by the SMSC: the message is `on`, one status event, queued for the account.
+-- Every part accepted by the SMSC: the message is `on`, with its status event.
 WITH m AS (
     UPDATE messages SET state = 'submitted', status = 'on', updated_at = now()
     WHERE id = ANY($1::bigint[]) AND state = 'submitting'
     RETURNING id, account_id
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status)
-    SELECT id, account_id, 'on' FROM m
-    RETURNING id, account_id
 )
-INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e;
+INSERT INTO status_events (message_id, account_id, status)
+SELECT id, account_id, 'on' FROM m;
 
 -- name: messages_failed
 WITH r AS (
@@ -200,12 +197,9 @@ WITH r AS (
     FROM r
     WHERE messages.id = r.id AND messages.state IN ('claimed', 'submitting')
     RETURNING messages.id, messages.account_id, r.status, r.code, r.description
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT id, account_id, status, code, description FROM m
-    RETURNING id, account_id
 )
-INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e;
+INSERT INTO status_events (message_id, account_id, status, code, description)
+SELECT id, account_id, status, code, description FROM m;
 
 -- name: cancel_mailing
 -- What is not yet being submitted is canceled, atomically against the dispatcher (which
@@ -218,9 +212,6 @@ WITH c AS (
 ), e AS (
     INSERT INTO status_events (message_id, account_id, status, code, description)
     SELECT id, account_id, 'ko', 'canceled', 'canceled by request' FROM c
-    RETURNING id, account_id
-), q AS (
-    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
 )
 UPDATE mailings
 SET status = CASE WHEN (SELECT count(*) FROM c) = mailings.messages THEN 'canceled' ELSE 'interrupted' END
@@ -299,9 +290,6 @@ WITH s AS (
     INSERT INTO status_events (message_id, account_id, status, code, description)
     SELECT id, account_id, status, code, description FROM m
     WHERE status <> 'rep'  -- already replied: the receipt changes no status
-    RETURNING id, account_id
-), q AS (
-    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
 )
 SELECT count(*) FROM m;
 
@@ -315,9 +303,6 @@ WITH m AS (
 ), e AS (
     INSERT INTO status_events (message_id, account_id, status, code, description)
     SELECT id, account_id, 'no', 'no_receipt', 'no delivery receipt within the wait' FROM m
-    RETURNING id, account_id
-), q AS (
-    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
 )
 SELECT count(*) FROM m;
 
@@ -342,9 +327,6 @@ WITH target AS (
 ), e AS (
     INSERT INTO status_events (message_id, account_id, status, response)
     SELECT id, account_id, 'rep', $4 FROM replied
-    RETURNING id, account_id
-), q AS (
-    INSERT INTO status_queue (event_id, account_id) SELECT id, account_id FROM e
 ), opted AS (
     INSERT INTO opt_outs (account_id, recipient, reason)
     SELECT target.account_id, $2, 'reply: ' || left($4, 40) FROM target WHERE $5
