@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import ping
 from .compose import AccountRules
 from .config import DefaultsConfig
 
@@ -82,8 +83,8 @@ def validate(account: Account) -> Account:
         raise InvalidAccount(f"--mode {account.mode!r}: text or ucs2")
     if account.sender_id is not None and not SENDER_ID.fullmatch(account.sender_id):
         raise InvalidAccount(f"--sender-id {account.sender_id!r}: at most 11 letters and digits, or a number")
-    if account.ping_url is not None and not re.match(r"https?://", account.ping_url):
-        raise InvalidAccount(f"--ping-url {account.ping_url!r}: an http or https URL")
+    if account.ping_url is not None and (problem := ping.url_problem(account.ping_url)):
+        raise InvalidAccount(f"--ping-url {account.ping_url!r}: {problem}")
     if account.submission_report not in ("off", "sender", "reply-email"):
         raise InvalidAccount(f"--submission-report {account.submission_report!r}: off, sender or reply-email")
     if account.submission_report == "reply-email" and not account.reply_email:

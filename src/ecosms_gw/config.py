@@ -104,6 +104,16 @@ class RepliesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PingConfig:
+    """Calls to accounts' ping URLs: bounded, never in the way of sending."""
+    method: str = "GET"  # GET: ids in the URL; POST: also as the form field sms_id
+    timeout_s: int = 10  # a whole call, waiting for a connection included
+    concurrency: int = 10  # calls at once (at most a quarter of them to one host)
+    retry_hours: int = 24  # a failing call is retried with backoff for this long
+    allow_private: bool = False  # loopback, private and link-local addresses are refused
+
+
+@dataclass(frozen=True, slots=True)
 class MailOutConfig:
     relay: str = "127.0.0.1:25"
     from_: str = "ecosms-gw@localhost"  # TOML key `from`
@@ -125,6 +135,7 @@ class Config:
     smsc: tuple[SmscConfig, ...] = (SmscConfig(name="simulator", simulator=True),)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     replies: RepliesConfig = field(default_factory=RepliesConfig)
+    ping: PingConfig = field(default_factory=PingConfig)
     mail_out: MailOutConfig = field(default_factory=MailOutConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "built-in defaults"  # the file it came from, for messages
@@ -252,7 +263,10 @@ def _check(config: Config) -> None:
                        ("ftp.max_file_mb", config.ftp.max_file_mb),
                        ("ftp.max_files_per_minute", config.ftp.max_files_per_minute),
                        ("ftp.max_disk_mb", config.ftp.max_disk_mb),
-                       ("http.token_ttl_s", config.http.token_ttl_s)):
+                       ("http.token_ttl_s", config.http.token_ttl_s),
+                       ("ping.timeout_s", config.ping.timeout_s),
+                       ("ping.concurrency", config.ping.concurrency),
+                       ("ping.retry_hours", config.ping.retry_hours)):
         if value < 1:
             problems.append(f"{key}: must be at least 1, not {value}")
     for key, value in (("smtp.listen", config.smtp.listen), ("ftp.listen", config.ftp.listen),
@@ -275,6 +289,8 @@ def _check(config: Config) -> None:
         problems.append(f"dispatch.receipt_wait_hours: must be at least 1, not {config.dispatch.receipt_wait_hours}")
     if config.dispatch.max_age_hours < 1:
         problems.append(f"dispatch.max_age_hours: must be at least 1, not {config.dispatch.max_age_hours}")
+    if config.ping.method not in ("GET", "POST"):
+        problems.append(f"ping.method: {config.ping.method!r} is not GET or POST")
     if config.log.format not in ("auto", "json", "console"):
         problems.append(f"log.format: {config.log.format!r} is not auto, json or console")
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):

@@ -17,6 +17,7 @@ import structlog
 from . import ftp, smtp
 from .delivery import Deliveries
 from .dispatcher import Dispatcher
+from .pinger import Pinger
 from .smsc_sim import Simulator
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
@@ -112,6 +113,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor.start("claims_reaper", _reap_every(store, config, REAP_INTERVAL_S))
     inbox = ftp.Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
+    supervisor.start("pinger", Pinger(store, config.ping).run())
     deliveries = Deliveries(store, config)
     simulators: list[Simulator] = []
     dispatchers = []

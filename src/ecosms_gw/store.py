@@ -401,6 +401,21 @@ class Store:
         return dict(row) if row else None
 
     @_translated
+    async def claim_pings(self, limit: int, lease: timedelta) -> list[dict[str, Any]]:
+        """Due pings (id, message_id, attempts, created_at, ping_url), leased for `lease`."""
+        return [dict(row) for row in await self._pool.fetch(Q["claim_pings"], limit, lease)]
+
+    @_translated
+    async def pings_done(self, ping_ids: list[int]) -> None:
+        await self._pool.execute(Q["pings_done"], ping_ids)
+
+    @_translated
+    async def pings_failed(self, ping_ids: list[int], retry_in: timedelta, retry_for: timedelta) -> int:
+        """Try again in `retry_in`, unless they have been tried for `retry_for` already.
+        Returns how many are given up."""
+        return await self._pool.fetchval(Q["pings_failed"], ping_ids, retry_in, retry_for)
+
+    @_translated
     async def expire_silent(self, wait: timedelta) -> int:
         expired = await self._pool.fetchval(Q["expire_silent"], wait)
         if expired:

@@ -334,3 +334,29 @@ WITH target AS (
 )
 SELECT target.id AS message_id, target.text, a.code AS account, a.reply_email
 FROM target JOIN accounts a ON a.id = target.account_id;
+
+-- name: claim_pings
+-- Due pings with their account's URL, leased: a daemon that dies mid-call leaves them to
+-- be taken again when the lease ends; several daemons take different ones. A ping whose
+-- account no longer has a URL comes back with none, to be dropped.
+WITH due AS (
+    SELECT id FROM pings WHERE due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+UPDATE pings p SET due_at = now() + $2::interval
+FROM due, accounts a
+WHERE p.id = due.id AND a.id = p.account_id
+RETURNING p.id, p.message_id, p.attempts, p.created_at, a.ping_url;
+
+-- name: pings_done
+DELETE FROM pings WHERE id = ANY($1::bigint[]);
+
+-- name: pings_failed
+-- Tried again after the backoff, unless the first call is older than the retry period.
+WITH abandoned AS (
+    DELETE FROM pings WHERE id = ANY($1::bigint[]) AND created_at < now() - $3::interval
+    RETURNING id
+), retried AS (
+    UPDATE pings SET attempts = attempts + 1, due_at = now() + $2::interval
+    WHERE id = ANY($1::bigint[]) AND created_at >= now() - $3::interval
+)
+SELECT count(*) FROM abandoned;
