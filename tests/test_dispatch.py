@@ -49,10 +49,18 @@ class Peer:
             self.process.send_signal(sig)
             self.process.wait(10)
 
-    def received(self) -> list[dict]:
+    def lines(self) -> list[dict]:
         if not self.record.exists():
             return []
         return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+
+    def received(self) -> list[dict]:
+        """The submit_sm it accepted."""
+        return [line for line in self.lines() if "destination" in line]
+
+    def receipts(self) -> list[dict]:
+        """The receipts it sent and the gateway acknowledged."""
+        return [line for line in self.lines() if "receipt" in line]
 
 
 @pytest.fixture
@@ -130,7 +138,7 @@ async def test_messages_are_submitted_once_with_the_right_coding_and_parts(
     connection = await asyncpg.connect(dsn)
     messages = await connection.fetch("SELECT recipient, text, encoding, segments FROM messages")
     parts = await connection.fetchval("SELECT count(*) FROM parts WHERE state = 'submitted' "
-                                      "AND smsc_message_id LIKE 'peer%'")
+                                      "AND smsc_message_id ~ '^[1-9a-f][0-9a-f]*$'")
     await connection.close()
     assert parts == len(received) == sum(m["segments"] for m in messages)
     for message in messages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from datetime import timedelta
 
 import asyncpg
@@ -18,7 +19,7 @@ from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
 
-from .test_dispatch import queue_mailing, run_until
+from .test_dispatch import Peer, queue_mailing, run_until
 from .test_smtp import sink  # noqa: F401 - the SMTP sink fixture
 
 TEXT = b"id:0A1B sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello"
@@ -180,6 +181,54 @@ async def test_receipts_from_the_simulator_reach_final_statuses(store: Store, ds
     for status, code, parts in statuses:
         assert status == expected_status(parts)
         assert (code == "001") == (status == "ko")
+
+
+@pytest.mark.parametrize(("id_format", "options"), [
+    ("same", ()),  # ids in other case and without the leading zeros of the responses
+    ("decimal", ("--decimal-receipts",)),  # receipts in decimal, responses in hex
+])
+async def test_receipts_from_node_smpp_reach_the_right_final_status(
+        store: Store, dsn: str, account: Account, tmp_path: Path, id_format: str, options: tuple[str, ...]) -> None:
+    """A third-party SMSC sends receipts late and out of order, some failed, some twice,
+    some before its submit_sm_resp: every message ends as its parts say."""
+    peer = Peer(tmp_path, "--receipts", "--receipt-delay-ms", "400", "--fail-every", "7",
+                "--duplicate-every", "5", "--early-every", "4", *options)
+    smsc = SmscConfig(name="peer", host="127.0.0.1", port=peer.port, tps=5000, window=64,
+                      receipt_id_format=id_format)
+    dispatcher = Dispatcher(smsc, store, 1, asyncio.Event(), Deliveries(store).handler(smsc))
+    await queue_mailing(store, account, ["U-ACME\n" + "".join(
+        f"T-{'three parts ' * 30 if n % 3 == 0 else 'one part'} {n}\n#-336{n:08d}\n" for n in range(300))])
+
+    async def all_final() -> bool:
+        connection = await asyncpg.connect(dsn)
+        waiting = await connection.fetchval("SELECT count(*) FROM messages WHERE state <> 'done'")
+        await connection.close()
+        return waiting == 0
+
+    try:
+        await run_until(dispatcher, all_final)
+        await asyncio.sleep(0.5)  # duplicates still on their way
+    finally:
+        peer.stop()
+    stat_of = {line["receipt"]: line["stat"] for line in peer.receipts()}
+    parts_of: dict[str, list[str]] = {}
+    for pdu in sorted(peer.received(), key=lambda pdu: (pdu["destination"], pdu["udh"])):
+        parts_of.setdefault("+" + pdu["destination"], []).append(stat_of[pdu["message_id"]])
+    connection = await asyncpg.connect(dsn)
+    rows = await connection.fetch("SELECT m.recipient, m.status, m.code, array_agg(p.state ORDER BY p.seq) AS parts "
+                                  "FROM messages m JOIN parts p ON p.message_id = m.id GROUP BY m.id")
+    events = await connection.fetchval("SELECT count(*) FROM status_events")
+    await connection.close()
+    assert len(rows) == 300 and sum(len(parts) for parts in parts_of.values()) == 500
+    mixed = 0
+    for row in rows:
+        stats = parts_of[row["recipient"]]
+        expected = ["delivered" if stat == "DELIVRD" else "failed" for stat in stats]
+        assert list(row["parts"]) == expected
+        assert (row["status"], row["code"]) == (("ko", "001") if "failed" in expected else ("ok", None))
+        mixed += len(set(expected)) > 1
+    assert mixed > 0  # some 3-part messages had parts delivered and parts failed
+    assert events == 2 * 300  # `on` and the final status, once each: duplicates changed nothing
 
 
 @pytest.mark.parametrize(("text", "word"), [

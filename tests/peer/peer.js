@@ -1,8 +1,17 @@
 // A third-party SMPP server for the integration tests: node-smpp, not our code.
 // Usage: node peer.js PORT RECORD_FILE [--throttle-every N] [--nack-every N]
-// Accepts any bind, answers submit_sm with a message id, and appends one JSON line per
-// accepted submit_sm to RECORD_FILE (destination, data_coding, esm_class, payload hex,
-// arrival time in ms). Prints "listening" when ready.
+//        [--receipts] [--receipt-delay-ms N] [--fail-every N] [--duplicate-every N]
+//        [--early-every N] [--decimal-receipts]
+// Accepts any bind, answers submit_sm with a message id (upper-case hex with leading
+// zeros), and appends one JSON line per accepted submit_sm to RECORD_FILE (destination,
+// data_coding, esm_class, payload hex, message id, arrival time in ms). Prints "listening"
+// when ready.
+// With --receipts, each submit_sm asking for one gets a delivery receipt (deliver_sm, text
+// and TLVs) after a random delay up to --receipt-delay-ms (so they come out of order):
+// UNDELIV err:001 for every Nth (--fail-every), sent twice for every Nth
+// (--duplicate-every), sent before the submit_sm_resp for every Nth (--early-every), with
+// the id in decimal when --decimal-receipts. Each receipt the gateway acknowledged is
+// recorded as {"receipt": id, "stat": ...}; one it refused is sent again a second later.
 "use strict";
 const fs = require("fs");
 const smpp = require("smpp");
@@ -12,13 +21,48 @@ const option = (name) => {
   const at = rest.indexOf(name);
   return at >= 0 ? parseInt(rest[at + 1], 10) : 0;
 };
+const flag = (name) => rest.includes(name);
 const throttleEvery = option("--throttle-every");
 const nackEvery = option("--nack-every");
+const receiptsOn = flag("--receipts");
+const receiptDelay = option("--receipt-delay-ms");
+const failEvery = option("--fail-every");
+const duplicateEvery = option("--duplicate-every");
+const earlyEvery = option("--early-every");
+const decimalReceipts = flag("--decimal-receipts");
 // Written synchronously before the answer: a peer killed with SIGKILL has recorded
 // everything it answered.
 const recordFd = fs.openSync(recordFile, "a");
 let received = 0;
 let accepted = 0;
+
+const record = (line) => fs.writeSync(recordFd, JSON.stringify(line) + "\n");
+const stamp = (date) => date.toISOString().replace(/[-T:]/g, "").slice(2, 12);
+
+function sendReceipt(session, pdu, id, number) {
+  const stat = failEvery && number % failEvery === 0 ? "UNDELIV" : "DELIVRD";
+  const shownId = decimalReceipts ? parseInt(id, 16).toString(10) : id.replace(/^0+/, "").toLowerCase();
+  const now = stamp(new Date());
+  const deliver = () => session.deliver_sm({
+    source_addr: pdu.destination_addr,
+    destination_addr: pdu.source_addr,
+    esm_class: smpp.ESM_CLASS.MC_DELIVERY_RECEIPT,
+    short_message: `id:${shownId} sub:001 dlvrd:${stat === "DELIVRD" ? "001" : "000"} submit date:${now} ` +
+                   `done date:${now} stat:${stat} err:${stat === "DELIVRD" ? "000" : "001"} text:`,
+    receipted_message_id: shownId,
+    message_state: stat === "DELIVRD" ? 2 : 5,
+  }, (response) => {
+    if (response.command_status === 0) {
+      record({ receipt: id, stat });
+    } else {
+      setTimeout(deliver, 1000);  // the gateway could not store it: as an SMSC does, again later
+    }
+  });
+  deliver();
+  if (duplicateEvery && number % duplicateEvery === 0) {
+    setTimeout(deliver, 20);
+  }
+}
 
 const server = smpp.createServer((session) => {
   const bind = (pdu) => {
@@ -48,7 +92,9 @@ const server = smpp.createServer((session) => {
     const payload = message.udh
       ? Buffer.concat([Buffer.concat(message.udh.map((u) => Buffer.concat([Buffer.from([u.length]), u]))), Buffer.from(message.message)])
       : null;
-    fs.writeSync(recordFd, JSON.stringify({
+    const id = accepted.toString(16).toUpperCase().padStart(8, "0");
+    const number = accepted;
+    record({
       destination: pdu.destination_addr,
       source: pdu.source_addr,
       source_ton: pdu.source_addr_ton,
@@ -58,9 +104,21 @@ const server = smpp.createServer((session) => {
       registered_delivery: pdu.registered_delivery,
       udh: message.udh ? message.udh.map((u) => u.toString("hex")) : [],
       text: typeof message.message === "string" ? message.message : Buffer.from(message.message).toString("hex"),
+      message_id: id,
       at: Date.now(),
-    }) + "\n");
-    session.send(pdu.response({ message_id: "peer" + accepted.toString(16) }));
+    });
+    const answer = () => session.send(pdu.response({ message_id: id }));
+    if (!(receiptsOn && pdu.registered_delivery & 1)) {
+      answer();
+      return;
+    }
+    if (earlyEvery && number % earlyEvery === 0) {
+      sendReceipt(session, pdu, id, number);
+      setTimeout(answer, 30);
+      return;
+    }
+    answer();
+    setTimeout(() => sendReceipt(session, pdu, id, number), Math.random() * receiptDelay);
   });
   session.on("error", () => {});
 });
