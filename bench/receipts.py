@@ -9,13 +9,22 @@ of 10,000 (the spread of delivery times). In random order over the whole table: 
 case, every receipt on a page nobody touched recently. The server is durable (fsync on)
 with a production-sized cache (shared_buffers = 1 GB, PostgreSQL's advice for a machine
 with 4 GB or more).
+
+Then the latency from receipt to visible status, seen by the SMSC: node-smpp takes ten
+seconds of messages at 200, 1,000 and 2,000/s and sends each receipt after a random delay
+of up to a second (so receipts come in at the sending rate, while sending goes on); the
+time from its deliver_sm to our deliver_sm_resp, which we send only once the status is
+committed, is the latency: p50 and p99.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +37,8 @@ from bench.store import fresh_store  # noqa: E402
 from ecosms_gw.accounts import Account  # noqa: E402
 from ecosms_gw.store import Store  # noqa: E402
 from tests.postgres import server  # noqa: E402
+from tests.test_dispatch import Peer, dispatcher_for  # noqa: E402
+from bench.dispatch import enqueue  # noqa: E402
 
 ROWS, RECEIPTS, BATCH, WINDOW = 1_000_000, 200_000, 1000, 10_000
 
@@ -72,7 +83,29 @@ async def main() -> None:
         print(f"  in arrival order: {await receipts_per_second(store, arriving):,.0f}/s")
         print(f"  in random order over the whole table: {await receipts_per_second(store, anywhere):,.0f}/s")
         await store.close()
+        with tempfile.TemporaryDirectory() as folder:
+            for rate in (200, 1000, 2000):
+                await latency(admin_dsn, Path(folder), rate)
+
+
+async def latency(admin_dsn: str, folder: Path, rate: int) -> None:
+    store, _ = await fresh_store(admin_dsn, f"bench_latency_{rate}")
+    account = await store.add_account(Account(id=None, code="B"))
+    await enqueue(store, account, 10 * rate, "latency")
+    peer = Peer(folder, "--receipts", "--receipt-delay-ms", "1000")
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=rate, window=64).run())
+    while len(peer.receipts()) < 10 * rate:
+        await asyncio.sleep(0.5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    peer.stop()
+    latencies = sorted(line["latency_ms"] for line in peer.receipts())
+    centiles = statistics.quantiles(latencies, n=100)
+    print(f"receipt to visible status at {rate:,} receipts/s: p50 {centiles[49]:.0f} ms, "
+          f"p99 {centiles[98]:.0f} ms, max {latencies[-1]:.0f} ms")
+    await store.close()
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("ECOSMS_LOG_LEVEL", "warning")
     asyncio.run(main())

@@ -142,6 +142,19 @@ async def test_receipts_of_one_message_on_several_connections_at_once(store: Sto
     assert [status for status, _, _ in await final_statuses(dsn)] == ["ok"] * 2 * count
 
 
+async def test_a_mailing_ends_when_its_last_message_is_final(store: Store, account: Account) -> None:
+    first = await queue_mailing(store, account, ["U-ACME\nT-x\n#-33600000001\n#-33600000002"])
+    later = await queue_mailing(store, account, ["U-ACME\nT-y\n#-33600000003"])
+    one, two = await store.claim(2, worker=1)
+    await store.mark_submitting([one.id, two.id], "main")
+    await store.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
+    await store.apply_receipts("main", [("a", "delivered", "000")])
+    assert await store.end_mailings() == 0  # one message still waits for its receipt
+    await store.apply_receipts("main", [("b", "failed", "001")])
+    assert await store.end_mailings() == 1
+    assert [(await store.mailing(m))["status"] for m in (first, later)] == ["ended", "created"]
+
+
 async def test_silent_messages_become_unknown(store: Store, dsn: str, account: Account) -> None:
     await queue_mailing(store, account, ["U-ACME\nT-x\n#-33600000001"])
     [message] = await store.claim(10, worker=1)

@@ -82,13 +82,14 @@ async def serve(config: Config) -> int:
 
 async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
     """Another daemon on the same database may die while this one runs: settle its work.
-    Messages that waited past the maximum age are expired."""
+    Messages that waited past the maximum age are expired; finished mailings end."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             await store.reap_dead_workers(config.dispatch.in_doubt)
             await store.expire_waiting(timedelta(hours=config.dispatch.max_age_hours))
             await store.expire_silent(timedelta(hours=config.dispatch.receipt_wait_hours))
+            await store.end_mailings()
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))
 

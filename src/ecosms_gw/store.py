@@ -416,6 +416,11 @@ class Store:
         return await self._pool.fetchval(Q["pings_failed"], ping_ids, retry_in, retry_for)
 
     @_translated
+    async def end_mailings(self) -> int:
+        """Mailings whose every message is final become `ended`; how many."""
+        return int((await self._pool.execute(Q["end_mailings"])).split()[-1])
+
+    @_translated
     async def expire_silent(self, wait: timedelta) -> int:
         expired = await self._pool.fetchval(Q["expire_silent"], wait)
         if expired:

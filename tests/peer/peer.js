@@ -11,7 +11,8 @@
 // UNDELIV err:001 for every Nth (--fail-every), sent twice for every Nth
 // (--duplicate-every), sent before the submit_sm_resp for every Nth (--early-every), with
 // the id in decimal when --decimal-receipts. Each receipt the gateway acknowledged is
-// recorded as {"receipt": id, "stat": ...}; one it refused is sent again a second later.
+// recorded as {"receipt": id, "stat": ..., "latency_ms": from deliver_sm to its response};
+// one it refused is sent again a second later.
 "use strict";
 const fs = require("fs");
 const smpp = require("smpp");
@@ -43,7 +44,7 @@ function sendReceipt(session, pdu, id, number) {
   const stat = failEvery && number % failEvery === 0 ? "UNDELIV" : "DELIVRD";
   const shownId = decimalReceipts ? parseInt(id, 16).toString(10) : id.replace(/^0+/, "").toLowerCase();
   const now = stamp(new Date());
-  const deliver = () => session.deliver_sm({
+  const deliver = () => { const sentAt = process.hrtime.bigint(); session.deliver_sm({
     source_addr: pdu.destination_addr,
     destination_addr: pdu.source_addr,
     esm_class: smpp.ESM_CLASS.MC_DELIVERY_RECEIPT,
@@ -53,11 +54,11 @@ function sendReceipt(session, pdu, id, number) {
     message_state: stat === "DELIVRD" ? 2 : 5,
   }, (response) => {
     if (response.command_status === 0) {
-      record({ receipt: id, stat });
+      record({ receipt: id, stat, latency_ms: Number(process.hrtime.bigint() - sentAt) / 1e6 });
     } else {
       setTimeout(deliver, 1000);  // the gateway could not store it: as an SMSC does, again later
     }
-  });
+  }); };
   deliver();
   if (duplicateEvery && number % duplicateEvery === 0) {
     setTimeout(deliver, 20);

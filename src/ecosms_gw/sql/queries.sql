@@ -360,3 +360,10 @@ WITH abandoned AS (
     WHERE id = ANY($1::bigint[]) AND created_at >= now() - $3::interval
 )
 SELECT count(*) FROM abandoned;
+
+-- name: end_mailings
+-- A mailing whose every message is final has ended (one canceled while sending stays
+-- `interrupted`).
+UPDATE mailings g SET status = 'ended'
+WHERE g.status = 'created'
+  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id AND m.state NOT IN ('done', 'canceled'));

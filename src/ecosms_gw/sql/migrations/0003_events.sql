@@ -38,3 +38,6 @@ END
 $$;
 CREATE TRIGGER status_events_ping AFTER INSERT ON status_events
     REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION queue_pings();
+
+-- Mailings still going, for the reaper that marks them ended once every message is final.
+CREATE INDEX mailings_going ON mailings (id) WHERE status = 'created';
