@@ -89,13 +89,16 @@ async def main() -> None:
 
 
 async def latency(admin_dsn: str, folder: Path, rate: int) -> None:
-    store, _ = await fresh_store(admin_dsn, f"bench_latency_{rate}")
+    store, dsn = await fresh_store(admin_dsn, f"bench_latency_{rate}")
     account = await store.add_account(Account(id=None, code="B"))
     await enqueue(store, account, 10 * rate, "latency")
     peer = Peer(folder, "--receipts", "--receipt-delay-ms", "1000")
     task = asyncio.create_task(dispatcher_for(peer.port, store, tps=rate, window=64).run())
-    while len(peer.receipts()) < 10 * rate:
+    connection = await asyncpg.connect(dsn)  # polled here: reading the peer's file would stall the loop
+    while await connection.fetchval("SELECT count(*) FROM messages WHERE state = 'done'") < 10 * rate:
         await asyncio.sleep(0.5)
+    await connection.close()
+    await asyncio.sleep(0.5)  # the last answers reach the peer
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     peer.stop()

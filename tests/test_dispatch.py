@@ -103,6 +103,13 @@ def dispatcher_for(port: int, store: Store, tps: int = 10_000, window: int = 64,
     return Dispatcher(smsc, store, worker, asyncio.Event(), Deliveries(store).handler(smsc))
 
 
+def all_final(dsn: str):
+    """Every message has its final status (receipts included)."""
+    async def check() -> bool:
+        return all(state in ("done", "canceled") for state, _, _ in (await statuses(dsn)).values())
+    return check
+
+
 def all_settled(dsn: str):
     async def check() -> bool:
         return all(state in ("submitted", "done", "canceled") for state, _, _ in (await statuses(dsn)).values())

@@ -21,7 +21,7 @@ from ecosms_gw.pinger import Pinger
 from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
 
-from .test_dispatch import queue_mailing, run_until
+from .test_dispatch import all_final, queue_mailing, run_until
 
 
 @pytest.mark.parametrize(("url", "method", "expected"), [
@@ -122,11 +122,8 @@ async def send_all(store: Store, dsn: str, account: Account, count: int) -> list
     dispatcher = Dispatcher(smsc, store, 1, asyncio.Event(), Deliveries(store).handler(smsc), (host, port))
     await queue_mailing(store, account, ["U-ACME\n" + "".join(f"T-hi {n}\n#-336{n:08d}\n" for n in range(count))])
 
-    async def all_final() -> bool:
-        return await scalar(dsn, "SELECT count(*) FROM messages WHERE state <> 'done'") == 0
-
     try:
-        await run_until(dispatcher, all_final)
+        await run_until(dispatcher, all_final(dsn))
     finally:
         await simulator.close()
     connection = await asyncpg.connect(dsn)

@@ -19,7 +19,7 @@ from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
 
-from .test_dispatch import Peer, queue_mailing, run_until
+from .test_dispatch import Peer, all_final, queue_mailing, run_until
 from .test_smtp import sink  # noqa: F401 - the SMTP sink fixture
 
 TEXT = b"id:0A1B sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello"
@@ -179,14 +179,8 @@ async def test_receipts_from_the_simulator_reach_final_statuses(store: Store, ds
     await queue_mailing(store, account, ["U-ACME\n" + "".join(
         f"T-{'long ' * 60 if n % 4 == 0 else 'short'} {n}\n#-336{n:08d}\n" for n in range(200))])
 
-    async def all_final() -> bool:
-        connection = await asyncpg.connect(dsn)
-        waiting = await connection.fetchval("SELECT count(*) FROM messages WHERE state <> 'done'")
-        await connection.close()
-        return waiting == 0
-
     try:
-        await run_until(dispatcher, all_final)
+        await run_until(dispatcher, all_final(dsn))
     finally:
         await simulator.close()
     statuses = await final_statuses(dsn)
@@ -212,14 +206,8 @@ async def test_receipts_from_node_smpp_reach_the_right_final_status(
     await queue_mailing(store, account, ["U-ACME\n" + "".join(
         f"T-{'three parts ' * 30 if n % 3 == 0 else 'one part'} {n}\n#-336{n:08d}\n" for n in range(300))])
 
-    async def all_final() -> bool:
-        connection = await asyncpg.connect(dsn)
-        waiting = await connection.fetchval("SELECT count(*) FROM messages WHERE state <> 'done'")
-        await connection.close()
-        return waiting == 0
-
     try:
-        await run_until(dispatcher, all_final)
+        await run_until(dispatcher, all_final(dsn))
         await asyncio.sleep(0.5)  # duplicates still on their way
     finally:
         peer.stop()
