@@ -27,6 +27,7 @@ def environment(**overrides: str) -> dict[str, str]:
     return env | {"ECOSMS_LOG_FORMAT": "json",
                   "ECOSMS_SMTP_LISTEN": f"127.0.0.1:{free_port()}",
                   "ECOSMS_FTP_LISTEN": f"127.0.0.1:{free_port()}",
+                  "ECOSMS_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
                   "ECOSMS_FTP_PASSIVE_PORTS": f"{passive}-{passive}",
                   "ECOSMS_FTP_ROOT": tempfile.mkdtemp(prefix="ecosms-ftp-")} | overrides
 
@@ -89,7 +90,7 @@ def test_embedded_database_starts_and_stops_with_the_daemon(tmp_path: Path) -> N
     daemon = Daemon(env=environment(ECOSMS_DATABASE_DATA_DIR=str(data_dir)))
     embedded = daemon.wait_for("embedded_database", timeout=60)
     assert "evaluation" in embedded["note"]
-    assert daemon.wait_for("daemon_started")["migrations"] == [1, 2, 3]
+    assert daemon.wait_for("daemon_started")["migrations"] == [1, 2, 3, 4]
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.finish(timeout=5) == 0
     # The embedded server went down with it: nothing is left running on its data dir.

@@ -27,7 +27,7 @@ async def new_account(store: Store, code: str = "ACME") -> Account:
 async def test_migrations_apply_from_empty_and_rerun_applies_nothing(empty_database: str) -> None:
     store = await Store.open(empty_database)
     try:
-        assert await store.migrate() == [1, 2, 3]
+        assert await store.migrate() == [1, 2, 3, 4]
         assert await store.migrate() == []
         assert await store.accounts() == []
     finally:
@@ -38,7 +38,7 @@ async def test_concurrent_migrators_apply_once(empty_database: str) -> None:
     stores = [await Store.open(empty_database) for _ in range(3)]
     try:
         results = await asyncio.gather(*(store.migrate() for store in stores))
-        assert sorted(results) == [[], [], [1, 2, 3]]
+        assert sorted(results) == [[], [], [1, 2, 3, 4]]
     finally:
         for store in stores:
             await store.close()

@@ -59,6 +59,9 @@ class FtpConfig:
 class HttpConfig:
     listen: str = "127.0.0.1:8080"
     token_ttl_s: int = 3600
+    # Bearer token of operators for /metrics and /monitor; empty: they answer only on loopback.
+    operator_token: str = ""
+    max_body_kb: int = 1024  # a create call with 200 contacts is well under 100 KB
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +267,7 @@ def _check(config: Config) -> None:
                        ("ftp.max_files_per_minute", config.ftp.max_files_per_minute),
                        ("ftp.max_disk_mb", config.ftp.max_disk_mb),
                        ("http.token_ttl_s", config.http.token_ttl_s),
+                       ("http.max_body_kb", config.http.max_body_kb),
                        ("ping.timeout_s", config.ping.timeout_s),
                        ("ping.concurrency", config.ping.concurrency),
                        ("ping.retry_hours", config.ping.retry_hours)):

@@ -13,11 +13,13 @@ from collections.abc import Coroutine
 from typing import Any
 
 import structlog
+from aiohttp import web
 
 from . import ftp, smtp
 from .delivery import Deliveries
 from .dispatcher import Dispatcher
 from .pinger import Pinger
+from .web import Api
 from .smsc_sim import Simulator
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
@@ -105,6 +107,20 @@ async def _serve_smtp(server: asyncio.Server, handler: smtp.Handler) -> None:
         log.info("smtp_closed")
 
 
+async def _serve_http(app: web.Application, listen: str) -> None:
+    """The API until cancelled; then calls under way get their answer."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = listen.rsplit(":", 1)
+    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    log.info("http_listening", address=listen)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        log.info("http_closed")
+
+
 async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     applied = await store.migrate()
     worker = await store.register_worker()
@@ -137,6 +153,8 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     stop_listening = await store.listen(wake_dispatchers)
     smtp_server, smtp_handler = await smtp.serve(config, store)
     supervisor.start("smtp", _serve_smtp(smtp_server, smtp_handler))
+    api = Api(store, config, lambda: {dispatcher.smsc.name: dispatcher.bound for dispatcher in dispatchers})
+    supervisor.start("http", _serve_http(api.app(), config.http.listen))
     supervisor.start("ftp", ftp.FtpServer(config, store, inbox).run())
     log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)
     failed = await supervisor.wait(stop)

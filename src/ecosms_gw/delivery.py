@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
-from . import gsm, mail_out, receipts
+from . import gsm, mail_out, metrics, receipts
 from .config import Config, SmscConfig
 from .smpp import ESME_ROK
 from .store import Store, StoreError
@@ -55,7 +56,8 @@ class Deliveries:
         self.config = config or Config()
         self.stop_keywords = {keyword(word) for word in self.config.replies.stop_keywords}
         self.mails: set[asyncio.Task[bool]] = set()
-        self.waiting: dict[str, list[tuple[tuple[str, str, str | None], asyncio.Future[None]]]] = {}
+        # per SMSC: (receipt, answered once stored, arrival time) waiting for the next flush
+        self.waiting: dict[str, list[tuple[tuple[str, str, str | None], asyncio.Future[None], float]]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.flushes: set[asyncio.Task[None]] = set()
 
@@ -79,7 +81,7 @@ class Deliveries:
         part_state = receipts.PART_STATE[receipt.stat]
         stored = asyncio.get_running_loop().create_future()
         batch = self.waiting.setdefault(smsc.name, [])
-        batch.append(((receipt.message_id, part_state, receipt.error), stored))
+        batch.append(((receipt.message_id, part_state, receipt.error), stored, time.monotonic()))
         if len(batch) >= BATCH:
             self._flush_soon(smsc.name, 0)
         elif smsc.name not in self.timers:
@@ -133,15 +135,18 @@ class Deliveries:
         if not batch:
             return
         try:
-            applied, kept = await self.store.apply_receipts(name, [receipt for receipt, _ in batch])
+            applied, kept = await self.store.apply_receipts(name, [receipt for receipt, _, _ in batch])
         except StoreError as error:
             log.error("receipts_not_stored", smsc=name, receipts=len(batch), error=str(error))
-            for _, stored in batch:
+            for _, stored, _ in batch:
                 if not stored.done():
                     stored.set_exception(error)
             return
         log.info("receipts_applied", smsc=name, applied=applied, kept_for_later=kept,
                  duplicates=len(batch) - applied - kept)
-        for _, stored in batch:
+        now = time.monotonic()
+        metrics.RECEIPTS.labels(name).inc(applied)
+        for _, stored, arrived in batch:
+            metrics.RECEIPT_LAG.observe(now - arrived)
             if not stored.done():
                 stored.set_result(None)

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from . import gsm
+from . import gsm, metrics
 from .config import SmscConfig
 from .ratelimit import TokenBucket
 from .receipts import normalise_id
@@ -311,6 +311,7 @@ class Dispatcher:
         self.parts, self.done, self.failed = [], [], []
         try:
             await self.store.record_submissions(self.smsc.name, parts, done, failed)
+            metrics.PARTS_SUBMITTED.labels(self.smsc.name).inc(len(parts))
         except BaseException as error:  # not written (a fault, or the flusher stopped meanwhile)
             self.parts[:0], self.done[:0], self.failed[:0] = parts, done, failed
             if not isinstance(error, StoreError):

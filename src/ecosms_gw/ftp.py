@@ -33,7 +33,7 @@ from pyftpdlib.servers import ThreadedFTPServer
 from . import mime
 from .accounts import Account, verify_secret
 from .config import Config
-from .ingest import Outcome, cpu_bound, refused, submit
+from .ingest import Outcome, counted, cpu_bound, refused, submit
 from .mail2sms import Rejected
 from .ratelimit import SlidingWindow
 from .store import Store, StoreError
@@ -114,7 +114,7 @@ class Inbox:
         try:
             if not path.is_file():  # renamed or taken away meanwhile
                 return
-            outcome = await self._outcome(path, code)
+            outcome = counted("ftp", await self._outcome(path, code))
             folder = "done" if outcome.accepted else "rejected"
             moved = await asyncio.to_thread(file_away, path, folder, outcome.document)
             log.info("ftp_file_processed", account=code, file=path.name, folder=folder,

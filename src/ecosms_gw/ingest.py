@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from . import report
+from . import metrics, report
 from .accounts import Account
 from .compose import Composition, compose
 from .config import Config
@@ -62,6 +62,12 @@ async def cpu_bound(size: int, function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
 
+def counted(channel: str, outcome: Outcome) -> Outcome:
+    """Every submission's outcome, whatever its door, in the ingestion counter."""
+    metrics.INGESTED.labels(channel, "duplicate" if outcome.duplicate else outcome.reason or "accepted").inc()
+    return outcome
+
+
 def refused(refusal: Rejected, bodies: int, account: Account | None = None) -> Outcome:
     return Outcome(report.rejected(refusal, bodies), account)
 
@@ -80,14 +86,22 @@ async def submit(store: Store, config: Config, texts: Sequence[str], *, source: 
         return refused(Rejected("unknown_account", f"no account {bodies[0].account}"), len(texts))
     if refusal := await authorise(account):
         return refused(refusal, len(texts), account)
+    return await enqueue(store, config, account, bodies, size=size, source=source,
+                         source_ref=source_ref, dedupe_window=dedupe_window)
+
+
+async def enqueue(store: Store, config: Config, account: Account, bodies: list[Body], *, size: int,
+                  source: str, source_ref: str | None = None, dedupe_window: timedelta | None = None,
+                  name: str | None = None) -> Outcome:
+    """Compose bodies of an account allowed to send them, and store the mailing."""
     opted_out = await store.opt_outs(account.id)
     try:
         composition = await cpu_bound(size, _compose, bodies, account, config, opted_out)
     except Rejected as refusal:
-        return refused(refusal, len(texts), account)
-    document = report.accepted(composition, len(texts))
+        return refused(refusal, len(bodies), account)
+    document = report.accepted(composition, len(bodies))
     stored = await store.enqueue(account.id, source, source_ref, composition,
-                                 _kept_report(document), dedupe_window)
+                                 _kept_report(document), dedupe_window, name)
     log.info("mailing_duplicate" if stored.duplicate else "mailing_queued",
              mailing_id=stored.mailing_id, account=account.code, source=source,
              messages=stored.messages, parts=stored.parts, dropped=len(composition.dropped))

@@ -23,13 +23,23 @@ class SlidingWindow:
         """Count one event for `key` if the limit allows it."""
         now = self.clock()
         with self._lock:
-            recent = self._events[key]
-            while recent and recent[0] <= now - self.window_s:
-                recent.popleft()
+            recent = self._recent(key, now)
             if len(recent) >= self.limit:
                 return False
             recent.append(now)
             return True
+
+    def exhausted(self, key: Hashable) -> bool:
+        """Whether the next event for `key` would be refused; counts nothing (for limits on
+        failures, counted only once they happen)."""
+        with self._lock:
+            return len(self._recent(key, self.clock())) >= self.limit
+
+    def _recent(self, key: Hashable, now: float) -> deque[float]:
+        recent = self._events[key]
+        while recent and recent[0] <= now - self.window_s:
+            recent.popleft()
+        return recent
 
 
 class TokenBucket:

@@ -24,7 +24,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from . import check, mail_out, mime
 from .accounts import Account, verify_secret
 from .config import Config
-from .ingest import ACCESS_REASONS, Outcome, cpu_bound, refused, submit
+from .ingest import ACCESS_REASONS, Outcome, counted, cpu_bound, refused, submit
 from .mail2sms import Rejected
 from .ratelimit import SlidingWindow
 from .store import Store, StoreError
@@ -129,7 +129,7 @@ class Handler:
                      line=outcome.document.get("line"), detail=outcome.document.get("detail"))
         elif not outcome.duplicate and outcome.account is not None:
             self._send_report(outcome, outcome.account, sender)
-        return reply(outcome)
+        return reply(counted("smtp", outcome))
 
     async def _authorise(self, session: Session, sender: str, account: Account) -> Rejected | None:
         authenticated = session.authenticated and (session.auth_data or "").lower() == account.code.lower()

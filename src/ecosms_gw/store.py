@@ -186,8 +186,12 @@ class Store:
     @classmethod
     @_translated
     async def open(cls, dsn: str, *, max_connections: int = 10) -> Store:
+        # Custom plans: the API's optional filters (`$2 IS NULL OR ...`) are planned with their
+        # values, so an index serves whichever filter is given. Every other statement
+        # handles a batch, where planning costs nothing in comparison.
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_connections,
-                                         command_timeout=60, timeout=10, reset=_keep_session)
+                                         command_timeout=60, timeout=10, reset=_keep_session,
+                                         server_settings={"plan_cache_mode": "force_custom_plan"})
         return cls(pool, dsn)
 
     async def close(self) -> None:
@@ -268,7 +272,7 @@ class Store:
     @_translated
     async def enqueue(self, account_id: int, source: str, source_ref: str | None,
                       composition: Composition, report: dict[str, Any],
-                      dedupe_window: timedelta | None = None) -> Enqueued:
+                      dedupe_window: timedelta | None = None, name: str | None = None) -> Enqueued:
         """One mailing and all its messages in one transaction (COPY), and a wake-up for the
         dispatchers that fires at commit. Once this returns, the submission is durable.
 
@@ -285,7 +289,7 @@ class Store:
                     return Enqueued(earlier["id"], earlier["messages"], earlier["parts"], duplicate=True)
             mailing_id = await connection.fetchval(
                 Q["mailing_insert"], account_id, source, source_ref, composition.send_at,
-                len(composition.messages), composition.parts, json.dumps(report))
+                len(composition.messages), composition.parts, json.dumps(report), name)
             messages = composition.messages
             if len(messages) <= _COPY_FROM:
                 columns = list(zip(*((m.recipient, m.text, m.encoding, m.segments, m.line,
@@ -452,6 +456,33 @@ class Store:
         return connection.close
 
     # ------------------------------------------------------------ reads
+
+    @_translated
+    async def api(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        """One of the `api_*` queries of queries.sql: rows as dicts (their arguments are
+        documented there)."""
+        return [dict(row) for row in await self._pool.fetch(Q[query], *args)]
+
+    @_translated
+    async def api_stats(self, account_id: int, mailing_ids: list[int] | None, names: list[str] | None,
+                        month: tuple[datetime, datetime] | None) -> dict[str, int]:
+        start, end = month or (None, None)
+        return dict(await self._pool.fetchrow(Q["api_stats"], account_id, mailing_ids, names, start, end))
+
+    @_translated
+    async def gauges(self) -> dict[str, Any]:
+        row = await self._pool.fetchrow(Q["gauges"])
+        return {"statuses": json.loads(row["statuses"] or "{}"), "queued": row["queued"],
+                "oldest_s": float(row["oldest_s"] or 0)}
+
+    @_translated
+    async def owns_mailing(self, account_id: int, mailing_id: int) -> bool:
+        return await self._pool.fetchval(Q["api_mailing_of"], account_id, mailing_id) is not None
+
+    @_translated
+    async def setting(self, name: str, default: str) -> str:
+        """A value every daemon on this database shares; `default` if it is the first."""
+        return await self._pool.fetchval(Q["setting"], name, default)
 
     @_translated
     async def queue_view(self, account: str | None = None) -> list[dict[str, Any]]:

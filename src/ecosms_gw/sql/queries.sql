@@ -42,8 +42,8 @@ SELECT recipient FROM opt_outs WHERE account_id = $1;
 
 -- name: mailing_insert
 -- The dispatchers' wake-up rides along; it is delivered at commit.
-INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report)
-SELECT $1, $2, $3, $4, $5, $6, $7 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
+INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
 RETURNING id;
 
 -- name: messages_insert
@@ -367,3 +367,141 @@ SELECT count(*) FROM abandoned;
 UPDATE mailings g SET status = 'ended'
 WHERE g.status = 'created'
   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id AND m.state NOT IN ('done', 'canceled'));
+
+-- HTTP API reads. Every one is scoped to the account ($1); a NULL filter is no filter
+-- (the pool plans each call with its values, so only the filters given cost anything).
+-- $sort is one of the listed keys, $desc its direction; `total` is the count before
+-- limit and offset.
+
+-- name: api_messages
+-- Messages sent (MT): the sms resource and the current status.
+SELECT * FROM (
+    SELECT m.id, m.status, m.text, coalesce(g.send_at, g.created_at) AS date, m.recipient,
+           m.mailing_id, g.name AS mailing_name, m.code, m.description, m.response,
+           m.segments, m.encoding, m.updated_at AS status_date, count(*) OVER () AS total
+    FROM messages m JOIN mailings g ON g.id = m.mailing_id
+    WHERE m.account_id = $1 AND g.account_id = $1
+      AND ($2::bigint[] IS NULL OR m.id = ANY($2))
+      AND ($3::text[] IS NULL OR m.recipient = ANY($3))
+      AND ($4::text[] IS NULL OR g.name = ANY($4))
+      AND ($5::bigint[] IS NULL OR m.mailing_id = ANY($5))
+      AND ($6::timestamptz IS NULL OR coalesce(g.send_at, g.created_at) >= $6)
+      AND ($7::timestamptz IS NULL OR coalesce(g.send_at, g.created_at) < $7)
+) r
+ORDER BY CASE WHEN $8 = 'date' AND NOT $9 THEN r.date END,
+         CASE WHEN $8 = 'date' AND $9 THEN r.date END DESC,
+         CASE WHEN $8 = 'status' AND NOT $9 THEN r.status END,
+         CASE WHEN $8 = 'status' AND $9 THEN r.status END DESC,
+         CASE WHEN $8 = 'recipient' AND NOT $9 THEN r.recipient END,
+         CASE WHEN $8 = 'recipient' AND $9 THEN r.recipient END DESC,
+         CASE WHEN $9 THEN r.id END DESC, r.id
+LIMIT $10 OFFSET $11;
+
+-- name: api_replies
+-- Messages from phones (MO) to this account, with the message they answer.
+SELECT * FROM (
+    SELECT o.id, o.text, o.received_at AS date, o.source AS recipient, o.message_id AS sms_id,
+           m.mailing_id, g.name AS mailing_name, count(*) OVER () AS total
+    FROM mo_messages o LEFT JOIN messages m ON m.id = o.message_id
+    LEFT JOIN mailings g ON g.id = m.mailing_id
+    WHERE o.account_id = $1
+      AND ($2::bigint[] IS NULL OR o.id = ANY($2))
+      AND ($3::text[] IS NULL OR o.source = ANY($3))
+      AND ($4::text[] IS NULL OR g.name = ANY($4))
+      AND ($5::bigint[] IS NULL OR m.mailing_id = ANY($5))
+      AND ($6::timestamptz IS NULL OR o.received_at >= $6)
+      AND ($7::timestamptz IS NULL OR o.received_at < $7)
+) r
+ORDER BY CASE WHEN $8 = 'date' AND NOT $9 THEN r.date END,
+         CASE WHEN $8 = 'date' AND $9 THEN r.date END DESC,
+         CASE WHEN $8 = 'recipient' AND NOT $9 THEN r.recipient END,
+         CASE WHEN $8 = 'recipient' AND $9 THEN r.recipient END DESC,
+         CASE WHEN $9 THEN r.id END DESC, r.id
+LIMIT $10 OFFSET $11;
+
+-- name: api_history
+-- Every status a message had, oldest first: `wait` from its creation, then its events.
+SELECT * FROM (
+    SELECT m.id AS sms_id, 'wait' AS status, NULL AS code, 'scheduled' AS description,
+           NULL AS response, m.created_at AS date, m.recipient, m.mailing_id, 0::bigint AS seq
+    FROM messages m WHERE m.account_id = $1 AND m.id = ANY($2::bigint[])
+    UNION ALL
+    SELECT e.message_id, e.status, e.code, e.description, e.response, e.created_at, m.recipient,
+           m.mailing_id, e.id
+    FROM status_events e JOIN messages m ON m.id = e.message_id
+    WHERE e.account_id = $1 AND e.message_id = ANY($2::bigint[])
+) h
+ORDER BY h.sms_id, h.seq
+LIMIT $3 OFFSET $4;
+
+-- name: api_status_queue
+-- The account's status FIFO: the oldest unread events, read once.
+WITH taken AS (
+    SELECT id FROM status_events WHERE account_id = $1 AND queued
+    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+), read AS (
+    UPDATE status_events e SET queued = false FROM taken WHERE e.id = taken.id
+    RETURNING e.id, e.message_id, e.status, e.code, e.description, e.response, e.created_at
+)
+SELECT r.message_id AS sms_id, r.status, r.code, r.description, r.response, r.created_at AS date,
+       m.recipient, m.mailing_id
+FROM read r JOIN messages m ON m.id = r.message_id
+ORDER BY r.id;
+
+-- name: api_mailings
+SELECT * FROM (
+    SELECT g.id, g.name, g.status, coalesce(g.send_at, g.created_at) AS date, g.messages,
+           g.parts, g.source, g.created_at,
+           (SELECT m.text FROM messages m WHERE m.mailing_id = g.id ORDER BY m.id LIMIT 1) AS text,
+           count(*) OVER () AS total
+    FROM mailings g
+    WHERE g.account_id = $1
+      AND ($2::bigint[] IS NULL OR g.id = ANY($2))
+      AND ($3::text[] IS NULL OR g.name = ANY($3))
+) r
+ORDER BY CASE WHEN $4 = 'date' AND NOT $5 THEN r.date END,
+         CASE WHEN $4 = 'date' AND $5 THEN r.date END DESC,
+         CASE WHEN $4 = 'name' AND NOT $5 THEN r.name END,
+         CASE WHEN $4 = 'name' AND $5 THEN r.name END DESC,
+         CASE WHEN $5 THEN r.id END DESC, r.id
+LIMIT $6 OFFSET $7;
+
+-- name: api_stats
+-- Counts by status of the account's messages, of some mailings or of a month's; `optout`
+-- counts the recipients left out because they had opted out.
+WITH g AS (
+    SELECT id, report FROM mailings
+    WHERE account_id = $1
+      AND ($2::bigint[] IS NULL OR id = ANY($2))
+      AND ($3::text[] IS NULL OR name = ANY($3))
+      AND ($4::timestamptz IS NULL OR (created_at >= $4 AND created_at < $5))
+)
+SELECT count(*) FILTER (WHERE m.status = 'wait') AS wait,
+       count(*) FILTER (WHERE m.status = 'ok') AS ok,
+       count(*) FILTER (WHERE m.status = 'on') AS "on",
+       count(*) FILTER (WHERE m.status = 'no') AS "no",
+       count(*) FILTER (WHERE m.status = 'ko') AS ko,
+       count(*) FILTER (WHERE m.status = 'rep') AS rep,
+       (SELECT count(*) FROM g, jsonb_array_elements(g.report -> 'dropped') d
+        WHERE d ->> 'reason' = 'opted_out') AS optout,
+       count(m.id) AS total
+FROM g JOIN messages m ON m.mailing_id = g.id;
+
+-- name: api_mailing_of
+SELECT id FROM mailings WHERE account_id = $1 AND id = $2;
+
+-- name: setting
+-- A value shared by every daemon, created by the first that needs it.
+WITH created AS (
+    INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value
+)
+SELECT value FROM created UNION ALL SELECT value FROM settings WHERE name = $1 LIMIT 1;
+
+-- name: gauges
+-- Read by /metrics: messages by status (counted, not estimated: a scrape every 15 s or
+-- more), and the queue: its depth and how late its oldest due message is.
+SELECT (SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) AS n FROM messages GROUP BY status) s)
+           AS statuses,
+       (SELECT count(*) FROM messages WHERE state = 'queued') AS queued,
+       (SELECT extract(epoch FROM now() - min(due_at)) FROM messages WHERE state = 'queued' AND due_at <= now())
+           AS oldest_s;

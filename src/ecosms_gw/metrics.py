@@ -1,0 +1,23 @@
+"""Prometheus metrics of this daemon (`GET /metrics`). Counters are counted where things
+happen; what lives in PostgreSQL (queue depth, messages by status) is read at scrape time,
+so that every daemon on one database reports the same truth."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+INGESTED = Counter("ecosms_ingested_total", "Submissions by channel and outcome",
+                   ["channel", "outcome"], registry=REGISTRY)
+PARTS_SUBMITTED = Counter("ecosms_parts_submitted_total", "Parts the SMSC accepted", ["smsc"],
+                          registry=REGISTRY)
+RECEIPTS = Counter("ecosms_receipts_total", "Delivery receipts stored", ["smsc"], registry=REGISTRY)
+RECEIPT_LAG = Histogram("ecosms_receipt_lag_seconds", "From a receipt's arrival to its status committed",
+                        buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=REGISTRY)
+SMSC_BOUND = Gauge("ecosms_smsc_bound", "1 when this daemon's connection to the SMSC is bound", ["smsc"],
+                   registry=REGISTRY)
+MESSAGES = Gauge("ecosms_messages", "Messages by status (all daemons)", ["status"], registry=REGISTRY)
+QUEUE_DEPTH = Gauge("ecosms_queue_depth", "Messages waiting to be sent (all daemons)", registry=REGISTRY)
+QUEUE_OLDEST = Gauge("ecosms_queue_oldest_seconds", "Age of the oldest message due and not sent",
+                     registry=REGISTRY)

@@ -1,0 +1,366 @@
+"""The HTTP side of the daemon: the seed-compatible API under /rest (section 3), its
+tokens, /health for load balancers and /metrics for Prometheus.
+
+Every /rest call carries a bearer token and sees only its own account's data: each query
+is scoped by the token's account, and another account's ids are answered exactly as ids
+that do not exist. Our own faults (database away) are 503, never a 4xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from . import api, ingest, metrics, tokens
+from .accounts import Account, verify_secret
+from .config import Config
+from .ratelimit import SlidingWindow
+from .store import Store, StoreError
+
+log = structlog.get_logger()
+
+ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
+FORMATS = ("json", "xml", "csv", "js")
+TOKEN_FAILURES_PER_MINUTE = 20  # per client address: secrets cannot be guessed by volume
+SECRET_CHECKS_AT_ONCE = 4  # scrypt costs ~50 ms of CPU each: a flood queues, it does not starve
+
+# What each resource shows (the seed's names) -> the key in the rows its query returns.
+SMS = {"id": "id", "status": "status", "text": "text", "date": "date", "recipient": "recipient",
+       "mailingId": "mailing_id", "mailingName": "mailing_name", "code": "code",
+       "description": "description", "response": "response", "segments": "segments", "encoding": "encoding"}
+REPLY = {"id": "id", "text": "text", "date": "date", "recipient": "recipient", "smsId": "sms_id",
+         "mailingId": "mailing_id", "mailingName": "mailing_name"}
+STATUS = {"smsId": "id", "status": "status", "recipient": "recipient", "mailingId": "mailing_id",
+          "date": "status_date", "code": "code", "description": "description", "response": "response"}
+EVENT = {"smsId": "sms_id", "status": "status", "recipient": "recipient", "mailingId": "mailing_id",
+         "date": "date", "code": "code", "description": "description", "response": "response"}
+MAILING = {"id": "id", "name": "name", "status": "status", "text": "text", "date": "date",
+           "messages": "messages", "parts": "parts", "source": "source", "createdAt": "created_at"}
+STATS = ("wait", "ok", "on", "no", "ko", "rep", "optout", "total")
+SORT_MESSAGES = {"id": "id", "date": "date", "status": "status", "recipient": "recipient",
+                 "smsId": "id"}
+SORT_MAILINGS = {"id": "id", "date": "date", "name": "name"}
+
+
+class Call:
+    """One authenticated /rest call: its account, parameters and answer format."""
+
+    def __init__(self, account: Account, params: dict[str, Any], zone: ZoneInfo) -> None:
+        self.account, self.params, self.zone = account, params, zone
+
+    def listing(self, rows: list[dict[str, Any]], names: dict[str, str], default: tuple[str, ...]) -> dict[str, Any]:
+        chosen = api.properties(self.params, tuple(names), default)
+        return api.listing(rows, names, chosen, self.zone, api.flag(self.params, "total"))
+
+
+Handler = Callable[["Api", Call], Awaitable[tuple[int, Any]]]
+
+
+class Api:
+    def __init__(self, store: Store, config: Config, bound: Callable[[], dict[str, bool]] = dict) -> None:
+        self.store = store
+        self.config = config
+        self.bound = bound  # SMSC connection name -> bound, for /health and /metrics
+        self.key = ""
+        self.failures = SlidingWindow(TOKEN_FAILURES_PER_MINUTE, 60.0)
+        self.secret_checks = asyncio.Semaphore(SECRET_CHECKS_AT_ONCE)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.http.max_body_kb * 1024,
+                              middlewares=[self._no_cache])
+        app.router.add_post("/token", self.token)
+        app.router.add_route("*", r"/rest/{resource:[a-z]+}{ext:(\.[a-z]+)?}", self.rest)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.metrics)
+        return app
+
+    @web.middleware
+    async def _no_cache(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    async def signing_key(self) -> str:
+        if not self.key:
+            self.key = await self.store.setting("api_token_key", secrets.token_hex(32))
+        return self.key
+
+    # ---------------------------------------------------------------- /token
+
+    async def token(self, request: web.Request) -> web.Response:
+        """OAuth 2.0 client credentials: client_id is the account code, client_secret its
+        API secret."""
+        client = request.remote or "?"
+        fields = await _fields(request)
+        if fields.get("grant_type") != "client_credentials":
+            return _oauth_error("unsupported_grant_type", "grant_type must be client_credentials")
+        if self.failures.exhausted(client):
+            return _oauth_error("invalid_client", "too many failed attempts, wait a minute", 429)
+        code, secret = str(fields.get("client_id") or ""), str(fields.get("client_secret") or "")
+        try:
+            account = await self.store.account(code) if code else None
+            async with self.secret_checks:
+                valid = await asyncio.to_thread(verify_secret, secret, account.api_secret if account else None)
+            key = await self.signing_key()
+        except StoreError:
+            return web.json_response({"error": "temporarily_unavailable",
+                                      "error_description": "database unavailable, retry later"}, status=503)
+        if not valid or account is None or account.api_secret is None:
+            self.failures.allow(client)
+            log.warning("api_token_refused", client=client, client_id=code[:64])
+            return _oauth_error("invalid_client", "The client credentials are invalid")
+        ttl = self.config.http.token_ttl_s
+        return web.json_response({"access_token": tokens.issue(key, account.code, account.api_secret, ttl),
+                                  "expires_in": str(ttl), "token_type": "bearer", "scope": "basic"})
+
+    # ---------------------------------------------------------------- /rest
+
+    async def rest(self, request: web.Request) -> web.Response:
+        fmt = (request.match_info["ext"] or ".json")[1:]
+        callback = request.query.get("callback")
+        try:
+            if fmt not in FORMATS:
+                raise api.ApiError(404, f"unknown format .{fmt}: json, xml, csv or js")
+            account = await self._account(request)
+            params = await _params(request)
+            callback = api.single(params, "callback") or callback
+            action = api.single(params, "action") or ACTIONS.get(request.method, "")
+            handler = ROUTES.get((request.match_info["resource"], action))
+            if handler is None:
+                known = {resource for resource, _ in ROUTES}
+                if request.match_info["resource"] not in known:
+                    raise api.ApiError(404, f"unknown resource {request.match_info['resource']!r}")
+                raise api.ApiError(405, f"{request.match_info['resource']}: no action {action!r}")
+            zone = ZoneInfo(account.timezone or self.config.defaults.timezone)
+            status, document = await handler(self, Call(account, params, zone))
+        except api.ApiError as error:
+            status, document = error.status, {"status": error.status, "message": error.message}
+        except StoreError as error:
+            log.error("api_store_unavailable", error=str(error))
+            status, document = 503, {"status": 503, "message": "database unavailable, retry later"}
+        try:
+            body, content_type = api.render(document, fmt, callback)
+        except api.ApiError as error:  # a bad callback or format: answered in JSON
+            status = error.status
+            body, content_type = api.render({"status": status, "message": error.message}, "json")
+        return web.Response(status=status, body=body, content_type=content_type.split(";")[0],
+                            charset="utf-8")
+
+    async def _account(self, request: web.Request) -> Account:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise api.ApiError(401, "Authenticate failed: an Authorization: Bearer token is required")
+        found = tokens.read(await self.signing_key(), header[len("Bearer "):].strip())
+        account = await self.store.account(found[0]) if found else None
+        if found is None or account is None or account.api_secret is None or \
+                not hmac.compare_digest(tokens.fingerprint(account.api_secret), found[1]):
+            raise api.ApiError(401, "Authenticate failed")
+        return account
+
+    # ---------------------------------------------------------------- health and metrics
+
+    async def health(self, request: web.Request) -> web.Response:
+        """200 when the database answers and at least one SMSC connection is bound."""
+        try:
+            await self.store.ping()
+            database = True
+        except StoreError:
+            database = False
+        smsc = self.bound()
+        healthy = database and any(smsc.values())
+        return web.json_response({"status": "ok" if healthy else "unavailable", "database": database,
+                                  "smsc": {name: "bound" if up else "down" for name, up in smsc.items()}},
+                                 status=200 if healthy else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        self._operator(request)
+        for name, up in self.bound().items():
+            metrics.SMSC_BOUND.labels(name).set(1 if up else 0)
+        try:
+            gauges = await self.store.gauges()
+        except StoreError:
+            gauges = None
+        if gauges is not None:
+            for status in ("wait", "on", "ok", "ko", "rep", "no"):
+                metrics.MESSAGES.labels(status).set(gauges["statuses"].get(status, 0))
+            metrics.QUEUE_DEPTH.set(gauges["queued"])
+            metrics.QUEUE_OLDEST.set(gauges["oldest_s"])
+        return web.Response(body=generate_latest(metrics.REGISTRY),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _operator(self, request: web.Request) -> None:
+        """Operators' pages: the configured bearer token, or a loopback client when none is set."""
+        token = self.config.http.operator_token
+        if token:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise web.HTTPUnauthorized(text="operator token required\n")
+        elif not ipaddress.ip_address(request.remote or "0.0.0.0").is_loopback:
+            raise web.HTTPForbidden(text="set http.operator_token to reach this from another host\n")
+
+
+async def _fields(request: web.Request) -> dict[str, Any]:
+    """Form or JSON fields of a request body."""
+    if request.content_type == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            raise api.ApiError(400, "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise api.ApiError(400, "the JSON body must be an object")
+        return data
+    if request.can_read_body:
+        return api.nest(list((await request.post()).items()))
+    return {}
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """Query and body parameters together (the seed sends GET parameters in the body too)."""
+    params = api.nest(list(request.query.items()))
+    params.update(await _fields(request))
+    return params
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": error, "error_description": description}, status=status)
+
+
+# -------------------------------------------------------------------- resources
+
+
+async def read_sms(self: Api, call: Call) -> tuple[int, Any]:
+    params = call.params
+    limit, offset = api.page(params)
+    since, until = api.date_range(params, call.zone)
+    way = api.single(params, "way") or "mt"
+    if way not in ("mt", "mo"):
+        raise api.ApiError(400, "way: mt or mo")
+    sort_key, descending = api.sort(params, SORT_MESSAGES)
+    filters = (api.ids(params, "id"), api.values(params, "recipient"), api.values(params, "mailingName"),
+               api.ids(params, "mailingId"), since, until, sort_key, descending, limit, offset)
+    if way == "mo":
+        rows = await self.store.api("api_replies", call.account.id, *filters)
+        return 200, call.listing(rows, REPLY, ("id",))
+    rows = await self.store.api("api_messages", call.account.id, *filters)
+    return 200, call.listing(rows, SMS, ("id",))
+
+
+async def create_sms(self: Api, call: Call) -> tuple[int, Any]:
+    outcome = await _create(self, call, at_most=1)
+    rows = await self.store.api("api_messages", call.account.id, None, None, None, [outcome.mailing_id],
+                                None, None, "id", False, 1, 0)
+    return 201, {name: api.shown(rows[0][key], call.zone) for name, key in SMS.items()} | {
+        "dropped": outcome.document["dropped"]}
+
+
+async def create_mailing(self: Api, call: Call) -> tuple[int, Any]:
+    outcome = await _create(self, call, at_most=api.MAX_CONTACTS)
+    document = outcome.document
+    return 201, {"id": outcome.mailing_id, "name": api.single(call.params, "name"),
+                 "messages": outcome.messages, "parts": outcome.parts,
+                 "dropped": document["dropped"], "warnings": document["warnings"]}
+
+
+async def _create(self: Api, call: Call, at_most: int) -> ingest.Outcome:
+    """An sms or a mailing, composed exactly as a mail body with these contacts would be."""
+    params = call.params
+    text = api.single(params, "text")
+    if not text:
+        raise api.ApiError(417, "text is required")
+    people = api.contacts(params, at_most)
+    sender = api.single(params, "sender")
+    if sender and sender != call.account.sender_id:
+        raise api.ApiError(400, f"sender {sender!r} is not this account's approved sender id")
+    date = api.single(params, "date")
+    send_at = api.moment(date, call.zone, "date")[0] if date else None
+    name = api.single(params, "name")
+    if name is not None and len(name) > 200:
+        raise api.ApiError(400, "name: at most 200 characters")
+    body = api.body(call.account.code, text, people, send_at)
+    outcome = ingest.counted("http", await ingest.enqueue(self.store, self.config, call.account, [body],
+                                                          size=len(text) * len(people), source="http", name=name))
+    if not outcome.accepted:
+        document = outcome.document
+        raise api.ApiError(400, f"{document['reason']}: {document['detail']}")
+    return outcome
+
+
+async def read_mailing(self: Api, call: Call) -> tuple[int, Any]:
+    params = call.params
+    limit, offset = api.page(params)
+    sort_key, descending = api.sort(params, SORT_MAILINGS)
+    rows = await self.store.api("api_mailings", call.account.id, api.ids(params, "id"),
+                                api.values(params, "name"), sort_key, descending, limit, offset)
+    return 200, call.listing(rows, MAILING, tuple(MAILING))
+
+
+async def cancel_mailing(self: Api, call: Call) -> tuple[int, Any]:
+    found = api.ids(call.params, "id")
+    if not found or len(found) != 1:
+        raise api.ApiError(417, "id is required: the mailing to cancel")
+    if not await self.store.owns_mailing(call.account.id, found[0]):
+        raise api.ApiError(404, f"no mailing {found[0]}")
+    canceled = await self.store.cancel(found[0])
+    if canceled is None:
+        raise api.ApiError(304, f"mailing {found[0]} has nothing left to cancel")
+    status, count = canceled
+    log.info("mailing_canceled", mailing_id=found[0], account=call.account.code, status=status, messages=count)
+    return 200, {"count": count, "status": status}
+
+
+async def read_status(self: Api, call: Call) -> tuple[int, Any]:
+    params = call.params
+    limit, offset = api.page(params)
+    sort_key, descending = api.sort(params, SORT_MESSAGES)
+    rows = await self.store.api("api_messages", call.account.id, api.ids(params, "smsId"), None,
+                                api.values(params, "mailingName"), api.ids(params, "mailingId"),
+                                None, None, sort_key, descending, limit, offset)
+    return 200, call.listing(rows, STATUS, tuple(STATUS))
+
+
+async def status_queue(self: Api, call: Call) -> tuple[int, Any]:
+    limit, _ = api.page(call.params)
+    rows = await self.store.api("api_status_queue", call.account.id, limit)
+    return 200, call.listing([row | {"total": len(rows)} for row in rows], EVENT, tuple(EVENT))
+
+
+async def read_history(self: Api, call: Call) -> tuple[int, Any]:
+    found = api.ids(call.params, "smsId")
+    if not found:
+        raise api.ApiError(417, "smsId is required")
+    limit, offset = api.page(call.params)
+    rows = await self.store.api("api_history", call.account.id, found, limit, offset)
+    return 200, call.listing([row | {"total": len(rows)} for row in rows], EVENT, tuple(EVENT))
+
+
+async def read_stats(self: Api, call: Call) -> tuple[int, Any]:
+    params = call.params
+    mailing_ids, names, month = api.ids(params, "mailingId"), api.values(params, "mailingName"), \
+        api.single(params, "month")
+    if month and (mailing_ids or names):
+        raise api.ApiError(400, "month cannot be combined with mailingId or mailingName")
+    stats = await self.store.api_stats(call.account.id, mailing_ids, names,
+                                       api.month_range(month, call.zone) if month else None)
+    chosen = api.properties(params, STATS, STATS)
+    return 200, {"size": 1, "total": None, "list": [{name: stats[name] for name in chosen}]}
+
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("sms", "read"): read_sms, ("sms", "create"): create_sms,
+    ("mailing", "read"): read_mailing, ("mailing", "create"): create_mailing,
+    ("mailing", "delete"): cancel_mailing,
+    ("status", "read"): read_status, ("status", "queue"): status_queue,
+    ("smsstatus", "read"): read_history,
+    ("stats", "read"): read_stats,
+}
+
