@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import signal
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -23,6 +24,8 @@ from ecosms_gw.accounts import Account, hash_secret
 from ecosms_gw.config import Config, DefaultsConfig
 from ecosms_gw.store import Store
 from ecosms_gw.web import Api
+
+from .test_daemon import Daemon, environment, free_port
 
 SECRET = "p280edbd76d510c41990cbe5e6108c7e"
 
@@ -381,3 +384,31 @@ async def test_concurrent_queue_readers_never_get_the_same_status(client: Client
     reads = await asyncio.gather(*(client.call("GET", "/rest/status?action=queue&limit=7") for _ in range(8)))
     seen = [row["smsId"] for _, body in reads for row in body["list"]]
     assert sorted(seen) == sorted(m.id for m in messages)
+
+
+async def test_the_running_daemon_serves_the_api_end_to_end(dsn: str, store: Store) -> None:
+    """`ecosms-gw run` with its simulator: a token, an SMS sent over HTTP, its status read
+    until the simulator's receipt makes it `ok`; /health says the SMSC is bound."""
+    await store.add_account(Account(id=None, code="ACME", api_secret=hash_secret(SECRET)))
+    port = free_port()
+    daemon = Daemon(env=environment(ECOSMS_DATABASE_DSN=dsn, ECOSMS_HTTP_LISTEN=f"127.0.0.1:{port}"))
+    try:
+        daemon.wait_for("http_listening")
+        async with aiohttp.ClientSession() as session:
+            client = Client(session, f"http://127.0.0.1:{port}")
+            assert (await client.login()).status == 200
+            status, sms = await client.call("POST", "/rest/sms", json={
+                "text": "Hello from HTTP", "contacts": [{"recipient": "+33600000001"}]})
+            assert status == 201
+            deadline = asyncio.get_running_loop().time() + 30
+            while (await client.call("GET", f"/rest/status?smsId={sms['id']}"))[1]["list"][0]["status"] != "ok":
+                assert asyncio.get_running_loop().time() < deadline, "no receipt in time"
+                await asyncio.sleep(0.2)
+            _, history = await client.call("GET", f"/rest/smsstatus?smsId={sms['id']}")
+            assert [row["status"] for row in history["list"]] == ["wait", "on", "ok"]
+            async with session.get(f"http://127.0.0.1:{port}/health") as response:
+                assert (response.status, (await response.json())["smsc"]) == (200, {"simulator": "bound"})
+    finally:
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.finish(timeout=10) == 0
+    assert "http_closed" in daemon.names()
