@@ -9,9 +9,12 @@ import csv
 import io
 import json
 import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -302,6 +305,10 @@ async def test_each_format(client: Client) -> None:
      400, "sender 'OTHER' is not this account's approved sender id"),
     ("POST", "/rest/mailing", {"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400,
      "the body is not valid JSON"),
+    ("POST", "/rest/mailing", {"data": b"text=x", "headers": {"Content-Type": "multipart/form-data"}}, 415,
+     "send parameters as application/x-www-form-urlencoded or application/json"),
+    ("GET", "/rest/sms?recipient=%00", {}, 400, "parameters may not contain NUL characters"),
+    ("GET", "/rest/sms?offset=99999999999999999999", {}, 400, "offset: a whole number"),
     ("GET", "/rest/sms?sort=text DESC", {}, 400, "sort: 'NAME ASC' or 'NAME DESC' with NAME one of id, date, status, recipient, smsId"),
     ("GET", "/rest/sms?properties=DEFAULT,password", {}, 400,
      "properties: unknown property 'password'; known: id, status, text, date, recipient, mailingId, mailingName, "
@@ -412,3 +419,36 @@ async def test_the_running_daemon_serves_the_api_end_to_end(dsn: str, store: Sto
         daemon.process.send_signal(signal.SIGTERM)
         assert daemon.finish(timeout=10) == 0
     assert "http_closed" in daemon.names()
+
+
+def test_schemathesis_finds_no_server_error(dsn: str, tmp_path) -> None:
+    """schemathesis generates calls from /openapi.json against the running daemon, with a
+    valid token: none may end in a 5xx."""
+    asyncio.run(_account_with_secret(dsn))
+    port = free_port()
+    daemon = Daemon(env=environment(ECOSMS_DATABASE_DSN=dsn, ECOSMS_HTTP_LISTEN=f"127.0.0.1:{port}"))
+    try:
+        daemon.wait_for("http_listening")
+        token = asyncio.run(_token(f"http://127.0.0.1:{port}"))
+        run = subprocess.run(
+            [str(Path(sys.executable).parent / "schemathesis"), "run", f"http://127.0.0.1:{port}/openapi.json",
+             "--checks", "not_a_server_error", "--max-examples", "40", "--header", f"Authorization: Bearer {token}",
+             "--phases", "examples,coverage,fuzzing", "--seed", "1"],
+            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    finally:
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.finish(timeout=10)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+async def _account_with_secret(dsn: str) -> None:
+    store = await Store.open(dsn)
+    await store.add_account(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
+    await store.close()
+
+
+async def _token(base: str) -> str:
+    async with aiohttp.ClientSession() as session:
+        client = Client(session, base)
+        assert (await client.login()).status == 200
+        return client.token

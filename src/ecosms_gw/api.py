@@ -19,6 +19,7 @@ from .mail2sms import Block, Body, Recipient, Rejected, parse_date
 
 MAX_CONTACTS = 200  # per create call, as the seed says
 MAX_READ = 2000  # statuses (and any resource) per read
+MAX_OFFSET = 10**9
 _KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _CALLBACK = re.compile(r"[A-Za-z_$][0-9A-Za-z_$.]{0,63}")
 _NAMED = re.compile(r"#([A-Za-z_][A-Za-z0-9_]*)#")
@@ -52,6 +53,27 @@ def nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         last = path[-1] or str(len(node))  # `x[]=` appends
         node[last] = value
     return result
+
+
+def check_text(value: Any, depth: int = 0) -> None:
+    """Parameters PostgreSQL can store: no NUL, no lone surrogate (from JSON `\\ud800`),
+    and not nested deeper than the seed's date conditions."""
+    if depth > 4:
+        raise ApiError(400, "parameters are nested too deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, depth)
+            check_text(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_text(item, depth + 1)
+    elif isinstance(value, str):
+        if "\0" in value:
+            raise ApiError(400, "parameters may not contain NUL characters")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ApiError(400, "parameters must be valid Unicode text") from None
 
 
 def values(params: Mapping[str, Any], name: str) -> list[str] | None:
@@ -103,7 +125,7 @@ def page(params: Mapping[str, Any]) -> tuple[int, int]:
         value = single(params, name)
         if value is None or value == "":
             numbers.append(default)
-        elif not value.isdigit():
+        elif not value.isdigit() or int(value) > MAX_OFFSET:
             raise ApiError(400, f"{name}: a whole number")
         else:
             numbers.append(int(value))

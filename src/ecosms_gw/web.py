@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import api, ingest, metrics, tokens
+from . import api, ingest, metrics, openapi, tokens
 from .accounts import Account, verify_secret
 from .config import Config
 from .ratelimit import SlidingWindow
@@ -82,7 +82,12 @@ class Api:
         app.router.add_route("*", r"/rest/{resource:[a-z]+}{ext:(\.[a-z]+)?}", self.rest)
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/openapi.json", self.description)
         return app
+
+    async def description(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi.spec({"sms": SMS, "reply": REPLY, "status": STATUS, "event": EVENT,
+                                               "mailing": MAILING, "stats": dict.fromkeys(STATS, "")}))
 
     @web.middleware
     async def _no_cache(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -101,7 +106,11 @@ class Api:
         """OAuth 2.0 client credentials: client_id is the account code, client_secret its
         API secret."""
         client = request.remote or "?"
-        fields = await _fields(request)
+        try:
+            fields = await _fields(request)
+            api.check_text(fields)
+        except api.ApiError as error:
+            return _oauth_error("invalid_request", error.message)
         if fields.get("grant_type") != "client_credentials":
             return _oauth_error("unsupported_grant_type", "grant_type must be client_credentials")
         if self.failures.exhausted(client):
@@ -219,8 +228,10 @@ async def _fields(request: web.Request) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise api.ApiError(400, "the JSON body must be an object")
         return data
-    if request.can_read_body:
+    if request.content_type == "application/x-www-form-urlencoded":
         return api.nest(list((await request.post()).items()))
+    if request.can_read_body:
+        raise api.ApiError(415, "send parameters as application/x-www-form-urlencoded or application/json")
     return {}
 
 
@@ -228,6 +239,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
     """Query and body parameters together (the seed sends GET parameters in the body too)."""
     params = api.nest(list(request.query.items()))
     params.update(await _fields(request))
+    api.check_text(params)
     return params
 
 
