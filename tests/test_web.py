@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from ecosms_gw import api
 from ecosms_gw.accounts import Account, hash_secret
-from ecosms_gw.config import Config, DefaultsConfig
+from ecosms_gw.config import Config, DefaultsConfig, HttpConfig
 from ecosms_gw.store import Store
 from ecosms_gw.web import Api
 
@@ -452,3 +453,44 @@ async def _token(base: str) -> str:
         client = Client(session, base)
         assert (await client.login()).status == 200
         return client.token
+
+
+async def chromium(*arguments: str) -> str:
+    """Debian's Chromium, headless, as a person's browser: what it printed."""
+    if shutil.which("chromium") is None:
+        raise RuntimeError("chromium is not installed: ./scripts/test installs it")
+    process = await asyncio.create_subprocess_exec(
+        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=8000",
+        *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    return out.decode()
+
+
+async def test_the_monitor_page_in_a_real_browser(store: Store, tmp_path: Path) -> None:
+    """Chromium loads /monitor with the operator token and shows the mailing sent in this
+    test; without a token it shows the sign-in form and no data."""
+    config = Config(http=HttpConfig(operator_token="op-secret"))
+    runner = web.AppRunner(Api(store, config, lambda: {"main": True}).app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        await store.add_account(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
+        async with aiohttp.ClientSession() as session:
+            client = Client(session, base)
+            await client.login()
+            _, mailing = await client.call("POST", "/rest/mailing", json={
+                "text": "Open day", "name": "Open day in March",
+                "contacts": [{"recipient": "+33600000001"}, {"recipient": "+33600000002"}]})
+            async with session.get(base + "/monitor/data") as response:
+                assert response.status == 401  # the data needs a token
+        dom = await chromium("--dump-dom", f"{base}/monitor#token=op-secret")
+        screenshot = tmp_path / "monitor.png"
+        await chromium(f"--screenshot={screenshot}", "--window-size=1280,900", f"{base}/monitor#token=op-secret")
+        anonymous = await chromium("--dump-dom", f"{base}/monitor")
+    finally:
+        await runner.cleanup()
+    assert "Open day in March" in dom and f">{mailing['id']}<" in dom and "all accounts" in dom
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
+    assert "Open day in March" not in anonymous and '<section id="login">' in anonymous

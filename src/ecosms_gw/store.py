@@ -458,8 +458,8 @@ class Store:
     # ------------------------------------------------------------ reads
 
     @_translated
-    async def api(self, query: str, *args: Any) -> list[dict[str, Any]]:
-        """One of the `api_*` queries of queries.sql: rows as dicts (their arguments are
+    async def rows(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        """One of the `api_*` or `monitor_*` queries of queries.sql, as dicts (their arguments are
         documented there)."""
         return [dict(row) for row in await self._pool.fetch(Q[query], *args)]
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import json
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -83,6 +86,8 @@ class Api:
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/openapi.json", self.description)
+        app.router.add_get("/monitor", self.monitor)
+        app.router.add_get("/monitor/data", self.monitor_data)
         return app
 
     async def description(self, request: web.Request) -> web.Response:
@@ -209,13 +214,60 @@ class Api:
 
     def _operator(self, request: web.Request) -> None:
         """Operators' pages: the configured bearer token, or a loopback client when none is set."""
+        if not self._is_operator(request):
+            raise web.HTTPUnauthorized(text="operator token required (http.operator_token; without one, "
+                                            "only from this host)\n")
+
+    def _is_operator(self, request: web.Request) -> bool:
         token = self.config.http.operator_token
         if token:
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                raise web.HTTPUnauthorized(text="operator token required\n")
-        elif not ipaddress.ip_address(request.remote or "0.0.0.0").is_loopback:
-            raise web.HTTPForbidden(text="set http.operator_token to reach this from another host\n")
+            return hmac.compare_digest(given.encode(), token.encode())
+        return "Authorization" not in request.headers and \
+            ipaddress.ip_address(request.remote or "0.0.0.0").is_loopback
+
+    # ---------------------------------------------------------------- the monitor page
+
+    async def monitor(self, request: web.Request) -> web.Response:
+        """The page for people; it holds no data, and asks /monitor/data with a token."""
+        page = resources.files(__package__).joinpath("static/monitor.html").read_bytes()
+        return web.Response(body=page, content_type="text/html", charset="utf-8", headers={
+            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+                                       "style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'"})
+
+    async def monitor_data(self, request: web.Request) -> web.Response:
+        """What the monitor shows: an account sees its own mailings, an operator all."""
+        try:
+            account = None if self._is_operator(request) else await self._account(request)
+            scope = account.id if account else None
+            mailings = await self.store.rows("monitor_mailings", scope, 20)
+            throughput = await self.store.rows("monitor_throughput", scope)
+            gauges = await self.store.gauges()
+            detail = await self._mailing_detail(request.query.get("mailing", ""), account)
+        except api.ApiError as error:
+            return web.json_response({"status": error.status, "message": error.message}, status=error.status)
+        except StoreError:
+            return web.json_response({"status": 503, "message": "database unavailable, retry later"}, status=503)
+        document = {"scope": account.code if account else "all", "mailings": mailings, "throughput": throughput,
+                    "queue": {"depth": gauges["queued"], "oldest_s": gauges["oldest_s"]},
+                    "smsc": self.bound(), "mailing": detail}
+        return web.json_response(document, dumps=lambda value: json.dumps(value, default=datetime.isoformat))
+
+    async def _mailing_detail(self, wanted: str, account: Account | None) -> dict[str, Any] | None:
+        """A mailing's first 200 messages with their status history, if the viewer may see it."""
+        if not wanted.isdigit() or len(wanted) > 18:
+            return None
+        mailing = await self.store.mailing(int(wanted))
+        if mailing is None or (account is not None and mailing["account_id"] != account.id):
+            return None
+        messages = await self.store.rows("api_messages", mailing["account_id"], None, None, None, [mailing["id"]],
+                                         None, None, "id", False, 200, 0)
+        history = await self.store.rows("api_history", mailing["account_id"], [m["id"] for m in messages],
+                                        api.MAX_READ, 0)
+        return {"id": mailing["id"], "messages": [
+            {"id": m["id"], "recipient": m["recipient"], "status": m["status"], "code": m["code"],
+             "history": [{"status": h["status"], "date": h["date"]} for h in history if h["sms_id"] == m["id"]]}
+            for m in messages]}
 
 
 async def _fields(request: web.Request) -> dict[str, Any]:
@@ -261,15 +313,15 @@ async def read_sms(self: Api, call: Call) -> tuple[int, Any]:
     filters = (api.ids(params, "id"), api.values(params, "recipient"), api.values(params, "mailingName"),
                api.ids(params, "mailingId"), since, until, sort_key, descending, limit, offset)
     if way == "mo":
-        rows = await self.store.api("api_replies", call.account.id, *filters)
+        rows = await self.store.rows("api_replies", call.account.id, *filters)
         return 200, call.listing(rows, REPLY, ("id",))
-    rows = await self.store.api("api_messages", call.account.id, *filters)
+    rows = await self.store.rows("api_messages", call.account.id, *filters)
     return 200, call.listing(rows, SMS, ("id",))
 
 
 async def create_sms(self: Api, call: Call) -> tuple[int, Any]:
     outcome = await _create(self, call, at_most=1)
-    rows = await self.store.api("api_messages", call.account.id, None, None, None, [outcome.mailing_id],
+    rows = await self.store.rows("api_messages", call.account.id, None, None, None, [outcome.mailing_id],
                                 None, None, "id", False, 1, 0)
     return 201, {name: api.shown(rows[0][key], call.zone) for name, key in SMS.items()} | {
         "dropped": outcome.document["dropped"]}
@@ -311,7 +363,7 @@ async def read_mailing(self: Api, call: Call) -> tuple[int, Any]:
     params = call.params
     limit, offset = api.page(params)
     sort_key, descending = api.sort(params, SORT_MAILINGS)
-    rows = await self.store.api("api_mailings", call.account.id, api.ids(params, "id"),
+    rows = await self.store.rows("api_mailings", call.account.id, api.ids(params, "id"),
                                 api.values(params, "name"), sort_key, descending, limit, offset)
     return 200, call.listing(rows, MAILING, tuple(MAILING))
 
@@ -334,7 +386,7 @@ async def read_status(self: Api, call: Call) -> tuple[int, Any]:
     params = call.params
     limit, offset = api.page(params)
     sort_key, descending = api.sort(params, SORT_MESSAGES)
-    rows = await self.store.api("api_messages", call.account.id, api.ids(params, "smsId"), None,
+    rows = await self.store.rows("api_messages", call.account.id, api.ids(params, "smsId"), None,
                                 api.values(params, "mailingName"), api.ids(params, "mailingId"),
                                 None, None, sort_key, descending, limit, offset)
     return 200, call.listing(rows, STATUS, tuple(STATUS))
@@ -342,7 +394,7 @@ async def read_status(self: Api, call: Call) -> tuple[int, Any]:
 
 async def status_queue(self: Api, call: Call) -> tuple[int, Any]:
     limit, _ = api.page(call.params)
-    rows = await self.store.api("api_status_queue", call.account.id, limit)
+    rows = await self.store.rows("api_status_queue", call.account.id, limit)
     return 200, call.listing([row | {"total": len(rows)} for row in rows], EVENT, tuple(EVENT))
 
 
@@ -351,7 +403,7 @@ async def read_history(self: Api, call: Call) -> tuple[int, Any]:
     if not found:
         raise api.ApiError(417, "smsId is required")
     limit, offset = api.page(call.params)
-    rows = await self.store.api("api_history", call.account.id, found, limit, offset)
+    rows = await self.store.rows("api_history", call.account.id, found, limit, offset)
     return 200, call.listing([row | {"total": len(rows)} for row in rows], EVENT, tuple(EVENT))
 
 

@@ -505,3 +505,26 @@ SELECT (SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) AS n FR
        (SELECT count(*) FROM messages WHERE state = 'queued') AS queued,
        (SELECT extract(epoch FROM now() - min(due_at)) FROM messages WHERE state = 'queued' AND due_at <= now())
            AS oldest_s;
+
+-- name: monitor_mailings
+-- The most recent mailings with their messages counted by status ($1: an account, or
+-- NULL for every account).
+SELECT g.id, g.name, a.code AS account, g.status, g.source, g.messages, g.created_at, g.send_at,
+       count(*) FILTER (WHERE m.status = 'wait') AS wait,
+       count(*) FILTER (WHERE m.status = 'on') AS "on",
+       count(*) FILTER (WHERE m.status = 'ok') AS ok,
+       count(*) FILTER (WHERE m.status = 'ko') AS ko,
+       count(*) FILTER (WHERE m.status = 'rep') AS rep,
+       count(*) FILTER (WHERE m.status = 'no') AS "no"
+FROM (SELECT * FROM mailings WHERE $1::bigint IS NULL OR account_id = $1 ORDER BY id DESC LIMIT $2) g
+JOIN accounts a ON a.id = g.account_id
+LEFT JOIN messages m ON m.mailing_id = g.id
+GROUP BY g.id, g.name, a.code, g.status, g.source, g.messages, g.created_at, g.send_at
+ORDER BY g.id DESC;
+
+-- name: monitor_throughput
+-- Messages submitted per minute over the last hour ($1: an account, or NULL).
+SELECT date_trunc('minute', created_at) AS minute, count(*) AS sent
+FROM status_events
+WHERE status = 'on' AND created_at > now() - interval '1 hour' AND ($1::bigint IS NULL OR account_id = $1)
+GROUP BY 1 ORDER BY 1;
