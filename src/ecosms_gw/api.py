@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -264,29 +264,36 @@ def body(account: str, text: str, people: list[dict[str, str]], date: datetime |
                 texts_without_recipient=(), recipients_before_text=())
 
 
-def shown(value: Any, zone: ZoneInfo) -> Any:
-    """Dates as the seed shows them: local time of the account, `2017-09-25 17:41:00`."""
-    if isinstance(value, datetime):
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-    return value
+class Listed(NamedTuple):
+    """A read's answer, the seed's {"size", "total", "list"}, with the list as the JSON
+    text PostgreSQL wrote (every property, see queries.sql) and the properties asked, in
+    their order."""
+
+    size: int
+    total: int | None
+    items: str
+    properties: list[str]
+    every: bool  # the properties asked are all the resource has, in its order
+
+    def document(self) -> dict[str, Any]:
+        return {"size": self.size, "total": self.total, "list": [
+            {name: item.get(name) for name in self.properties} for item in json.loads(self.items)]}
 
 
-def listing(rows: list[dict[str, Any]], names: Mapping[str, str], chosen: list[str], zone: ZoneInfo,
-            total: bool) -> dict[str, Any]:
-    """The seed's {"size", "total", "list"}; `names` maps shown names to row keys."""
-    return {"size": len(rows),
-            "total": (rows[0]["total"] if rows else 0) if total else None,
-            "list": [{name: shown(row[names[name]], zone) for name in chosen} for row in rows]}
-
-
-def render(document: Any, fmt: str, callback: str | None = None) -> tuple[bytes, str]:
+def render(document: dict[str, Any] | Listed, fmt: str, callback: str | None = None) -> tuple[bytes, str]:
     """The body and content type of a document in json, xml, csv or js (JSONP)."""
-    if fmt == "json":
-        return json.dumps(document, ensure_ascii=False).encode(), "application/json"
-    if fmt == "js":
+    if fmt in ("json", "js"):
+        if isinstance(document, Listed) and document.every:  # spliced: the list is JSON already
+            text = f'{{"size": {document.size}, "total": {json.dumps(document.total)}, "list": {document.items}}}'
+        else:
+            text = json.dumps(document.document() if isinstance(document, Listed) else document, ensure_ascii=False)
+        if fmt == "json":
+            return text.encode(), "application/json"
         if not callback or not _CALLBACK.fullmatch(callback):
             raise ApiError(400, "callback: a JavaScript function name")
-        return f"{callback}({json.dumps(document)});".encode(), "application/javascript"
+        return f"{callback}({text});".encode(), "application/javascript"
+    if isinstance(document, Listed):
+        document = document.document()
     if fmt == "xml":
         return ('<?xml version="1.0" encoding="UTF-8"?>\n' + _xml("response", document)).encode(), \
             "application/xml"

@@ -4,7 +4,7 @@ description cannot drift from what is served."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _LIST = "comma-separated values, or an array name[0]=..&name[1]=.."
@@ -34,16 +34,15 @@ def _responses(ok: str, *errors: int) -> dict[str, Any]:
     return responses
 
 
-def _listing(properties: Mapping[str, str]) -> dict[str, Any]:
+def _listing(properties: Sequence[str]) -> dict[str, Any]:
     return {"type": "object", "required": ["size", "total", "list"], "properties": {
         "size": {"type": "integer"}, "total": {"type": ["integer", "null"]},
         "list": {"type": "array", "items": {"type": "object", "properties": {
             name: {} for name in properties}}}}}
 
 
-def spec(resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
-    """`resources`: the properties each resource shows (sms, reply, status, event,
-    mailing, stats)."""
+def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """`resources`: the properties each resource shows (sms, reply, status, mailing, stats)."""
     create = {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["text", "contacts"], "properties": {
             "text": {"type": "string", "description": "#field# is replaced by each contact's field"},

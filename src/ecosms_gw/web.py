@@ -37,36 +37,34 @@ FORMATS = ("json", "xml", "csv", "js")
 TOKEN_FAILURES_PER_MINUTE = 20  # per client address: secrets cannot be guessed by volume
 SECRET_CHECKS_AT_ONCE = 4  # scrypt costs ~50 ms of CPU each: a flood queues, it does not starve
 
-# What each resource shows (the seed's names) -> the key in the rows its query returns.
-SMS = {"id": "id", "status": "status", "text": "text", "date": "date", "recipient": "recipient",
-       "mailingId": "mailing_id", "mailingName": "mailing_name", "code": "code",
-       "description": "description", "response": "response", "segments": "segments", "encoding": "encoding"}
-REPLY = {"id": "id", "text": "text", "date": "date", "recipient": "recipient", "smsId": "sms_id",
-         "mailingId": "mailing_id", "mailingName": "mailing_name"}
-STATUS = {"smsId": "id", "status": "status", "recipient": "recipient", "mailingId": "mailing_id",
-          "date": "status_date", "code": "code", "description": "description", "response": "response"}
-EVENT = {"smsId": "sms_id", "status": "status", "recipient": "recipient", "mailingId": "mailing_id",
-         "date": "date", "code": "code", "description": "description", "response": "response"}
-MAILING = {"id": "id", "name": "name", "status": "status", "text": "text", "date": "date",
-           "messages": "messages", "parts": "parts", "source": "source", "createdAt": "created_at"}
+# What each resource shows, by the seed's names (queries.sql writes them).
+SMS = ("id", "status", "text", "date", "recipient", "mailingId", "mailingName", "code", "description",
+       "response", "segments", "encoding")
+REPLY = ("id", "text", "date", "recipient", "smsId", "mailingId", "mailingName")
+STATUS = ("smsId", "status", "recipient", "mailingId", "date", "code", "description", "response")
+MAILING = ("id", "name", "status", "text", "date", "messages", "parts", "source", "createdAt")
 STATS = ("wait", "ok", "on", "no", "ko", "rep", "optout", "total")
-SORT_MESSAGES = {"id": "id", "date": "date", "status": "status", "recipient": "recipient",
-                 "smsId": "id"}
+# The names a resource sorts by -> the key its query sorts by.
+SORT_MESSAGES = {"id": "id", "date": "date", "status": "status", "recipient": "recipient", "smsId": "id"}
 SORT_MAILINGS = {"id": "id", "date": "date", "name": "name"}
 
 
 class Call:
     """One authenticated /rest call: its account, parameters and answer format."""
 
-    def __init__(self, account: Account, params: dict[str, Any], zone: ZoneInfo) -> None:
-        self.account, self.params, self.zone = account, params, zone
+    def __init__(self, store: Store, account: Account, params: dict[str, Any], zone: ZoneInfo) -> None:
+        self.store, self.account, self.params, self.zone = store, account, params, zone
 
-    def listing(self, rows: list[dict[str, Any]], names: dict[str, str], default: tuple[str, ...]) -> dict[str, Any]:
-        chosen = api.properties(self.params, tuple(names), default)
-        return api.listing(rows, names, chosen, self.zone, api.flag(self.params, "total"))
+    async def listed(self, query: str, names: tuple[str, ...], default: tuple[str, ...], *args: Any) -> api.Listed:
+        """A read of queries.sql, with the properties asked for (`names` are all the
+        resource has) in the account's time zone."""
+        chosen = api.properties(self.params, names, default)
+        [row] = await self.store.rows(query, self.account.id, *args, self.zone.key)
+        return api.Listed(row["size"], row["total"] if api.flag(self.params, "total") else None, row["list"],
+                          chosen, chosen == list(names))
 
 
-Handler = Callable[["Api", Call], Awaitable[tuple[int, Any]]]
+Handler = Callable[["Api", Call], Awaitable[tuple[int, dict[str, Any] | api.Listed]]]
 
 
 class Api:
@@ -91,8 +89,8 @@ class Api:
         return app
 
     async def description(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi.spec({"sms": SMS, "reply": REPLY, "status": STATUS, "event": EVENT,
-                                               "mailing": MAILING, "stats": dict.fromkeys(STATS, "")}))
+        return web.json_response(openapi.spec({"sms": SMS, "reply": REPLY, "status": STATUS, "mailing": MAILING,
+                                               "stats": STATS}))
 
     @web.middleware
     async def _no_cache(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -156,7 +154,7 @@ class Api:
                     raise api.ApiError(404, f"unknown resource {request.match_info['resource']!r}")
                 raise api.ApiError(405, f"{request.match_info['resource']}: no action {action!r}")
             zone = ZoneInfo(account.timezone or self.config.defaults.timezone)
-            status, document = await handler(self, Call(account, params, zone))
+            status, document = await handler(self, Call(self.store, account, params, zone))
         except api.ApiError as error:
             status, document = error.status, {"status": error.status, "message": error.message}
         except StoreError as error:
@@ -260,13 +258,15 @@ class Api:
         mailing = await self.store.mailing(int(wanted))
         if mailing is None or (account is not None and mailing["account_id"] != account.id):
             return None
-        messages = await self.store.rows("api_messages", mailing["account_id"], None, None, None, [mailing["id"]],
-                                         None, None, "id", False, 200, 0)
-        history = await self.store.rows("api_history", mailing["account_id"], [m["id"] for m in messages],
-                                        api.MAX_READ, 0)
+        account = account or await self.store.account(mailing["account"])
+        owner = Call(self.store, account, {}, ZoneInfo(account.timezone or self.config.defaults.timezone))
+        messages = (await owner.listed("api_messages", SMS, SMS, None, None, None, [mailing["id"]], None, None,
+                                       "id", False, 200, 0, "sms")).document()["list"]
+        history = (await owner.listed("api_history", STATUS, STATUS, [m["id"] for m in messages],
+                                      api.MAX_READ, 0)).document()["list"]
         return {"id": mailing["id"], "messages": [
             {"id": m["id"], "recipient": m["recipient"], "status": m["status"], "code": m["code"],
-             "history": [{"status": h["status"], "date": h["date"]} for h in history if h["sms_id"] == m["id"]]}
+             "history": [{"status": h["status"], "date": h["date"]} for h in history if h["smsId"] == m["id"]]}
             for m in messages]}
 
 
@@ -302,7 +302,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> web.Respons
 # -------------------------------------------------------------------- resources
 
 
-async def read_sms(self: Api, call: Call) -> tuple[int, Any]:
+async def read_sms(self: Api, call: Call) -> tuple[int, api.Listed]:
     params = call.params
     limit, offset = api.page(params)
     since, until = api.date_range(params, call.zone)
@@ -313,21 +313,19 @@ async def read_sms(self: Api, call: Call) -> tuple[int, Any]:
     filters = (api.ids(params, "id"), api.values(params, "recipient"), api.values(params, "mailingName"),
                api.ids(params, "mailingId"), since, until, sort_key, descending, limit, offset)
     if way == "mo":
-        rows = await self.store.rows("api_replies", call.account.id, *filters)
-        return 200, call.listing(rows, REPLY, ("id",))
-    rows = await self.store.rows("api_messages", call.account.id, *filters)
-    return 200, call.listing(rows, SMS, ("id",))
+        return 200, await call.listed("api_replies", REPLY, ("id",), *filters)
+    return 200, await call.listed("api_messages", SMS, ("id",), *filters, "sms")
 
 
-async def create_sms(self: Api, call: Call) -> tuple[int, Any]:
+async def create_sms(self: Api, call: Call) -> tuple[int, dict[str, Any]]:
     outcome = await _create(self, call, at_most=1)
-    rows = await self.store.rows("api_messages", call.account.id, None, None, None, [outcome.mailing_id],
-                                None, None, "id", False, 1, 0)
-    return 201, {name: api.shown(rows[0][key], call.zone) for name, key in SMS.items()} | {
-        "dropped": outcome.document["dropped"]}
+    call.params = {}  # the created message with every property
+    created = await call.listed("api_messages", SMS, SMS, None, None, None, [outcome.mailing_id], None, None,
+                                "id", False, 1, 0, "sms")
+    return 201, created.document()["list"][0] | {"dropped": outcome.document["dropped"]}
 
 
-async def create_mailing(self: Api, call: Call) -> tuple[int, Any]:
+async def create_mailing(self: Api, call: Call) -> tuple[int, dict[str, Any]]:
     outcome = await _create(self, call, at_most=api.MAX_CONTACTS)
     document = outcome.document
     return 201, {"id": outcome.mailing_id, "name": api.single(call.params, "name"),
@@ -359,16 +357,15 @@ async def _create(self: Api, call: Call, at_most: int) -> ingest.Outcome:
     return outcome
 
 
-async def read_mailing(self: Api, call: Call) -> tuple[int, Any]:
+async def read_mailing(self: Api, call: Call) -> tuple[int, api.Listed]:
     params = call.params
     limit, offset = api.page(params)
     sort_key, descending = api.sort(params, SORT_MAILINGS)
-    rows = await self.store.rows("api_mailings", call.account.id, api.ids(params, "id"),
-                                api.values(params, "name"), sort_key, descending, limit, offset)
-    return 200, call.listing(rows, MAILING, tuple(MAILING))
+    return 200, await call.listed("api_mailings", MAILING, MAILING, api.ids(params, "id"),
+                                  api.values(params, "name"), sort_key, descending, limit, offset)
 
 
-async def cancel_mailing(self: Api, call: Call) -> tuple[int, Any]:
+async def cancel_mailing(self: Api, call: Call) -> tuple[int, dict[str, Any]]:
     found = api.ids(call.params, "id")
     if not found or len(found) != 1:
         raise api.ApiError(417, "id is required: the mailing to cancel")
@@ -382,32 +379,29 @@ async def cancel_mailing(self: Api, call: Call) -> tuple[int, Any]:
     return 200, {"count": count, "status": status}
 
 
-async def read_status(self: Api, call: Call) -> tuple[int, Any]:
+async def read_status(self: Api, call: Call) -> tuple[int, api.Listed]:
     params = call.params
     limit, offset = api.page(params)
     sort_key, descending = api.sort(params, SORT_MESSAGES)
-    rows = await self.store.rows("api_messages", call.account.id, api.ids(params, "smsId"), None,
-                                api.values(params, "mailingName"), api.ids(params, "mailingId"),
-                                None, None, sort_key, descending, limit, offset)
-    return 200, call.listing(rows, STATUS, tuple(STATUS))
+    return 200, await call.listed("api_messages", STATUS, STATUS, api.ids(params, "smsId"), None,
+                                  api.values(params, "mailingName"), api.ids(params, "mailingId"),
+                                  None, None, sort_key, descending, limit, offset, "status")
 
 
-async def status_queue(self: Api, call: Call) -> tuple[int, Any]:
+async def status_queue(self: Api, call: Call) -> tuple[int, api.Listed]:
     limit, _ = api.page(call.params)
-    rows = await self.store.rows("api_status_queue", call.account.id, limit)
-    return 200, call.listing([row | {"total": len(rows)} for row in rows], EVENT, tuple(EVENT))
+    return 200, await call.listed("api_status_queue", STATUS, STATUS, limit)
 
 
-async def read_history(self: Api, call: Call) -> tuple[int, Any]:
+async def read_history(self: Api, call: Call) -> tuple[int, api.Listed]:
     found = api.ids(call.params, "smsId")
     if not found:
         raise api.ApiError(417, "smsId is required")
     limit, offset = api.page(call.params)
-    rows = await self.store.rows("api_history", call.account.id, found, limit, offset)
-    return 200, call.listing([row | {"total": len(rows)} for row in rows], EVENT, tuple(EVENT))
+    return 200, await call.listed("api_history", STATUS, STATUS, found, limit, offset)
 
 
-async def read_stats(self: Api, call: Call) -> tuple[int, Any]:
+async def read_stats(self: Api, call: Call) -> tuple[int, dict[str, Any]]:
     params = call.params
     mailing_ids, names, month = api.ids(params, "mailingId"), api.values(params, "mailingName"), \
         api.single(params, "month")

@@ -370,12 +370,16 @@ WHERE g.status = 'created'
 
 -- HTTP API reads. Every one is scoped to the account ($1); a NULL filter is no filter
 -- (the pool plans each call with its values, so only the filters given cost anything).
--- $sort is one of the listed keys, $desc its direction; `total` is the count before
--- limit and offset.
+-- $sort is one of the listed keys, $desc its direction. Each returns one row: `size`,
+-- `total` (the count before limit and offset) and `list`, the JSON array of the rows
+-- with every property of the resource under the seed's names, in that order, and dates in
+-- the account's time zone ($zone). PostgreSQL writes the JSON, so that a read of 2,000
+-- statuses costs the daemon next to nothing when all properties are asked (the default).
 
 -- name: api_messages
--- Messages sent (MT): the sms resource and the current status.
-SELECT * FROM (
+-- Messages sent (MT), as the sms resource ($12 = 'sms') or as current statuses ($12 =
+-- 'status'). $13: zone.
+WITH r AS (
     SELECT m.id, m.status, m.text, coalesce(g.send_at, g.created_at) AS date, m.recipient,
            m.mailing_id, g.name AS mailing_name, m.code, m.description, m.response,
            m.segments, m.encoding, m.updated_at AS status_date, count(*) OVER () AS total
@@ -387,19 +391,31 @@ SELECT * FROM (
       AND ($5::bigint[] IS NULL OR m.mailing_id = ANY($5))
       AND ($6::timestamptz IS NULL OR coalesce(g.send_at, g.created_at) >= $6)
       AND ($7::timestamptz IS NULL OR coalesce(g.send_at, g.created_at) < $7)
-) r
-ORDER BY CASE WHEN $8 = 'date' AND NOT $9 THEN r.date END,
-         CASE WHEN $8 = 'date' AND $9 THEN r.date END DESC,
-         CASE WHEN $8 = 'status' AND NOT $9 THEN r.status END,
-         CASE WHEN $8 = 'status' AND $9 THEN r.status END DESC,
-         CASE WHEN $8 = 'recipient' AND NOT $9 THEN r.recipient END,
-         CASE WHEN $8 = 'recipient' AND $9 THEN r.recipient END DESC,
-         CASE WHEN $9 THEN r.id END DESC, r.id
-LIMIT $10 OFFSET $11;
+    ORDER BY CASE WHEN $8 = 'date' AND NOT $9 THEN coalesce(g.send_at, g.created_at) END,
+             CASE WHEN $8 = 'date' AND $9 THEN coalesce(g.send_at, g.created_at) END DESC,
+             CASE WHEN $8 = 'status' AND NOT $9 THEN m.status END,
+             CASE WHEN $8 = 'status' AND $9 THEN m.status END DESC,
+             CASE WHEN $8 = 'recipient' AND NOT $9 THEN m.recipient END,
+             CASE WHEN $8 = 'recipient' AND $9 THEN m.recipient END DESC,
+             CASE WHEN $9 THEN m.id END DESC, m.id
+    LIMIT $10 OFFSET $11
+)
+SELECT count(*) AS size, coalesce(max(total), 0) AS total, coalesce(json_agg(CASE $12::text
+    WHEN 'status' THEN json_build_object(
+        'smsId', id, 'status', status, 'recipient', recipient, 'mailingId', mailing_id,
+        'date', to_char(status_date AT TIME ZONE $13, 'YYYY-MM-DD HH24:MI:SS'), 'code', code,
+        'description', description, 'response', response)
+    ELSE json_build_object(
+        'id', id, 'status', status, 'text', text,
+        'date', to_char(date AT TIME ZONE $13, 'YYYY-MM-DD HH24:MI:SS'), 'recipient', recipient,
+        'mailingId', mailing_id, 'mailingName', mailing_name, 'code', code,
+        'description', description, 'response', response, 'segments', segments, 'encoding', encoding)
+    END), '[]')::text AS list
+FROM r;
 
 -- name: api_replies
--- Messages from phones (MO) to this account, with the message they answer.
-SELECT * FROM (
+-- Messages from phones (MO) to this account, with the message they answer. $12: zone.
+WITH r AS (
     SELECT o.id, o.text, o.received_at AS date, o.source AS recipient, o.message_id AS sms_id,
            m.mailing_id, g.name AS mailing_name, count(*) OVER () AS total
     FROM mo_messages o LEFT JOIN messages m ON m.id = o.message_id
@@ -411,45 +427,61 @@ SELECT * FROM (
       AND ($5::bigint[] IS NULL OR m.mailing_id = ANY($5))
       AND ($6::timestamptz IS NULL OR o.received_at >= $6)
       AND ($7::timestamptz IS NULL OR o.received_at < $7)
-) r
-ORDER BY CASE WHEN $8 = 'date' AND NOT $9 THEN r.date END,
-         CASE WHEN $8 = 'date' AND $9 THEN r.date END DESC,
-         CASE WHEN $8 = 'recipient' AND NOT $9 THEN r.recipient END,
-         CASE WHEN $8 = 'recipient' AND $9 THEN r.recipient END DESC,
-         CASE WHEN $9 THEN r.id END DESC, r.id
-LIMIT $10 OFFSET $11;
+    ORDER BY CASE WHEN $8 = 'date' AND NOT $9 THEN o.received_at END,
+             CASE WHEN $8 = 'date' AND $9 THEN o.received_at END DESC,
+             CASE WHEN $8 = 'recipient' AND NOT $9 THEN o.source END,
+             CASE WHEN $8 = 'recipient' AND $9 THEN o.source END DESC,
+             CASE WHEN $9 THEN o.id END DESC, o.id
+    LIMIT $10 OFFSET $11
+)
+SELECT count(*) AS size, coalesce(max(total), 0) AS total, coalesce(json_agg(json_build_object(
+    'id', id, 'text', text, 'date', to_char(date AT TIME ZONE $12, 'YYYY-MM-DD HH24:MI:SS'),
+    'recipient', recipient, 'smsId', sms_id, 'mailingId', mailing_id, 'mailingName', mailing_name)), '[]')::text AS list
+FROM r;
 
 -- name: api_history
 -- Every status a message had, oldest first: `wait` from its creation, then its events.
-SELECT * FROM (
-    SELECT m.id AS sms_id, 'wait' AS status, NULL AS code, 'scheduled' AS description,
-           NULL AS response, m.created_at AS date, m.recipient, m.mailing_id, 0::bigint AS seq
-    FROM messages m WHERE m.account_id = $1 AND m.id = ANY($2::bigint[])
-    UNION ALL
-    SELECT e.message_id, e.status, e.code, e.description, e.response, e.created_at, m.recipient,
-           m.mailing_id, e.id
-    FROM status_events e JOIN messages m ON m.id = e.message_id
-    WHERE e.account_id = $1 AND e.message_id = ANY($2::bigint[])
-) h
-ORDER BY h.sms_id, h.seq
-LIMIT $3 OFFSET $4;
+-- $5: zone.
+WITH h AS (
+    SELECT * FROM (
+        SELECT m.id AS sms_id, 'wait' AS status, NULL AS code, 'scheduled' AS description,
+               NULL AS response, m.created_at AS date, m.recipient, m.mailing_id, 0::bigint AS seq
+        FROM messages m WHERE m.account_id = $1 AND m.id = ANY($2::bigint[])
+        UNION ALL
+        SELECT e.message_id, e.status, e.code, e.description, e.response, e.created_at, m.recipient,
+               m.mailing_id, e.id
+        FROM status_events e JOIN messages m ON m.id = e.message_id
+        WHERE e.account_id = $1 AND e.message_id = ANY($2::bigint[])
+    ) every
+    ORDER BY sms_id, seq
+    LIMIT $3 OFFSET $4
+)
+SELECT count(*) AS size, count(*) AS total, coalesce(json_agg(json_build_object(
+    'smsId', sms_id, 'status', status, 'recipient', recipient, 'mailingId', mailing_id,
+    'date', to_char(date AT TIME ZONE $5, 'YYYY-MM-DD HH24:MI:SS'), 'code', code,
+    'description', description, 'response', response)), '[]')::text AS list
+FROM h;
 
 -- name: api_status_queue
--- The account's status FIFO: the oldest unread events, read once.
+-- The account's status FIFO: the oldest unread events, read once. $3: zone.
 WITH taken AS (
     SELECT id FROM status_events WHERE account_id = $1 AND queued
     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), read AS (
     UPDATE status_events e SET queued = false FROM taken WHERE e.id = taken.id
     RETURNING e.id, e.message_id, e.status, e.code, e.description, e.response, e.created_at
+), q AS (
+    SELECT r.*, m.recipient, m.mailing_id FROM read r JOIN messages m ON m.id = r.message_id ORDER BY r.id
 )
-SELECT r.message_id AS sms_id, r.status, r.code, r.description, r.response, r.created_at AS date,
-       m.recipient, m.mailing_id
-FROM read r JOIN messages m ON m.id = r.message_id
-ORDER BY r.id;
+SELECT count(*) AS size, count(*) AS total, coalesce(json_agg(json_build_object(
+    'smsId', message_id, 'status', status, 'recipient', recipient, 'mailingId', mailing_id,
+    'date', to_char(created_at AT TIME ZONE $3, 'YYYY-MM-DD HH24:MI:SS'), 'code', code,
+    'description', description, 'response', response)), '[]')::text AS list
+FROM q;
 
 -- name: api_mailings
-SELECT * FROM (
+-- $8: zone.
+WITH r AS (
     SELECT g.id, g.name, g.status, coalesce(g.send_at, g.created_at) AS date, g.messages,
            g.parts, g.source, g.created_at,
            (SELECT m.text FROM messages m WHERE m.mailing_id = g.id ORDER BY m.id LIMIT 1) AS text,
@@ -458,13 +490,19 @@ SELECT * FROM (
     WHERE g.account_id = $1
       AND ($2::bigint[] IS NULL OR g.id = ANY($2))
       AND ($3::text[] IS NULL OR g.name = ANY($3))
-) r
-ORDER BY CASE WHEN $4 = 'date' AND NOT $5 THEN r.date END,
-         CASE WHEN $4 = 'date' AND $5 THEN r.date END DESC,
-         CASE WHEN $4 = 'name' AND NOT $5 THEN r.name END,
-         CASE WHEN $4 = 'name' AND $5 THEN r.name END DESC,
-         CASE WHEN $5 THEN r.id END DESC, r.id
-LIMIT $6 OFFSET $7;
+    ORDER BY CASE WHEN $4 = 'date' AND NOT $5 THEN coalesce(g.send_at, g.created_at) END,
+             CASE WHEN $4 = 'date' AND $5 THEN coalesce(g.send_at, g.created_at) END DESC,
+             CASE WHEN $4 = 'name' AND NOT $5 THEN g.name END,
+             CASE WHEN $4 = 'name' AND $5 THEN g.name END DESC,
+             CASE WHEN $5 THEN g.id END DESC, g.id
+    LIMIT $6 OFFSET $7
+)
+SELECT count(*) AS size, coalesce(max(total), 0) AS total, coalesce(json_agg(json_build_object(
+    'id', id, 'name', name, 'status', status, 'text', text,
+    'date', to_char(date AT TIME ZONE $8, 'YYYY-MM-DD HH24:MI:SS'), 'messages', messages,
+    'parts', parts, 'source', source,
+    'createdAt', to_char(created_at AT TIME ZONE $8, 'YYYY-MM-DD HH24:MI:SS'))), '[]')::text AS list
+FROM r;
 
 -- name: api_stats
 -- Counts by status of the account's messages, of some mailings or of a month's; `optout`
