@@ -149,6 +149,15 @@ async def test_send_a_personalised_sms_as_in_the_seed(client: Client) -> None:
     assert (status, sms["text"]) == (201, "Dear M. Jean DUPONT")
 
 
+async def test_cancel_one_sms(client: Client, store: Store) -> None:
+    _, first = await client.call("POST", "/rest/sms", json={"text": "a", "contacts": [{"recipient": "+33600000001"}]})
+    _, second = await client.call("POST", "/rest/sms", json={"text": "b", "contacts": [{"recipient": "+33600000002"}]})
+    assert await client.call("GET", f"/rest/sms?id={first['id']}&action=delete") == (200, {"count": 1})
+    assert await client.call("DELETE", f"/rest/sms?id={first['id']}") == (304, "")  # once
+    _, statuses = await client.call("GET", f"/rest/status?smsId={first['id']},{second['id']}&properties=status,code")
+    assert statuses["list"] == [{"status": "ko", "code": "canceled"}, {"status": "wait", "code": None}]
+
+
 async def test_one_sms_is_one_contact(client: Client) -> None:
     status, body = await client.call("POST", "/rest/sms", json={
         "text": "x", "contacts": [{"recipient": "+33600000001"}, {"recipient": "+33600000002"}]})
@@ -290,7 +299,8 @@ async def test_each_format(client: Client) -> None:
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"), [
     ("GET", "/rest/nothing", {}, 404, "unknown resource 'nothing'"),
     ("PUT", "/rest/mailing", {}, 405, "mailing: no action 'update'"),
-    ("GET", "/rest/sms?action=delete", {}, 405, "sms: no action 'delete'"),
+    ("GET", "/rest/sms?action=update", {}, 405, "sms: no action 'update'"),
+    ("DELETE", "/rest/sms", {}, 417, "id is required: the messages to cancel"),
     ("POST", "/rest/mailing", {"json": {"contacts": [{"recipient": "+33600000001"}]}}, 417, "text is required"),
     ("POST", "/rest/mailing", {"json": {"text": "x"}}, 417,
      "contacts is required: a list of objects with a recipient"),
@@ -352,6 +362,7 @@ async def test_another_accounts_data_is_never_visible(client: Client, served: tu
         assert stats["list"][0]["total"] == 0
         assert await other.call("DELETE", f"/rest/mailing?id={mine['id']}") == (
             404, {"status": 404, "message": f"no mailing {mine['id']}"})
+        assert await other.call("DELETE", f"/rest/sms?id={message.id}") == (304, "")
         # and a token of one account is no key to another
         other.token = client.token
         assert (await other.call("GET", "/rest/mailing"))[1]["size"] == 1

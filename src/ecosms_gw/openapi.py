@@ -82,7 +82,10 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                     _parameter("way", "string", "mt (default) or mo"), *(_parameter(*p) for p in _PAGING)],
                     "responses": _responses("the sms list")},
                 "post": {"summary": "Send one SMS (one contact)", "requestBody": create,
-                         "responses": _responses("created", 417)}},
+                         "responses": _responses("created", 417)},
+                "delete": {"summary": "Cancel messages not sent yet",
+                           "parameters": [_parameter("id", "string", f"message ids: {_LIST}", required=True)],
+                           "responses": _responses("how many were canceled", 304, 417)}},
             "/rest/mailing": {
                 "get": {"summary": "Mailings", "parameters": [
                     *_filters(("id", "mailing ids"), ("name", "mailing names")), *(_parameter(*p) for p in _PAGING)],

@@ -443,6 +443,11 @@ class Store:
         return (row["status"], row["canceled"]) if row else None
 
     @_translated
+    async def cancel_messages(self, account_id: int, message_ids: list[int]) -> int:
+        """Cancel those of the account's messages not yet being submitted; how many."""
+        return await self._pool.fetchval(Q["cancel_messages"], account_id, message_ids)
+
+    @_translated
     async def mailing(self, mailing_id: int) -> dict[str, Any] | None:
         row = await self._pool.fetchrow(Q["mailing_by_id"], mailing_id)
         return dict(row) if row else None

@@ -379,6 +379,17 @@ async def cancel_mailing(self: Api, call: Call) -> tuple[int, dict[str, Any]]:
     return 200, {"count": count, "status": status}
 
 
+async def cancel_sms(self: Api, call: Call) -> tuple[int, dict[str, Any]]:
+    found = api.ids(call.params, "id")
+    if not found:
+        raise api.ApiError(417, "id is required: the messages to cancel")
+    count = await self.store.cancel_messages(call.account.id, found)
+    if not count:
+        raise api.ApiError(304, "nothing to cancel: sent already, or no such message")
+    log.info("messages_canceled", account=call.account.code, messages=count)
+    return 200, {"count": count}
+
+
 async def read_status(self: Api, call: Call) -> tuple[int, api.Listed]:
     params = call.params
     limit, offset = api.page(params)
@@ -414,7 +425,7 @@ async def read_stats(self: Api, call: Call) -> tuple[int, dict[str, Any]]:
 
 
 ROUTES: dict[tuple[str, str], Handler] = {
-    ("sms", "read"): read_sms, ("sms", "create"): create_sms,
+    ("sms", "read"): read_sms, ("sms", "create"): create_sms, ("sms", "delete"): cancel_sms,
     ("mailing", "read"): read_mailing, ("mailing", "create"): create_mailing,
     ("mailing", "delete"): cancel_mailing,
     ("status", "read"): read_status, ("status", "queue"): status_queue,

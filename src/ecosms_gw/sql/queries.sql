@@ -566,3 +566,17 @@ SELECT date_trunc('minute', created_at) AS minute, count(*) AS sent
 FROM status_events
 WHERE status = 'on' AND created_at > now() - interval '1 hour' AND ($1::bigint IS NULL OR account_id = $1)
 GROUP BY 1 ORDER BY 1;
+
+-- name: cancel_messages
+-- Messages of the account ($1) not yet being submitted, by id ($2): canceled, as a
+-- mailing's are; how many.
+WITH c AS (
+    UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
+           description = 'canceled by request', updated_at = now()
+    WHERE account_id = $1 AND id = ANY($2::bigint[]) AND state IN ('queued', 'claimed')
+    RETURNING id, account_id
+), e AS (
+    INSERT INTO status_events (message_id, account_id, status, code, description)
+    SELECT id, account_id, 'ko', 'canceled', 'canceled by request' FROM c
+)
+SELECT count(*) FROM c;
