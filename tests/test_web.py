@@ -252,6 +252,9 @@ async def test_statuses_history_and_queue_as_in_the_seed(client: Client, store: 
     _, single = await client.call("GET", f"/rest/status?smsId={two.id}&properties=status,recipient")
     assert single["list"] == [{"status": "on", "recipient": "+33600000002"}]
 
+    _, parts = await client.call("GET", f"/rest/sms?id={one.id},{two.id}&properties=parts")
+    assert parts["list"] == [{"parts": [{"seq": 1, "state": "delivered", "code": "000"}]},
+                             {"parts": [{"seq": 1, "state": "submitted", "code": None}]}]
     _, history = await client.call("GET", f"/rest/smsstatus?smsId={one.id}&properties=smsId,status,description,date,response")
     assert [row["status"] for row in history["list"]] == ["wait", "on", "ok", "rep"]
     assert history["list"][-1]["response"] == "Yes, this open day can interest me"
@@ -323,7 +326,7 @@ async def test_each_format(client: Client) -> None:
     ("GET", "/rest/sms?sort=text DESC", {}, 400, "sort: 'NAME ASC' or 'NAME DESC' with NAME one of id, date, status, recipient, smsId"),
     ("GET", "/rest/sms?properties=DEFAULT,password", {}, 400,
      "properties: unknown property 'password'; known: id, status, text, date, recipient, mailingId, mailingName, "
-     "code, description, response, segments, encoding"),
+     "code, description, response, segments, encoding, parts"),
     ("GET", "/rest/sms?id=1,x", {}, 400, "id: ids are whole numbers"),
     ("GET", "/rest/sms?limit=-1", {}, 400, "limit: a whole number"),
     ("GET", "/rest/sms?date[1][operator]=~&date[1][value]=2017-01-01", {}, 400,

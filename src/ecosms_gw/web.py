@@ -39,7 +39,7 @@ SECRET_CHECKS_AT_ONCE = 4  # scrypt costs ~50 ms of CPU each: a flood queues, it
 
 # What each resource shows, by the seed's names (queries.sql writes them).
 SMS = ("id", "status", "text", "date", "recipient", "mailingId", "mailingName", "code", "description",
-       "response", "segments", "encoding")
+       "response", "segments", "encoding", "parts")
 REPLY = ("id", "text", "date", "recipient", "smsId", "mailingId", "mailingName")
 STATUS = ("smsId", "status", "recipient", "mailingId", "date", "code", "description", "response")
 MAILING = ("id", "name", "status", "text", "date", "messages", "parts", "source", "createdAt")
@@ -266,7 +266,7 @@ class Api:
                                       api.MAX_READ, 0)).document()["list"]
         return {"id": mailing["id"], "messages": [
             {"id": m["id"], "recipient": m["recipient"], "status": m["status"], "code": m["code"],
-             "history": [{"status": h["status"], "date": h["date"]} for h in history if h["smsId"] == m["id"]]}
+             "parts": m["parts"] or [], "history": [{"status": h["status"], "date": h["date"]} for h in history if h["smsId"] == m["id"]]}
             for m in messages]}
 
 

@@ -377,8 +377,8 @@ WHERE g.status = 'created'
 -- statuses costs the daemon next to nothing when all properties are asked (the default).
 
 -- name: api_messages
--- Messages sent (MT), as the sms resource ($12 = 'sms') or as current statuses ($12 =
--- 'status'). $13: zone.
+-- Messages sent (MT), as the sms resource ($12 = 'sms', with the state of each part as
+-- its receipt said) or as current statuses ($12 = 'status'). $13: zone.
 WITH r AS (
     SELECT m.id, m.status, m.text, coalesce(g.send_at, g.created_at) AS date, m.recipient,
            m.mailing_id, g.name AS mailing_name, m.code, m.description, m.response,
@@ -409,7 +409,9 @@ SELECT count(*) AS size, coalesce(max(total), 0) AS total, coalesce(json_agg(CAS
         'id', id, 'status', status, 'text', text,
         'date', to_char(date AT TIME ZONE $13, 'YYYY-MM-DD HH24:MI:SS'), 'recipient', recipient,
         'mailingId', mailing_id, 'mailingName', mailing_name, 'code', code,
-        'description', description, 'response', response, 'segments', segments, 'encoding', encoding)
+        'description', description, 'response', response, 'segments', segments, 'encoding', encoding,
+        'parts', (SELECT json_agg(json_build_object('seq', p.seq, 'state', p.state, 'code', p.code) ORDER BY p.seq)
+                  FROM parts p WHERE p.message_id = r.id))
     END), '[]')::text AS list
 FROM r;
 
