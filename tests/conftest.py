@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from importlib import resources
 
 import asyncpg
 import pytest
@@ -12,6 +13,10 @@ import pytest
 from ecosms_gw.store import Store
 
 from . import postgres
+
+# Every schema version the package ships, in order.
+MIGRATIONS = sorted(int(path.name[:4]) for path in resources.files("ecosms_gw").joinpath("sql/migrations").iterdir()
+                    if path.name.endswith(".sql"))
 
 TEMPLATE = "ecosms_template"
 _numbers = itertools.count()

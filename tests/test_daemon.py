@@ -16,6 +16,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from .conftest import MIGRATIONS
+
 COMMAND = str(Path(sys.executable).parent / "ecosms-gw")
 UNIT = Path(__file__).parent.parent / "systemd" / "ecosms-gw.service"
 
@@ -90,7 +92,7 @@ def test_embedded_database_starts_and_stops_with_the_daemon(tmp_path: Path) -> N
     daemon = Daemon(env=environment(ECOSMS_DATABASE_DATA_DIR=str(data_dir)))
     embedded = daemon.wait_for("embedded_database", timeout=60)
     assert "evaluation" in embedded["note"]
-    assert daemon.wait_for("daemon_started")["migrations"] == [1, 2, 3, 4]
+    assert daemon.wait_for("daemon_started")["migrations"] == MIGRATIONS
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.finish(timeout=5) == 0
     # The embedded server went down with it: nothing is left running on its data dir.

@@ -14,14 +14,16 @@ from aiohttp import web
 
 from ecosms_gw import ping
 from ecosms_gw.accounts import Account, InvalidAccount, validate
+from ecosms_gw.compose import AccountRules, compose
 from ecosms_gw.config import PingConfig, SmscConfig
 from ecosms_gw.delivery import Deliveries
 from ecosms_gw.dispatcher import Dispatcher
+from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.pinger import Pinger
 from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
 
-from .test_dispatch import all_final, queue_mailing, run_until
+from .test_dispatch import all_final, run_until
 
 
 @pytest.mark.parametrize(("url", "method", "expected"), [
@@ -113,21 +115,24 @@ async def running(pinger: Pinger) -> AsyncIterator[None]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def send_all(store: Store, dsn: str, account: Account, count: int) -> list[int]:
-    """Queue `count` messages and dispatch them through the simulator until every one
-    has its final receipt; their ids."""
+async def send_all(store: Store, dsn: str, account: Account, count: int, first: int = 0,
+                   ping_url: str | None = None) -> list[int]:
+    """Queue `count` messages (a mailing with `ping_url`) and dispatch them through the
+    simulator until every message has its final receipt; their ids."""
     simulator = Simulator(Behaviour(dlr_delay=0.05))
     host, port = await simulator.start()
     smsc = SmscConfig(name="sim", tps=5000)
     dispatcher = Dispatcher(smsc, store, 1, asyncio.Event(), Deliveries(store).handler(smsc), (host, port))
-    await queue_mailing(store, account, ["U-ACME\n" + "".join(f"T-hi {n}\n#-336{n:08d}\n" for n in range(count))])
+    body = "U-ACME\n" + "".join(f"T-hi {n}\n#-336{n:08d}\n" for n in range(first, first + count))
+    await store.enqueue(account.id, "http", None, compose(parse_all([body]), AccountRules()), {}, ping_url=ping_url)
 
     try:
         await run_until(dispatcher, all_final(dsn))
     finally:
         await simulator.close()
     connection = await asyncpg.connect(dsn)
-    ids = [row["id"] for row in await connection.fetch("SELECT id FROM messages ORDER BY id")]
+    ids = [row["id"] for row in await connection.fetch(
+        "SELECT id FROM messages WHERE recipient = ANY($1) ORDER BY id", [f"+336{n:08d}" for n in range(first, first + count)])]
     await connection.close()
     return ids
 
@@ -160,6 +165,18 @@ async def test_each_change_is_pinged_with_the_message_id(store: Store, dsn: str)
 
 async def _nothing_left(dsn: str) -> bool:
     return await scalar(dsn, "SELECT count(*) FROM pings") == 0
+
+
+async def test_a_mailing_with_its_own_ping_url(store: Store, dsn: str) -> None:
+    async with receiver() as (found, base):
+        account = await store.add_account(Account(id=None, code="ACME", ping_url=base + "/account"))
+        async with running(Pinger(store, PingConfig(allow_private=True))):
+            own = await send_all(store, dsn, account, 3, ping_url=base + "/mailing/#id#")
+            usual = await send_all(store, dsn, account, 2, first=10)
+            await wait_for(lambda: _nothing_left(dsn))
+    assert {path for _, path, _ in found.calls if path.startswith("/mailing/")} == {f"/mailing/{i}" for i in own}
+    assert {path for _, path, _ in found.calls if path.startswith("/account")} == {
+        f"/account?sms_id={i}" for i in usual}
 
 
 async def test_batched_post_pings(store: Store, dsn: str) -> None:

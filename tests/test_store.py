@@ -13,6 +13,8 @@ from ecosms_gw.accounts import Account
 from ecosms_gw.compose import Composition, Message
 from ecosms_gw.store import Store, StoreConflict, StoreUnavailable
 
+from .conftest import MIGRATIONS
+
 
 def composition(count: int, send_at: datetime | None = None, segments: int = 1) -> Composition:
     messages = [Message(f"+336{n:08d}", f"text {n}", "gsm7", 6, segments, send_at, n + 3, 1)
@@ -27,7 +29,7 @@ async def new_account(store: Store, code: str = "ACME") -> Account:
 async def test_migrations_apply_from_empty_and_rerun_applies_nothing(empty_database: str) -> None:
     store = await Store.open(empty_database)
     try:
-        assert await store.migrate() == [1, 2, 3, 4]
+        assert await store.migrate() == MIGRATIONS
         assert await store.migrate() == []
         assert await store.accounts() == []
     finally:
@@ -38,7 +40,7 @@ async def test_concurrent_migrators_apply_once(empty_database: str) -> None:
     stores = [await Store.open(empty_database) for _ in range(3)]
     try:
         results = await asyncio.gather(*(store.migrate() for store in stores))
-        assert sorted(results) == [[], [], [1, 2, 3, 4]]
+        assert sorted(results) == [[], [], MIGRATIONS]
     finally:
         for store in stores:
             await store.close()

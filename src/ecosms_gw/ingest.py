@@ -92,7 +92,7 @@ async def submit(store: Store, config: Config, texts: Sequence[str], *, source: 
 
 async def enqueue(store: Store, config: Config, account: Account, bodies: list[Body], *, size: int,
                   source: str, source_ref: str | None = None, dedupe_window: timedelta | None = None,
-                  name: str | None = None) -> Outcome:
+                  name: str | None = None, ping_url: str | None = None) -> Outcome:
     """Compose bodies of an account allowed to send them, and store the mailing."""
     opted_out = await store.opt_outs(account.id)
     try:
@@ -101,7 +101,7 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
         return refused(refusal, len(bodies), account)
     document = report.accepted(composition, len(bodies))
     stored = await store.enqueue(account.id, source, source_ref, composition,
-                                 _kept_report(document), dedupe_window, name)
+                                 _kept_report(document), dedupe_window, name, ping_url)
     log.info("mailing_duplicate" if stored.duplicate else "mailing_queued",
              mailing_id=stored.mailing_id, account=account.code, source=source,
              messages=stored.messages, parts=stored.parts, dropped=len(composition.dropped))

@@ -48,6 +48,7 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
             "text": {"type": "string", "description": "#field# is replaced by each contact's field"},
             "name": {"type": "string"}, "date": {"type": "string", "example": "2017-05-07 11:12:25"},
             "sender": {"type": "string"}, "type": {"type": "string"},
+            "pingUrl": {"type": "string", "description": "called on each change instead of the account's"},
             "contacts": {"type": "array", "maxItems": 200, "items": {
                 "type": "object", "required": ["recipient"],
                 "properties": {"recipient": {"type": "string"}}, "additionalProperties": {"type": "string"}}}}}}}}

@@ -81,8 +81,8 @@ class Pinger:
         by_url: dict[str, list[tuple[int, int]]] = {}
         dropped = []
         for row in rows:
-            url = row["ping_url"]
-            problem = "no ping URL any more" if url is None else ping.url_problem(url)
+            url = row["url"]
+            problem = ping.url_problem(url)
             if problem is None and ping.address_refused(urlsplit(url).hostname or "", self.config.allow_private):
                 problem = "a private address (see ping.allow_private)"
             if problem:

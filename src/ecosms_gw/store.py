@@ -272,7 +272,8 @@ class Store:
     @_translated
     async def enqueue(self, account_id: int, source: str, source_ref: str | None,
                       composition: Composition, report: dict[str, Any],
-                      dedupe_window: timedelta | None = None, name: str | None = None) -> Enqueued:
+                      dedupe_window: timedelta | None = None, name: str | None = None,
+                      ping_url: str | None = None) -> Enqueued:
         """One mailing and all its messages in one transaction (COPY), and a wake-up for the
         dispatchers that fires at commit. Once this returns, the submission is durable.
 
@@ -289,7 +290,7 @@ class Store:
                     return Enqueued(earlier["id"], earlier["messages"], earlier["parts"], duplicate=True)
             mailing_id = await connection.fetchval(
                 Q["mailing_insert"], account_id, source, source_ref, composition.send_at,
-                len(composition.messages), composition.parts, json.dumps(report), name)
+                len(composition.messages), composition.parts, json.dumps(report), name, ping_url)
             messages = composition.messages
             if len(messages) <= _COPY_FROM:
                 columns = list(zip(*((m.recipient, m.text, m.encoding, m.segments, m.line,
@@ -406,7 +407,7 @@ class Store:
 
     @_translated
     async def claim_pings(self, limit: int, lease: timedelta) -> list[dict[str, Any]]:
-        """Due pings (id, message_id, attempts, created_at, ping_url), leased for `lease`."""
+        """Due pings (id, message_id, attempts, created_at, url), leased for `lease`."""
         return [dict(row) for row in await self._pool.fetch(Q["claim_pings"], limit, lease)]
 
     @_translated

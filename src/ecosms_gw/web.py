@@ -24,7 +24,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import api, ingest, metrics, openapi, tokens
+from . import api, ingest, metrics, openapi, ping, tokens
 from .accounts import Account, verify_secret
 from .config import Config
 from .ratelimit import SlidingWindow
@@ -348,9 +348,13 @@ async def _create(self: Api, call: Call, at_most: int) -> ingest.Outcome:
     name = api.single(params, "name")
     if name is not None and len(name) > 200:
         raise api.ApiError(400, "name: at most 200 characters")
+    ping_url = api.single(params, "pingUrl") or None
+    if ping_url and (problem := ping.url_problem(ping_url)):
+        raise api.ApiError(400, f"pingUrl: {problem}")
     body = api.body(call.account.code, text, people, send_at)
     outcome = ingest.counted("http", await ingest.enqueue(self.store, self.config, call.account, [body],
-                                                          size=len(text) * len(people), source="http", name=name))
+                                                          size=len(text) * len(people), source="http", name=name,
+                                                          ping_url=ping_url))
     if not outcome.accepted:
         document = outcome.document
         raise api.ApiError(400, f"{document['reason']}: {document['detail']}")

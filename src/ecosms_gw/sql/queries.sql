@@ -42,8 +42,8 @@ SELECT recipient FROM opt_outs WHERE account_id = $1;
 
 -- name: mailing_insert
 -- The dispatchers' wake-up rides along; it is delivered at commit.
-INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
+INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name, ping_url)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
 RETURNING id;
 
 -- name: messages_insert
@@ -336,16 +336,15 @@ SELECT target.id AS message_id, target.text, a.code AS account, a.reply_email
 FROM target JOIN accounts a ON a.id = target.account_id;
 
 -- name: claim_pings
--- Due pings with their account's URL, leased: a daemon that dies mid-call leaves them to
--- be taken again when the lease ends; several daemons take different ones. A ping whose
--- account no longer has a URL comes back with none, to be dropped.
+-- Due pings, leased: a daemon that dies mid-call leaves them to be taken again when the
+-- lease ends; several daemons take different ones.
 WITH due AS (
     SELECT id FROM pings WHERE due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
 )
 UPDATE pings p SET due_at = now() + $2::interval
-FROM due, accounts a
-WHERE p.id = due.id AND a.id = p.account_id
-RETURNING p.id, p.message_id, p.attempts, p.created_at, a.ping_url;
+FROM due
+WHERE p.id = due.id
+RETURNING p.id, p.message_id, p.attempts, p.created_at, p.url;
 
 -- name: pings_done
 DELETE FROM pings WHERE id = ANY($1::bigint[]);
