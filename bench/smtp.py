@@ -11,7 +11,6 @@ The daemon runs as a subprocess on a throw-away PostgreSQL with default durabili
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import smtplib

@@ -7,7 +7,6 @@ import dataclasses
 import ftplib
 import io
 import json
-import os
 import signal
 import subprocess
 import time

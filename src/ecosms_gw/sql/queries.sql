@@ -400,10 +400,7 @@ WITH r AS (
     LIMIT $10 OFFSET $11
 )
 SELECT count(*) AS size, coalesce(max(total), 0) AS total, coalesce(json_agg(CASE $12::text
-    WHEN 'status' THEN json_build_object(
-        'smsId', id, 'status', status, 'recipient', recipient, 'mailingId', mailing_id,
-        'date', to_char(status_date AT TIME ZONE $13, 'YYYY-MM-DD HH24:MI:SS'), 'code', code,
-        'description', description, 'response', response)
+    WHEN 'status' THEN api_status(id, status, recipient, mailing_id, status_date, code, description, response, $13)
     ELSE json_build_object(
         'id', id, 'status', status, 'text', text,
         'date', to_char(date AT TIME ZONE $13, 'YYYY-MM-DD HH24:MI:SS'), 'recipient', recipient,
@@ -457,10 +454,9 @@ WITH h AS (
     ORDER BY sms_id, seq
     LIMIT $3 OFFSET $4
 )
-SELECT count(*) AS size, count(*) AS total, coalesce(json_agg(json_build_object(
-    'smsId', sms_id, 'status', status, 'recipient', recipient, 'mailingId', mailing_id,
-    'date', to_char(date AT TIME ZONE $5, 'YYYY-MM-DD HH24:MI:SS'), 'code', code,
-    'description', description, 'response', response)), '[]')::text AS list
+SELECT count(*) AS size, count(*) AS total,
+       coalesce(json_agg(api_status(sms_id, status, recipient, mailing_id, date, code, description, response, $5)),
+                '[]')::text AS list
 FROM h;
 
 -- name: api_status_queue
@@ -474,10 +470,9 @@ WITH taken AS (
 ), q AS (
     SELECT r.*, m.recipient, m.mailing_id FROM read r JOIN messages m ON m.id = r.message_id ORDER BY r.id
 )
-SELECT count(*) AS size, count(*) AS total, coalesce(json_agg(json_build_object(
-    'smsId', message_id, 'status', status, 'recipient', recipient, 'mailingId', mailing_id,
-    'date', to_char(created_at AT TIME ZONE $3, 'YYYY-MM-DD HH24:MI:SS'), 'code', code,
-    'description', description, 'response', response)), '[]')::text AS list
+SELECT count(*) AS size, count(*) AS total,
+       coalesce(json_agg(api_status(message_id, status, recipient, mailing_id, created_at, code, description,
+                                    response, $3)), '[]')::text AS list
 FROM q;
 
 -- name: api_mailings

@@ -29,3 +29,13 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- A status as the HTTP API shows it (the seed's status resource), written by PostgreSQL
+-- for the three reads that return statuses. A plain SQL function: the planner inlines it.
+CREATE FUNCTION api_status(sms_id bigint, status text, recipient text, mailing_id bigint, at timestamptz,
+                           code text, description text, response text, zone text) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('smsId', sms_id, 'status', status, 'recipient', recipient,
+                             'mailingId', mailing_id, 'date', to_char(at AT TIME ZONE zone, 'YYYY-MM-DD HH24:MI:SS'),
+                             'code', code, 'description', description, 'response', response)
+$$;
