@@ -8,7 +8,9 @@ them). The load comes from this
 process over real HTTP:
 1. `GET /rest/status?mailingId=` of a 2,000-message mailing (all 2,000 statuses), at a
    steady 50, 100, 150 and 200 requests/s for 10 s each (open loop: a slow answer does
-   not slow the callers): p50, p99 and max latency;
+   not slow the callers): p50, p99 and max latency; then 200 requests/s again while one
+   of its messages changes every 0.1 s (each change makes the next read write the
+   statuses again instead of answering from the status cache);
 2. `POST /rest/mailing` with 200 contacts, 8 callers at once for 15 s: requests/s.
 """
 
@@ -62,7 +64,8 @@ async def token(session: aiohttp.ClientSession, base: str) -> str:
         return (await response.json())["access_token"]
 
 
-async def status_reads(session: aiohttp.ClientSession, base: str, headers: dict[str, str], rate: int) -> None:
+async def status_reads(session: aiohttp.ClientSession, base: str, headers: dict[str, str], rate: int,
+                       label: str = "") -> None:
     latencies: list[float] = []
 
     async def one() -> None:
@@ -79,8 +82,21 @@ async def status_reads(session: aiohttp.ClientSession, base: str, headers: dict[
         calls.append(asyncio.create_task(one()))
     await asyncio.gather(*calls)
     centiles = statistics.quantiles(latencies, n=100)
-    print(f"GET /rest/status?mailingId= (2,000 statuses each), {rate} requests/s for {SECONDS} s: "
+    print(f"GET /rest/status?mailingId= (2,000 statuses each), {rate} requests/s for {SECONDS} s{label}: "
           f"p50 {centiles[49] * 1000:.1f} ms, p99 {centiles[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+
+
+async def changing(dsn: str) -> None:
+    """One message of the polled mailing changes every 0.1 s, as receipts would change it."""
+    import asyncpg  # noqa: PLC0415
+    connection = await asyncpg.connect(dsn)
+    try:
+        while True:
+            await connection.execute("UPDATE messages SET updated_at = now() WHERE id = "
+                                     "(SELECT min(id) FROM messages WHERE mailing_id = 250)")
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
 
 
 async def mailing_posts(session: aiohttp.ClientSession, base: str, headers: dict[str, str]) -> None:
@@ -123,6 +139,9 @@ async def main() -> None:
                         await asyncio.sleep(0.2)
                 for rate in RATES:
                     await status_reads(session, base, headers, rate)
+                changes = asyncio.create_task(changing(dsn))
+                await status_reads(session, base, headers, 200, ", one message changing every 0.1 s")
+                changes.cancel()
                 await mailing_posts(session, base, headers)
         finally:
             daemon.process.send_signal(signal.SIGTERM)

@@ -267,6 +267,29 @@ async def test_statuses_history_and_queue_as_in_the_seed(client: Client, store: 
     assert again["size"] == 0
 
 
+async def test_polling_a_mailing_always_sees_the_latest_status(client: Client, store: Store) -> None:
+    """Status reads by mailing are kept between polls while nothing changes; any change of
+    a message shows at the next poll."""
+    _, mailing = await client.call("POST", "/rest/mailing", json={
+        "text": "Poll", "contacts": [{"recipient": "+33600000001"}, {"recipient": "+33600000002"}]})
+
+    async def poll() -> list[str]:
+        _, body = await client.call("GET", f"/rest/status?mailingId={mailing['id']}&properties=status")
+        return [row["status"] for row in body["list"]]
+
+    assert await poll() == await poll() == ["wait", "wait"]
+    [one, two] = await store.claim(10, worker=1)
+    await store.mark_submitting([one.id, two.id], "main")
+    await store.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
+    assert await poll() == ["on", "on"]
+    await store.apply_receipts("main", [("b", "failed", "001")])
+    assert await asyncio.gather(*(poll() for _ in range(10))) == [["on", "ko"]] * 10  # polled at once
+    await store.apply_receipts("main", [("a", "delivered", "000")])
+    assert await poll() == await poll() == ["ok", "ko"]
+    _, total = await client.call("GET", f"/rest/status?mailingId={mailing['id']}&total=true&limit=1")
+    assert (total["size"], total["total"]) == (1, 2)
+
+
 async def test_statistics_as_in_the_seed(client: Client, store: Store, dsn: str) -> None:
     """3.13.2: by mailing name, by month; a number that opted out is counted apart."""
     account = await store.account("ACME")

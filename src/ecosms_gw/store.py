@@ -470,6 +470,20 @@ class Store:
         return [dict(row) for row in await self._pool.fetch(Q[query], *args)]
 
     @_translated
+    async def status_version(self, account_id: int, mailing_ids: list[int]) -> str:
+        return await self._pool.fetchval(Q["status_version"], account_id, mailing_ids)
+
+    @_translated
+    async def rows_at_version(self, account_id: int, mailing_ids: list[int], query: str,
+                              *args: Any) -> tuple[str, list[dict[str, Any]]]:
+        """`rows(query, *args)` and the `status_version` of these mailings, seen at the same
+        moment (one snapshot)."""
+        async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read",
+                                                                             readonly=True):
+            version = await connection.fetchval(Q["status_version"], account_id, mailing_ids)
+            return version, [dict(row) for row in await connection.fetch(Q[query], *args)]
+
+    @_translated
     async def api_stats(self, account_id: int, mailing_ids: list[int] | None, names: list[str] | None,
                         month: tuple[datetime, datetime] | None) -> dict[str, int]:
         start, end = month or (None, None)

@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib import resources
@@ -58,10 +59,52 @@ class Call:
     async def listed(self, query: str, names: tuple[str, ...], default: tuple[str, ...], *args: Any) -> api.Listed:
         """A read of queries.sql, with the properties asked for (`names` are all the
         resource has) in the account's time zone."""
-        chosen = api.properties(self.params, names, default)
+        chosen = api.properties(self.params, names, default)  # before the query: a bad one is a 400
         [row] = await self.store.rows(query, self.account.id, *args, self.zone.key)
+        return self.answer(row, names, chosen)
+
+    def answer(self, row: dict[str, Any], names: tuple[str, ...], chosen: list[str]) -> api.Listed:
         return api.Listed(row["size"], row["total"] if api.flag(self.params, "total") else None, row["list"],
                           chosen, chosen == list(names))
+
+
+class StatusCache:
+    """Status reads by mailing, the polling that dominates an API's load, kept with the
+    version of their messages (see `status_version`): read again unchanged, they are
+    answered without being written again, which costs a tenth of writing 2,000 statuses.
+    Exact, never stale: any change of a message changes the version. The last 32 are kept."""
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[tuple[Any, ...], tuple[str, dict[str, Any]]] = OrderedDict()
+        # reads being written: callers asking the same at the same version wait for it
+        self.writing: dict[tuple[Any, ...], asyncio.Future[dict[str, Any]]] = {}
+
+    async def row(self, store: Store, call: Call, mailing_ids: list[int], args: tuple[Any, ...]) -> dict[str, Any]:
+        key = (call.account.id, call.zone.key, *map(repr, args))
+        version = await store.status_version(call.account.id, mailing_ids)
+        if (kept := self.entries.get(key)) is not None and kept[0] == version:
+            self.entries.move_to_end(key)
+            return kept[1]
+        if (pending := self.writing.get((*key, version))) is not None:
+            return await asyncio.shield(pending)
+        pending = self.writing[(*key, version)] = asyncio.get_running_loop().create_future()
+        try:
+            written, [row] = await store.rows_at_version(call.account.id, mailing_ids, "api_messages",
+                                                         call.account.id, *args, call.zone.key)
+        except BaseException as error:
+            pending.set_exception(error)
+            pending.exception()  # retrieved here: the waiters, if any, raise it themselves
+            raise
+        finally:
+            del self.writing[(*key, version)]
+        pending.set_result(row)
+        self.entries[key] = (written, row)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.SIZE:
+            self.entries.popitem(last=False)
+        return row
 
 
 Handler = Callable[["Api", Call], Awaitable[tuple[int, dict[str, Any] | api.Listed]]]
@@ -75,6 +118,7 @@ class Api:
         self.key = ""
         self.failures = SlidingWindow(TOKEN_FAILURES_PER_MINUTE, 60.0)
         self.secret_checks = asyncio.Semaphore(SECRET_CHECKS_AT_ONCE)
+        self.statuses = StatusCache()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.http.max_body_kb * 1024,
@@ -398,9 +442,13 @@ async def read_status(self: Api, call: Call) -> tuple[int, api.Listed]:
     params = call.params
     limit, offset = api.page(params)
     sort_key, descending = api.sort(params, SORT_MESSAGES)
-    return 200, await call.listed("api_messages", STATUS, STATUS, api.ids(params, "smsId"), None,
-                                  api.values(params, "mailingName"), api.ids(params, "mailingId"),
-                                  None, None, sort_key, descending, limit, offset, "status")
+    sms_ids, names, mailing_ids = api.ids(params, "smsId"), api.values(params, "mailingName"), \
+        api.ids(params, "mailingId")
+    args = (sms_ids, None, names, mailing_ids, None, None, sort_key, descending, limit, offset, "status")
+    if mailing_ids and not sms_ids and not names:
+        chosen = api.properties(params, STATUS, STATUS)
+        return 200, call.answer(await self.statuses.row(self.store, call, mailing_ids, args), STATUS, chosen)
+    return 200, await call.listed("api_messages", STATUS, STATUS, *args)
 
 
 async def status_queue(self: Api, call: Call) -> tuple[int, api.Listed]:

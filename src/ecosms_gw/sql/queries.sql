@@ -576,3 +576,10 @@ WITH c AS (
     SELECT id, account_id, 'ko', 'canceled', 'canceled by request' FROM c
 )
 SELECT count(*) FROM c;
+
+-- name: status_version
+-- What changes whenever one of these messages changes: every update writes a new row
+-- version with a newer transaction id (xmin), so their sum grows. A status read of the
+-- same messages with the same version would answer the same.
+SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text
+FROM messages WHERE account_id = $1 AND mailing_id = ANY($2::bigint[]);
