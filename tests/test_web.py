@@ -1,10 +1,11 @@
-"""The HTTP API with a real HTTP client against the API served on real PostgreSQL: one test
-per example of the seed's section 3 (hosts adapted), each error code, each format, and
-another account's data never visible."""
+"""The HTTP API with a real HTTP client against the running daemon on real PostgreSQL: one
+test per example of the seed's section 3 (hosts adapted), each error code, each format,
+and another account's data never visible."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -21,15 +22,12 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
 from ecosms_gw import api
 from ecosms_gw.accounts import Account, hash_secret
-from ecosms_gw.config import Config, DefaultsConfig, HttpConfig
 from ecosms_gw.store import Store
-from ecosms_gw.web import Api
 
-from .test_daemon import Daemon, environment, free_port
+from .test_daemon import COMMAND, Daemon, environment, free_port
 
 SECRET = "p280edbd76d510c41990cbe5e6108c7e"
 
@@ -57,16 +55,41 @@ class Client:
             return response.status, text
 
 
+@contextlib.asynccontextmanager
+async def daemon(dsn: str, folder: Path, **settings: str) -> AsyncIterator[str]:
+    """`ecosms-gw run` on this database, its API on a free port; its SMSC (the simulator)
+    serves only numbers starting 999, so that the messages of a test stay where the test
+    puts them. Its base URL, once it answers."""
+    config = folder / f"gw-{free_port()}.toml"
+    config.write_text(f'[database]\ndsn = "{dsn}"\n[[smsc]]\nname = "main"\nsimulator = true\nroutes = ["999"]\n')
+    port = free_port()
+    env = environment(ECOSMS_HTTP_LISTEN=f"127.0.0.1:{port}", **settings)
+    with open(folder / f"daemon-{port}.log", "w") as log:
+        process = subprocess.Popen([COMMAND, "run", "--config", str(config)], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(300):
+                    try:
+                        async with session.get(base + "/health") as response:
+                            if (await response.json())["smsc"].get("main") == "bound":
+                                break
+                    except (aiohttp.ClientError, KeyError, ValueError):
+                        pass
+                    assert process.poll() is None, (folder / f"daemon-{port}.log").read_text()[-2000:]
+                    await asyncio.sleep(0.1)
+            yield base
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+
 @pytest.fixture
-async def served(store: Store) -> AsyncIterator[tuple[str, Store]]:
-    config = Config(defaults=DefaultsConfig(timezone="Europe/Paris"))
-    runner = web.AppRunner(Api(store, config, lambda: {"main": True}).app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", store
-    await runner.cleanup()
+async def served(dsn: str, store: Store, tmp_path: Path) -> AsyncIterator[tuple[str, Store]]:
+    """The running daemon's API, and the store of its database."""
+    async with daemon(dsn, tmp_path) as base:
+        yield base, store
 
 
 @pytest.fixture
@@ -506,16 +529,10 @@ async def chromium(*arguments: str) -> str:
     return out.decode()
 
 
-async def test_the_monitor_page_in_a_real_browser(store: Store, tmp_path: Path) -> None:
+async def test_the_monitor_page_in_a_real_browser(store: Store, dsn: str, tmp_path: Path) -> None:
     """Chromium loads /monitor with the operator token and shows the mailing sent in this
     test; without a token it shows the sign-in form and no data."""
-    config = Config(http=HttpConfig(operator_token="op-secret"))
-    runner = web.AppRunner(Api(store, config, lambda: {"main": True}).app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
+    async with daemon(dsn, tmp_path, ECOSMS_HTTP_OPERATOR_TOKEN="op-secret") as base:
         await store.add_account(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
         async with aiohttp.ClientSession() as session:
             client = Client(session, base)
@@ -529,8 +546,6 @@ async def test_the_monitor_page_in_a_real_browser(store: Store, tmp_path: Path) 
         screenshot = tmp_path / "monitor.png"
         await chromium(f"--screenshot={screenshot}", "--window-size=1280,900", f"{base}/monitor#token=op-secret")
         anonymous = await chromium("--dump-dom", f"{base}/monitor")
-    finally:
-        await runner.cleanup()
     assert "Open day in March" in dom and f">{mailing['id']}<" in dom and "all accounts" in dom
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
     assert "Open day in March" not in anonymous and '<section id="login">' in anonymous
