@@ -24,13 +24,12 @@ import threading
 import time
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.core import personalised_body  # noqa: E402
-from tests.postgres import server, with_database  # noqa: E402
+from bench.store import add_account, new_database  # noqa: E402
+from tests.postgres import server  # noqa: E402
 from tests.test_daemon import free_port  # noqa: E402
 
 COMMAND = str(Path(sys.executable).parent / "ecosms-gw")
@@ -86,21 +85,13 @@ def bench_small(port: int, root: Path, files: int = 30) -> None:
           f"({total} files in {end - start:.1f} s)")
 
 
-async def prepare(admin_dsn: str) -> str:
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute("CREATE DATABASE bench_ftp")
-    await admin.close()
-    return with_database(admin_dsn, "bench_ftp")
-
-
 def main() -> None:
     with server(durable=True) as (admin_dsn, _), tempfile.TemporaryDirectory() as folder:
-        dsn = asyncio.run(prepare(admin_dsn))
+        dsn = asyncio.run(new_database(admin_dsn, "bench_ftp"))
+        for n in range(UPLOADERS):
+            add_account(dsn, f"U{n}", "--ftp-password", "pw", "--international", "--max-messages", "5000")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ECOSMS_")} | {
             "ECOSMS_DATABASE_DSN": dsn}
-        for n in range(UPLOADERS):
-            subprocess.run([COMMAND, "account", "add", f"U{n}", "--ftp-password", "pw", "--international",
-                            "--max-messages", "5000"], env=env, check=True, capture_output=True)
         port, passive = free_port(), min(free_port(), 65000)
         env |= {"ECOSMS_LOG_FORMAT": "json", "ECOSMS_LOG_LEVEL": "warning",
                 "ECOSMS_FTP_LISTEN": f"127.0.0.1:{port}", "ECOSMS_FTP_ROOT": folder,

@@ -22,13 +22,12 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.core import personalised_body  # noqa: E402
-from tests.postgres import server, with_database  # noqa: E402
+from bench.store import add_account, new_database  # noqa: E402
+from tests.postgres import server  # noqa: E402
 from tests.test_daemon import free_port  # noqa: E402
 
 
@@ -114,14 +113,8 @@ def bench_small(port: int, clients: int = 20, seconds: float = 10.0) -> None:
 
 
 async def prepare(admin_dsn: str) -> str:
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute("CREATE DATABASE bench_smtp")
-    await admin.close()
-    dsn = with_database(admin_dsn, "bench_smtp")
-    subprocess.run([str(Path(sys.executable).parent / "ecosms-gw"), "account", "add", "ACME",
-                    "--sender", "office@acme.example", "--international", "--max-messages", "5000"],
-                   env={k: v for k, v in os.environ.items() if not k.startswith("ECOSMS_")}
-                   | {"ECOSMS_DATABASE_DSN": dsn}, check=True, capture_output=True)
+    dsn = await new_database(admin_dsn, "bench_smtp")
+    add_account(dsn, "ACME", "--sender", "office@acme.example", "--international", "--max-messages", "5000")
     return dsn
 
 

@@ -38,11 +38,23 @@ CLAIM_ROWS = 200_000
 BATCH = 500
 
 
-async def fresh_store(admin_dsn: str, name: str) -> tuple[Store, str]:
+async def new_database(admin_dsn: str, name: str) -> str:
+    """An empty database on the bench's server: its DSN."""
     admin = await asyncpg.connect(admin_dsn)
     await admin.execute(f"CREATE DATABASE {name}")
     await admin.close()
-    dsn = with_database(admin_dsn, name)
+    return with_database(admin_dsn, name)
+
+
+def add_account(dsn: str, code: str, *options: str) -> None:
+    """`ecosms-gw account add CODE OPTIONS` on that database, as an operator would."""
+    subprocess.run([str(Path(sys.executable).parent / "ecosms-gw"), "account", "add", code, *options],
+                   env={k: v for k, v in os.environ.items() if not k.startswith("ECOSMS_")}
+                   | {"ECOSMS_DATABASE_DSN": dsn}, check=True, capture_output=True)
+
+
+async def fresh_store(admin_dsn: str, name: str) -> tuple[Store, str]:
+    dsn = await new_database(admin_dsn, name)
     store = await Store.open(dsn, max_connections=8)
     await store.migrate()
     return store, dsn

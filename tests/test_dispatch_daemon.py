@@ -187,7 +187,7 @@ async def test_messages_waiting_past_the_maximum_age_expire(store: Store, dsn: s
     composition.messages[0] = composition.messages[0]._replace(send_at=old)
     await store.enqueue(account.id, "http", None, composition, {})
     await queue_mailing(store, account, ["U-ACME\nT-y\n#-33600000002"])
-    assert await store.expire_waiting(timedelta(hours=48)) == 1
+    assert await store.expire(timedelta(hours=48), timedelta(hours=48)) == (1, 0)
     connection = await asyncpg.connect(dsn)
     rows = await connection.fetch("SELECT recipient, status, code FROM messages ORDER BY id")
     events = await connection.fetchval("SELECT count(*) FROM status_events WHERE queued")

@@ -160,11 +160,11 @@ async def test_silent_messages_become_unknown(store: Store, dsn: str, account: A
     [message] = await store.claim(10, worker=1)
     await store.mark_submitting([message.id], "main")
     await store.record_submissions("main", [(message.id, 1, "a")], [message.id], [])
-    assert await store.expire_silent(timedelta(hours=1)) == 0
+    assert await store.expire(timedelta(hours=48), timedelta(hours=1)) == (0, 0)
     connection = await asyncpg.connect(dsn)
     await connection.execute("UPDATE messages SET updated_at = now() - interval '2 hours'")
     await connection.close()
-    assert await store.expire_silent(timedelta(hours=1)) == 1
+    assert await store.expire(timedelta(hours=48), timedelta(hours=1)) == (0, 1)
     connection = await asyncpg.connect(dsn)
     row = await connection.fetchrow("SELECT status, code FROM messages")
     await connection.close()

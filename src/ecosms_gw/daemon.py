@@ -89,8 +89,8 @@ async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
         try:
             await store.reap_dead_workers(config.dispatch.in_doubt)
-            await store.expire_waiting(timedelta(hours=config.dispatch.max_age_hours))
-            await store.expire_silent(timedelta(hours=config.dispatch.receipt_wait_hours))
+            await store.expire(timedelta(hours=config.dispatch.max_age_hours),
+                               timedelta(hours=config.dispatch.receipt_wait_hours))
             await store.end_mailings()
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))

@@ -331,13 +331,6 @@ class Store:
         return row["returned"]
 
     @_translated
-    async def expire_waiting(self, max_age: timedelta) -> int:
-        expired = await self._pool.fetchval(Q["expire_waiting"], max_age)
-        if expired:
-            log.warning("messages_expired", messages=expired)
-        return expired
-
-    @_translated
     async def claim(self, limit: int, worker: int, routes: tuple[str, ...] = ("*",),
                     excluded: tuple[str, ...] = ()) -> list[Claimed]:
         """Due messages for one connection: `routes` are recipient prefixes (`*`: any),
@@ -426,11 +419,15 @@ class Store:
         return int((await self._pool.execute(Q["end_mailings"])).split()[-1])
 
     @_translated
-    async def expire_silent(self, wait: timedelta) -> int:
-        expired = await self._pool.fetchval(Q["expire_silent"], wait)
-        if expired:
-            log.warning("receipts_missing", messages=expired)
-        return expired
+    async def expire(self, max_age: timedelta, receipt_wait: timedelta) -> tuple[int, int]:
+        """Messages not sent within `max_age` end `ko`, those without a final receipt
+        within `receipt_wait` end `no`: (expired, silent)."""
+        row = await self._pool.fetchrow(Q["expire"], max_age, receipt_wait)
+        if row["expired"]:
+            log.warning("messages_expired", messages=row["expired"])
+        if row["silent"]:
+            log.warning("receipts_missing", messages=row["silent"])
+        return row["expired"], row["silent"]
 
     @_translated
     async def return_unsent(self, message_ids: list[int]) -> None:
@@ -490,10 +487,14 @@ class Store:
         return dict(await self._pool.fetchrow(Q["api_stats"], account_id, mailing_ids, names, start, end))
 
     @_translated
-    async def gauges(self) -> dict[str, Any]:
-        row = await self._pool.fetchrow(Q["gauges"])
-        return {"statuses": json.loads(row["statuses"] or "{}"), "queued": row["queued"],
-                "oldest_s": float(row["oldest_s"] or 0)}
+    async def queue_state(self) -> tuple[int, float]:
+        """(messages waiting, seconds the oldest due one is late)."""
+        row = await self._pool.fetchrow(Q["queue_state"])
+        return row["queued"], float(row["oldest_s"])
+
+    @_translated
+    async def message_counts(self) -> dict[str, int]:
+        return {row["status"]: row["n"] for row in await self._pool.fetch(Q["message_counts"])}
 
     @_translated
     async def owns_mailing(self, account_id: int, mailing_id: int) -> bool:

@@ -119,6 +119,10 @@ class Api:
         self.failures = SlidingWindow(TOKEN_FAILURES_PER_MINUTE, 60.0)
         self.secret_checks = asyncio.Semaphore(SECRET_CHECKS_AT_ONCE)
         self.statuses = StatusCache()
+        # served as they are, built once
+        self.openapi = json.dumps(openapi.spec({"sms": SMS, "reply": REPLY, "status": STATUS, "mailing": MAILING,
+                                                "stats": STATS})).encode()
+        self.monitor_page = resources.files(__package__).joinpath("static/monitor.html").read_bytes()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.http.max_body_kb * 1024,
@@ -133,8 +137,7 @@ class Api:
         return app
 
     async def description(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi.spec({"sms": SMS, "reply": REPLY, "status": STATUS, "mailing": MAILING,
-                                               "stats": STATS}))
+        return web.Response(body=self.openapi, content_type="application/json")
 
     @web.middleware
     async def _no_cache(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -197,8 +200,7 @@ class Api:
                 if request.match_info["resource"] not in known:
                     raise api.ApiError(404, f"unknown resource {request.match_info['resource']!r}")
                 raise api.ApiError(405, f"{request.match_info['resource']}: no action {action!r}")
-            zone = ZoneInfo(account.timezone or self.config.defaults.timezone)
-            status, document = await handler(self, Call(self.store, account, params, zone))
+            status, document = await handler(self, Call(self.store, account, params, self._zone(account)))
         except api.ApiError as error:
             status, document = error.status, {"status": error.status, "message": error.message}
         except StoreError as error:
@@ -211,6 +213,10 @@ class Api:
             body, content_type = api.render({"status": status, "message": error.message}, "json")
         return web.Response(status=status, body=body, content_type=content_type.split(";")[0],
                             charset="utf-8")
+
+    def _zone(self, account: Account) -> ZoneInfo:
+        """Dates of the API are in the account's time zone, as in its mail bodies."""
+        return ZoneInfo(account.rules(self.config.defaults).timezone)
 
     async def _account(self, request: web.Request) -> Account:
         header = request.headers.get("Authorization", "")
@@ -243,14 +249,15 @@ class Api:
         for name, up in self.bound().items():
             metrics.SMSC_BOUND.labels(name).set(1 if up else 0)
         try:
-            gauges = await self.store.gauges()
+            counts = await self.store.message_counts()
+            queued, oldest_s = await self.store.queue_state()
         except StoreError:
-            gauges = None
-        if gauges is not None:
+            pass  # the gauges keep their last values; /health says the database is away
+        else:
             for status in ("wait", "on", "ok", "ko", "rep", "no"):
-                metrics.MESSAGES.labels(status).set(gauges["statuses"].get(status, 0))
-            metrics.QUEUE_DEPTH.set(gauges["queued"])
-            metrics.QUEUE_OLDEST.set(gauges["oldest_s"])
+                metrics.MESSAGES.labels(status).set(counts.get(status, 0))
+            metrics.QUEUE_DEPTH.set(queued)
+            metrics.QUEUE_OLDEST.set(oldest_s)
         return web.Response(body=generate_latest(metrics.REGISTRY),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -272,8 +279,7 @@ class Api:
 
     async def monitor(self, request: web.Request) -> web.Response:
         """The page for people; it holds no data, and asks /monitor/data with a token."""
-        page = resources.files(__package__).joinpath("static/monitor.html").read_bytes()
-        return web.Response(body=page, content_type="text/html", charset="utf-8", headers={
+        return web.Response(body=self.monitor_page, content_type="text/html", charset="utf-8", headers={
             "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
                                        "style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'"})
 
@@ -284,14 +290,14 @@ class Api:
             scope = account.id if account else None
             mailings = await self.store.rows("monitor_mailings", scope, 20)
             throughput = await self.store.rows("monitor_throughput", scope)
-            gauges = await self.store.gauges()
+            queued, oldest_s = await self.store.queue_state()
             detail = await self._mailing_detail(request.query.get("mailing", ""), account)
         except api.ApiError as error:
             return web.json_response({"status": error.status, "message": error.message}, status=error.status)
         except StoreError:
             return web.json_response({"status": 503, "message": "database unavailable, retry later"}, status=503)
         document = {"scope": account.code if account else "all", "mailings": mailings, "throughput": throughput,
-                    "queue": {"depth": gauges["queued"], "oldest_s": gauges["oldest_s"]},
+                    "queue": {"depth": queued, "oldest_s": oldest_s},
                     "smsc": self.bound(), "mailing": detail}
         return web.json_response(document, dumps=lambda value: json.dumps(value, default=datetime.isoformat))
 
@@ -303,7 +309,7 @@ class Api:
         if mailing is None or (account is not None and mailing["account_id"] != account.id):
             return None
         account = account or await self.store.account(mailing["account"])
-        owner = Call(self.store, account, {}, ZoneInfo(account.timezone or self.config.defaults.timezone))
+        owner = Call(self.store, account, {}, self._zone(account))
         messages = (await owner.listed("api_messages", SMS, SMS, None, None, None, [mailing["id"]], None, None,
                                        "id", False, 200, 0, "sms")).document()["list"]
         history = (await owner.listed("api_history", STATUS, STATUS, [m["id"] for m in messages],

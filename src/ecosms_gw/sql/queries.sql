@@ -116,19 +116,6 @@ WITH dead AS (
 )
 SELECT (SELECT count(*) FROM returned) AS returned, (SELECT count(*) FROM doubtful) AS in_doubt;
 
--- name: expire_waiting
--- Messages that could not leave within the maximum age end as `ko` (expired).
-WITH m AS (
-    UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
-           description = 'not sent within the maximum age', updated_at = now()
-    WHERE state = 'queued' AND due_at < now() - $1::interval
-    RETURNING id, account_id
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT id, account_id, 'ko', 'expired', 'not sent within the maximum age' FROM m
-)
-SELECT count(*) FROM m;
-
 -- name: queue_view
 -- What waits, per mailing, like mailq: counts by status, next attempt, last error.
 SELECT g.id AS mailing_id, a.code AS account, g.source, g.status AS mailing_status,
@@ -293,18 +280,24 @@ WITH s AS (
 )
 SELECT count(*) FROM m;
 
--- name: expire_silent
--- Submitted, and no final receipt within the wait: the final state is unknown.
-WITH m AS (
+-- name: expire
+-- Messages that could not leave within the maximum age ($1) end `ko` (expired); those
+-- submitted without a final receipt within the wait ($2) end `no`. Each with its event.
+WITH unsent AS (
+    UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
+           description = 'not sent within the maximum age', updated_at = now()
+    WHERE state = 'queued' AND due_at < now() - $1::interval
+    RETURNING id, account_id, status, code, description
+), silent AS (
     UPDATE messages SET state = 'done', status = 'no', code = 'no_receipt',
            description = 'no delivery receipt within the wait', updated_at = now()
-    WHERE state = 'submitted' AND updated_at < now() - $1::interval
-    RETURNING id, account_id
+    WHERE state = 'submitted' AND updated_at < now() - $2::interval
+    RETURNING id, account_id, status, code, description
 ), e AS (
     INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT id, account_id, 'no', 'no_receipt', 'no delivery receipt within the wait' FROM m
+    SELECT * FROM unsent UNION ALL SELECT * FROM silent
 )
-SELECT count(*) FROM m;
+SELECT (SELECT count(*) FROM unsent) AS expired, (SELECT count(*) FROM silent) AS silent;
 
 -- name: record_reply
 -- A message from a phone: matched to the latest message sent to that number, preferring
@@ -531,14 +524,15 @@ WITH created AS (
 )
 SELECT value FROM created UNION ALL SELECT value FROM settings WHERE name = $1 LIMIT 1;
 
--- name: gauges
--- Read by /metrics: messages by status (counted, not estimated: a scrape every 15 s or
--- more), and the queue: its depth and how late its oldest due message is.
-SELECT (SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) AS n FROM messages GROUP BY status) s)
-           AS statuses,
-       (SELECT count(*) FROM messages WHERE state = 'queued') AS queued,
-       (SELECT extract(epoch FROM now() - min(due_at)) FROM messages WHERE state = 'queued' AND due_at <= now())
-           AS oldest_s;
+-- name: queue_state
+-- The queue: its depth and how late its oldest due message is (the partial index only).
+SELECT count(*) AS queued, coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)
+           AS oldest_s
+FROM messages WHERE state = 'queued';
+
+-- name: message_counts
+-- Messages by status, for /metrics: counted, not estimated, so a scrape every 15 s or more.
+SELECT status, count(*) AS n FROM messages GROUP BY status;
 
 -- name: monitor_mailings
 -- The most recent mailings with their messages counted by status ($1: an account, or
