@@ -55,6 +55,11 @@ def nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return result
 
 
+def _indexes(array: Mapping[str, Any]) -> list[str]:
+    """The keys of a form array (`x[0]`, `x[1]`, ... `x[10]`) in their numeric order."""
+    return sorted(array, key=lambda key: (len(key), key))
+
+
 def check_text(value: Any, depth: int = 0) -> None:
     """Parameters PostgreSQL can store: no NUL, no lone surrogate (from JSON `\\ud800`),
     and not nested deeper than the seed's date conditions."""
@@ -82,7 +87,7 @@ def values(params: Mapping[str, Any], name: str) -> list[str] | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, dict):
-        items = [raw[key] for key in sorted(raw, key=lambda k: (len(k), k))]
+        items = [raw[key] for key in _indexes(raw)]
     elif isinstance(raw, list):
         items = raw
     else:
@@ -186,7 +191,7 @@ def date_range(params: Mapping[str, Any], zone: ZoneInfo, name: str = "date",
         return None, None
     conditions = [("=", raw)] if isinstance(raw, str) else []
     if isinstance(raw, dict):
-        for key in sorted(raw, key=lambda k: (len(k), k)):
+        for key in _indexes(raw):
             item = raw[key]
             if not isinstance(item, dict):
                 raise ApiError(400, f"{name}[{key}]: an operator and a value")
@@ -230,7 +235,7 @@ def contacts(params: Mapping[str, Any], at_most: int) -> list[dict[str, str]]:
         except ValueError:
             raise ApiError(400, "contacts: a JSON list of objects with a recipient") from None
     if isinstance(raw, dict):
-        raw = [raw[key] for key in sorted(raw, key=lambda k: (len(k), k))]
+        raw = [raw[key] for key in _indexes(raw)]
     if not raw:
         raise ApiError(417, "contacts is required: a list of objects with a recipient")
     if not isinstance(raw, list) or not all(isinstance(contact, dict) for contact in raw):
