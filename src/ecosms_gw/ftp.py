@@ -355,6 +355,16 @@ class GatewayTLSHandler(_Handlers, TLS_FTPHandler):
     pass
 
 
+class _PassiveListener(FTPHandler.passive_dtp):  # type: ignore[misc,name-defined]
+    """pyftpdlib binds passive ports with SO_REUSEADDR, so two sessions of the threaded
+    server could bind the same port at once and the second `listen()` failed (the session
+    got no data connection). Without it, a port in use fails at `bind()`, where pyftpdlib
+    moves on to another port of the range."""
+
+    def set_reuse_addr(self) -> None:
+        pass
+
+
 class FtpServer:
     """The pyftpdlib server in its own thread, stopped from the event loop."""
 
@@ -374,6 +384,7 @@ class FtpServer:
         handler.file_rate = SlidingWindow(settings.max_files_per_minute)
         first, last = (int(port) for port in settings.passive_ports.split("-"))
         handler.passive_ports = range(first, last + 1)
+        handler.passive_dtp = _PassiveListener
         handler.banner = "ecosms-gw FTP: upload SMS body files"
         handler.auth_failed_timeout = 2
         handler.max_login_attempts = 3
