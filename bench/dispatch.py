@@ -30,6 +30,7 @@ from ecosms_gw.store import Store  # noqa: E402
 from bench.store import fresh_store  # noqa: E402
 from tests.postgres import server  # noqa: E402
 from tests.test_dispatch import Peer, dispatcher_for  # noqa: E402
+from tests.test_ratelimit import busiest_second  # noqa: E402
 
 
 async def fresh(admin_dsn: str, name: str) -> tuple[Store, str, Account]:
@@ -86,11 +87,7 @@ async def bench_rate(admin_dsn: str, folder: Path) -> None:
     peer.stop()
     arrivals = sorted(pdu["at"] / 1000 for pdu in peer.received())
     arrivals = [t for t in arrivals if t - arrivals[0] < 20]
-    busiest, first = 0, 0
-    for last, moment in enumerate(arrivals):
-        while arrivals[first] <= moment - 1:
-            first += 1
-        busiest = max(busiest, last - first + 1)
+    busiest = busiest_second(arrivals)
     mean = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     print(f"tps 50 for 20 s at the peer: {len(arrivals)} submits, busiest one-second window "
           f"{busiest}, mean {mean:.2f}/s")

@@ -25,6 +25,7 @@ from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
 
 from .test_daemon import free_port
+from .test_ratelimit import busiest_second
 
 PEER = Path(__file__).parent / "peer" / "peer.js"
 
@@ -68,6 +69,14 @@ def peer(tmp_path: Path) -> Iterator[Peer]:
     started = Peer(tmp_path)
     yield started
     started.stop()
+
+
+def peer_jitter(tps: int) -> int:
+    """What the peer's own timestamps can add to a one-second window: it stamps each PDU in
+    whole milliseconds when its event loop gets to it, tens of milliseconds late on a busy
+    machine. Our exact guarantee is unit-tested (test_ratelimit); at the peer, a rate
+    exceeded in earnest (say two daemons sending at once) must still show."""
+    return max(1, tps // 20)
 
 
 async def queue_mailing(store: Store, account: Account, bodies: list[str], encoding: str = "gsm7") -> int:
@@ -217,11 +226,7 @@ async def test_rate_is_honoured_at_the_peer(store: Store, dsn: str, account: Acc
     await run_until(dispatcher_for(peer.port, store, tps=50, window=10), all_settled(dsn))
     arrivals = sorted(pdu["at"] / 1000 for pdu in peer.received())
     assert len(arrivals) == 200
-    first = 0
-    for last, moment in enumerate(arrivals):
-        while arrivals[first] <= moment - 1:
-            first += 1
-        assert last - first + 1 <= 51  # +1: the peer's millisecond timestamps (our side: unit tests)
+    assert busiest_second(arrivals) <= 50 + peer_jitter(50)
     assert 200 / (arrivals[-1] - arrivals[0]) == pytest.approx(50, rel=0.05)
 
 
