@@ -4,7 +4,9 @@ database, routes with failover, cancel from the command line, expiry."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
+import smtplib
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -178,15 +180,70 @@ async def test_cancel_from_the_command_line(store: Store, dsn: str, account: Acc
 
 
 async def test_messages_waiting_past_the_maximum_age_expire(store: Store, dsn: str, account: Account) -> None:
-    old = datetime.now(timezone.utc) - timedelta(days=3)
-    composition = compose(parse_all(["U-ACME\nT-x\n#-33600000001"]), AccountRules())
-    composition.messages[0] = composition.messages[0]._replace(send_at=old)
-    await store.enqueue(account.id, "http", None, composition, {})
+    await queue_mailing(store, account, ["U-ACME\nT-x\n#-33600000001"])
     await queue_mailing(store, account, ["U-ACME\nT-y\n#-33600000002"])
-    assert await store.expire(timedelta(hours=48), timedelta(hours=48)) == (1, 0)
     connection = await asyncpg.connect(dsn)
+    # the first has been due for three days (its SMSC was down all that time)
+    await connection.execute("UPDATE messages SET due_at = now() - interval '3 days' WHERE recipient = '+33600000001'")
+    assert await store.expire(timedelta(hours=48), timedelta(hours=48)) == (1, 0)
     rows = await connection.fetch("SELECT recipient, status, code FROM messages ORDER BY id")
     events = await connection.fetchval("SELECT count(*) FROM status_events WHERE queued")
     await connection.close()
     assert [tuple(row) for row in rows] == [("+33600000001", "ko", "expired"), ("+33600000002", "wait", None)]
     assert events == 1
+
+
+async def test_a_date_in_the_past_means_now(store: Store, dsn: str, account: Account) -> None:
+    """The vendor's examples are dated 2017: such a message is due at its acceptance, so the
+    maximum age counts from then and it never expires at once."""
+    old = datetime(2017, 8, 4, 9, 0, tzinfo=timezone.utc)
+    composition = compose(parse_all(["U-ACME\nD-2017-08-04T11:00\nT-x\n#-33600000001"]), AccountRules())
+    assert composition.messages[0].send_at == old
+    before = datetime.now(timezone.utc)
+    await store.enqueue(account.id, "smtp", None, composition, {})
+    assert await store.expire(timedelta(hours=1), timedelta(hours=48)) == (0, 0)
+    connection = await asyncpg.connect(dsn)
+    due_at = await connection.fetchval("SELECT due_at FROM messages")
+    send_at = await connection.fetchval("SELECT send_at FROM mailings")
+    await connection.close()
+    assert due_at >= before and send_at is None  # "at once"
+
+
+async def test_a_mail_dated_2017_is_sent_whole_by_the_daemon(store: Store, dsn: str, account: Account,
+                                                            tmp_path: Path) -> None:
+    """As a new user tried it: 2,000 recipients in a mail dated 2017, at 20 per second
+    through the daemon (whose reaper expires what waited past the maximum age)."""
+    await store.update_account(dataclasses.replace(account, senders=("ops@example.com",)))
+    peer = Peer(tmp_path)
+    config = write_config(tmp_path, dsn, peer.port, tps=20, in_doubt="unknown")
+    env = environment(ECOSMS_DISPATCH_MAX_AGE_HOURS="1")
+    process = subprocess.Popen([COMMAND, "run", "--config", str(config)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    host, port = env["ECOSMS_SMTP_LISTEN"].split(":")
+    body = "U-ACME\nD-2017-08-04T11:00\nT-hello\n" + "".join(f"#-336{n:08d}\n" for n in range(2000))
+    try:
+        await wait_for_port(int(port))
+        with smtplib.SMTP(host, int(port)) as client:
+            client.sendmail("ops@example.com", ["sms@localhost"], f"Subject: x\n\n{body}".encode())
+        await wait_settled(dsn, timeout=180)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+        peer.stop()
+    destinations = [pdu["destination"] for pdu in peer.received()]
+    assert len(destinations) == len(set(destinations)) == 2000
+    assert {status for _, status, _ in (await statuses(dsn)).values()} == {"on"}
+
+
+async def wait_for_port(port: int, timeout: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            assert loop.time() < deadline, f"nothing listens on {port}"
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return

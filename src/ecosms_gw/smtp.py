@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import re
 import ssl
 from collections import Counter
 from datetime import timedelta
@@ -224,13 +225,28 @@ class _Connections:
             del self.open[ip]
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
 class _Session(SMTP):
-    """aiosmtpd's SMTP with a cap on connections per client address."""
+    """aiosmtpd's SMTP with a cap on connections per client address, reading bare LF line
+    ends as CRLF: a Unix file sent as it is (`curl smtp://... --upload-file body.txt`) is
+    one "line" to aiosmtpd otherwise, refused as too long. Postfix accepts bare LF too."""
 
     def __init__(self, handler: Handler, connections: _Connections, **options: Any) -> None:
         super().__init__(handler, **options)
         self._connections = connections
         self._admitted_ip: str | None = None
+        self._ended_in_cr = False  # a CRLF may be split between two reads
+
+    def data_received(self, data: bytes) -> None:
+        if b"\n" in data:
+            head = b""
+            if self._ended_in_cr and data[:1] == b"\n":
+                head, data = b"\n", data[1:]
+            data = head + _BARE_LF.sub(b"\r\n", data)
+        self._ended_in_cr = data[-1:] == b"\r"
+        super().data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ip = (transport.get_extra_info("peername") or ("?",))[0]

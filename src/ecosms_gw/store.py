@@ -279,8 +279,17 @@ class Store:
 
         With `dedupe_window`, a mailing of the same account and `source_ref` within the
         window is returned instead (`duplicate=True`), checked under a lock so that two
-        copies arriving at once cannot both pass."""
+        copies arriving at once cannot both pass.
+
+        A date in the past means now: a message is due at the later of its date and its
+        acceptance, so it is never older than its submission (and the maximum age counts
+        from then)."""
         now = datetime.now(timezone.utc)
+
+        def due(send_at: datetime | None) -> datetime:
+            return send_at if send_at is not None and send_at > now else now
+
+        send_at = composition.send_at if composition.send_at and composition.send_at > now else None
         async with self._pool.acquire() as connection, connection.transaction():
             if dedupe_window and source_ref:
                 await connection.execute(Q["lock_submission"], f"{account_id}:{source_ref}")
@@ -289,18 +298,18 @@ class Store:
                 if earlier is not None:
                     return Enqueued(earlier["id"], earlier["messages"], earlier["parts"], duplicate=True)
             mailing_id = await connection.fetchval(
-                Q["mailing_insert"], account_id, source, source_ref, composition.send_at,
+                Q["mailing_insert"], account_id, source, source_ref, send_at,
                 len(composition.messages), composition.parts, json.dumps(report), name, ping_url)
             messages = composition.messages
             if len(messages) <= _COPY_FROM:
                 columns = list(zip(*((m.recipient, m.text, m.encoding, m.segments, m.line,
-                                      m.send_at or now) for m in messages)))
+                                      due(m.send_at)) for m in messages)))
                 await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns)
             else:
                 await connection.copy_records_to_table(
                     "messages", columns=_MESSAGE_COLUMNS,
                     records=[(mailing_id, account_id, m.recipient, m.text, m.encoding, m.segments,
-                              m.line, m.send_at or now) for m in messages])
+                              m.line, due(m.send_at)) for m in messages])
         return Enqueued(mailing_id, len(composition.messages), composition.parts)
 
     # ------------------------------------------------------------ dispatch
