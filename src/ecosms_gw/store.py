@@ -283,13 +283,12 @@ class Store:
 
         A date in the past means now: a message is due at the later of its date and its
         acceptance, so it is never older than its submission (and the maximum age counts
-        from then)."""
+        from then). The mailing keeps the date as written, which the API shows."""
         now = datetime.now(timezone.utc)
 
         def due(send_at: datetime | None) -> datetime:
             return send_at if send_at is not None and send_at > now else now
 
-        send_at = composition.send_at if composition.send_at and composition.send_at > now else None
         async with self._pool.acquire() as connection, connection.transaction():
             if dedupe_window and source_ref:
                 await connection.execute(Q["lock_submission"], f"{account_id}:{source_ref}")
@@ -298,7 +297,7 @@ class Store:
                 if earlier is not None:
                     return Enqueued(earlier["id"], earlier["messages"], earlier["parts"], duplicate=True)
             mailing_id = await connection.fetchval(
-                Q["mailing_insert"], account_id, source, source_ref, send_at,
+                Q["mailing_insert"], account_id, source, source_ref, composition.send_at,
                 len(composition.messages), composition.parts, json.dumps(report), name, ping_url)
             messages = composition.messages
             if len(messages) <= _COPY_FROM:

@@ -108,11 +108,7 @@ WITH dead AS (
         description = 'written to the SMSC before a crash, no answer: not resent', updated_at = now()
     FROM dead
     WHERE m.claimed_by = dead.key AND m.state = 'submitting' AND $1 = 'unknown'
-    RETURNING m.id, m.account_id
-), events AS (
-    INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT id, account_id, 'no', 'in_doubt', 'written to the SMSC before a crash, no answer: not resent'
-    FROM doubtful
+    RETURNING m.id
 )
 SELECT (SELECT count(*) FROM returned) AS returned, (SELECT count(*) FROM doubtful) AS in_doubt;
 
@@ -166,27 +162,15 @@ FROM unnest($1::bigint[], $2::smallint[], $3::text[]) AS r(message_id, seq, smsc
 WHERE p.message_id = r.message_id AND p.seq = r.seq;
 
 -- name: messages_submitted
--- Every part accepted by the SMSC: the message is `on`, with its status event.
-WITH m AS (
-    UPDATE messages SET state = 'submitted', status = 'on', updated_at = now()
-    WHERE id = ANY($1::bigint[]) AND state = 'submitting'
-    RETURNING id, account_id
-)
-INSERT INTO status_events (message_id, account_id, status)
-SELECT id, account_id, 'on' FROM m;
+-- Every part accepted by the SMSC: the message is `on`.
+UPDATE messages SET state = 'submitted', status = 'on', updated_at = now()
+WHERE id = ANY($1::bigint[]) AND state = 'submitting';
 
 -- name: messages_failed
-WITH r AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS r(id, status, code, description)
-), m AS (
-    UPDATE messages SET state = 'done', status = r.status, code = r.code,
-           description = r.description, updated_at = now()
-    FROM r
-    WHERE messages.id = r.id AND messages.state IN ('claimed', 'submitting')
-    RETURNING messages.id, messages.account_id, r.status, r.code, r.description
-)
-INSERT INTO status_events (message_id, account_id, status, code, description)
-SELECT id, account_id, status, code, description FROM m;
+UPDATE messages SET state = 'done', status = r.status, code = r.code,
+       description = r.description, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS r(id, status, code, description)
+WHERE messages.id = r.id AND messages.state IN ('claimed', 'submitting');
 
 -- name: cancel_mailing
 -- What is not yet being submitted is canceled, atomically against the dispatcher (which
@@ -195,10 +179,7 @@ WITH c AS (
     UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
            description = 'canceled by request', updated_at = now()
     WHERE mailing_id = $1 AND state IN ('queued', 'claimed')
-    RETURNING id, account_id
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT id, account_id, 'ko', 'canceled', 'canceled by request' FROM c
+    RETURNING id
 )
 UPDATE mailings
 SET status = CASE WHEN (SELECT count(*) FROM c) = mailings.messages THEN 'canceled' ELSE 'interrupted' END
@@ -207,10 +188,6 @@ RETURNING status, (SELECT count(*) FROM c) AS canceled;
 
 -- name: mailing_by_id
 SELECT g.*, a.code AS account FROM mailings g JOIN accounts a ON a.id = g.account_id WHERE g.id = $1;
-
--- name: in_doubt
--- Messages this worker had started writing when it died or lost its link.
-SELECT id FROM messages WHERE state = 'submitting' AND claimed_by = $1;
 
 -- name: return_unsent
 -- Claimed (and perhaps marked), but not one PDU written: back to the queue as if never
@@ -265,37 +242,32 @@ WITH s AS (
 ), m AS (
     UPDATE messages
     SET state = 'done', status = CASE WHEN messages.status = 'rep' THEN 'rep' ELSE s.status END,
-        code = s.code,
-        description = CASE s.status WHEN 'ok' THEN 'delivered'
-                                    WHEN 'ko' THEN 'not delivered (receipt error ' || coalesce(s.code, '?') || ')'
-                                    ELSE 'final state unknown' END,
+        code = CASE WHEN messages.status = 'rep' THEN messages.code ELSE s.code END,
+        description = CASE WHEN messages.status = 'rep' THEN messages.description
+                           WHEN s.status = 'ok' THEN 'delivered'
+                           WHEN s.status = 'ko' THEN 'not delivered (receipt error ' || coalesce(s.code, '?') || ')'
+                           ELSE 'final state unknown' END,
         updated_at = now()
     FROM s
     WHERE messages.id = s.message_id AND s.status IS NOT NULL AND messages.state = 'submitted'
-    RETURNING messages.id, messages.account_id, messages.status, messages.code, messages.description
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT id, account_id, status, code, description FROM m
-    WHERE status <> 'rep'  -- already replied: the receipt changes no status
+    RETURNING 1  -- already replied: the receipt changes no status, so no event
 )
 SELECT count(*) FROM m;
 
 -- name: expire
--- Messages that could not leave within the maximum age ($1) end `ko` (expired); those
--- submitted without a final receipt within the wait ($2) end `no`. Each with its event.
+-- Messages that could not leave within the maximum age ($1, counted from when they became
+-- due) end `ko` (expired); those submitted without a final receipt within the wait ($2)
+-- end `no`.
 WITH unsent AS (
     UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
            description = 'not sent within the maximum age', updated_at = now()
     WHERE state = 'queued' AND due_at < now() - $1::interval
-    RETURNING id, account_id, status, code, description
+    RETURNING 1
 ), silent AS (
     UPDATE messages SET state = 'done', status = 'no', code = 'no_receipt',
            description = 'no delivery receipt within the wait', updated_at = now()
     WHERE state = 'submitted' AND updated_at < now() - $2::interval
-    RETURNING id, account_id, status, code, description
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT * FROM unsent UNION ALL SELECT * FROM silent
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM unsent) AS expired, (SELECT count(*) FROM silent) AS silent;
 
@@ -314,12 +286,9 @@ WITH target AS (
     FROM (SELECT 1) AS one LEFT JOIN target ON true
     RETURNING account_id, message_id
 ), replied AS (
-    UPDATE messages SET status = 'rep', response = $4, updated_at = now()
+    UPDATE messages SET status = 'rep', response = $4, code = NULL, description = 'the recipient replied',
+           updated_at = now()
     FROM target WHERE messages.id = target.id
-    RETURNING messages.id, messages.account_id
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status, response)
-    SELECT id, account_id, 'rep', $4 FROM replied
 ), opted AS (
     INSERT INTO opt_outs (account_id, recipient, reason)
     SELECT target.account_id, $2, 'reply: ' || left($4, 40) FROM target WHERE $5
@@ -564,10 +533,7 @@ WITH c AS (
     UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
            description = 'canceled by request', updated_at = now()
     WHERE account_id = $1 AND id = ANY($2::bigint[]) AND state IN ('queued', 'claimed')
-    RETURNING id, account_id
-), e AS (
-    INSERT INTO status_events (message_id, account_id, status, code, description)
-    SELECT id, account_id, 'ko', 'canceled', 'canceled by request' FROM c
+    RETURNING 1
 )
 SELECT count(*) FROM c;
 
