@@ -97,7 +97,7 @@ async def test_queue_shows_waiting_mailings(dsn: str) -> None:
     first = await store.enqueue(acme.id, "smtp", None, composition(4), {})
     await store.enqueue(other.id, "ftp", None, composition(2), {})
     sent = await store.claim(1, worker=1)
-    await store.mark_submitting([c.id for c in sent], "main")
+    await store.record_submissions("main", [], [], [], mark=[c.id for c in sent])
     await store.record_submissions("main", [(c.id, 1, "x") for c in sent], [c.id for c in sent], [])
     await store.close()
 

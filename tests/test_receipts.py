@@ -78,7 +78,7 @@ async def final_statuses(dsn: str) -> list[tuple]:
 async def test_early_duplicate_and_multipart_receipts(store: Store, dsn: str, account: Account) -> None:
     await queue_mailing(store, account, ["U-ACME\nT-" + "x" * 400 + "\n#-33600000001\nT-y\n#-33600000002"])
     [long, short] = await store.claim(10, worker=1)
-    await store.mark_submitting([long.id, short.id], "main")
+    await store.record_submissions("main", [], [], [], mark=[long.id, short.id])
     # the SMSC's receipt for part 2 and for the short one come before their answers are recorded
     assert await store.apply_receipts("main", [("b2", "failed", "001"), ("c1", "delivered", "000")]) == (0, 2)
     await store.record_submissions("main", [(long.id, 1, "b1"), (long.id, 2, "b2"), (long.id, 3, "b3"),
@@ -106,7 +106,7 @@ async def test_part_states_decide_the_message(store: Store, dsn: str, account: A
                                               states: list[str]) -> None:
     await queue_mailing(store, account, ["U-ACME\nT-" + "x" * 153 * len(states) + "\n#-33600000001"])
     [message] = await store.claim(10, worker=1)
-    await store.mark_submitting([message.id], "main")
+    await store.record_submissions("main", [], [], [], mark=[message.id])
     await store.record_submissions("main", [(message.id, seq, f"p{seq}") for seq in range(1, len(states) + 1)],
                                    [message.id], [])
     await store.apply_receipts("main", [(f"p{seq}", state, "007")
@@ -126,7 +126,7 @@ async def test_receipts_of_one_message_on_several_connections_at_once(store: Sto
         f"T-{'x' * 400} {n}\n#-336{n:08d}\n" for n in range(2 * count))])
     messages = await store.claim(2 * count, worker=1)
     together, racing = messages[:count], messages[count:]
-    await store.mark_submitting([message.id for message in messages], "main")
+    await store.record_submissions("main", [], [], [], mark=[message.id for message in messages])
     await store.record_submissions("main", [(message.id, seq, f"{message.id}-{seq}") for message in together
                                             for seq in (1, 2, 3)], [message.id for message in together], [])
     await store.record_submissions("main", [(message.id, seq, f"{message.id}-{seq}") for message in racing
@@ -146,7 +146,7 @@ async def test_a_mailing_ends_when_its_last_message_is_final(store: Store, accou
     first = await queue_mailing(store, account, ["U-ACME\nT-x\n#-33600000001\n#-33600000002"])
     later = await queue_mailing(store, account, ["U-ACME\nT-y\n#-33600000003"])
     one, two = await store.claim(2, worker=1)
-    await store.mark_submitting([one.id, two.id], "main")
+    await store.record_submissions("main", [], [], [], mark=[one.id, two.id])
     await store.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
     await store.apply_receipts("main", [("a", "delivered", "000")])
     assert await store.end_mailings() == 0  # one message still waits for its receipt
@@ -158,7 +158,7 @@ async def test_a_mailing_ends_when_its_last_message_is_final(store: Store, accou
 async def test_silent_messages_become_unknown(store: Store, dsn: str, account: Account) -> None:
     await queue_mailing(store, account, ["U-ACME\nT-x\n#-33600000001"])
     [message] = await store.claim(10, worker=1)
-    await store.mark_submitting([message.id], "main")
+    await store.record_submissions("main", [], [], [], mark=[message.id])
     await store.record_submissions("main", [(message.id, 1, "a")], [message.id], [])
     assert await store.expire(timedelta(hours=48), timedelta(hours=1)) == (0, 0)
     connection = await asyncpg.connect(dsn)

@@ -73,7 +73,7 @@ async def test_enqueue_claim_submit(store: Store) -> None:
     assert [c.recipient for c in claimed] == ["+33600000000", "+33600000001", "+33600000002"]
     assert {(c.mailing_id, c.attempts, c.segments) for c in claimed} == {(enqueued.mailing_id, 1, 2)}
     assert await store.claim(10, worker=1) == []
-    await store.mark_submitting([c.id for c in claimed], "main")
+    await store.record_submissions("main", [], [], [], mark=[c.id for c in claimed])
     await store.record_submissions("main", [(c.id, seq, f"{c.id}-{seq}") for c in claimed
                                             for seq in (1, 2)], [c.id for c in claimed], [])
     assert await store.claim(10, worker=1) == []

@@ -265,7 +265,7 @@ async def test_statuses_history_and_queue_as_in_the_seed(client: Client, store: 
     _, mailing = await client.call("POST", "/rest/mailing", json={
         "text": "Open day", "contacts": [{"recipient": "+33600000001"}, {"recipient": "+33600000002"}]})
     [one, two] = await store.claim(10, worker=1)
-    await store.mark_submitting([one.id, two.id], "main")
+    await store.record_submissions("main", [], [], [], mark=[one.id, two.id])
     await store.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
     await store.apply_receipts("main", [("a", "delivered", "000")])
     await store.record_reply("main", "+33600000001", "38100", "Yes, this open day can interest me", False)
@@ -302,7 +302,7 @@ async def test_polling_a_mailing_always_sees_the_latest_status(client: Client, s
 
     assert await poll() == await poll() == ["wait", "wait"]
     [one, two] = await store.claim(10, worker=1)
-    await store.mark_submitting([one.id, two.id], "main")
+    await store.record_submissions("main", [], [], [], mark=[one.id, two.id])
     await store.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
     assert await poll() == ["on", "on"]
     await store.apply_receipts("main", [("b", "failed", "001")])
@@ -450,7 +450,7 @@ async def test_concurrent_queue_readers_never_get_the_same_status(client: Client
     await client.call("POST", "/rest/mailing", json={
         "text": "q", "contacts": [{"recipient": f"+336000000{n:02d}"} for n in range(40)]})
     messages = await store.claim(100, worker=1)
-    await store.mark_submitting([m.id for m in messages], "main")
+    await store.record_submissions("main", [], [], [], mark=[m.id for m in messages])
     await store.record_submissions("main", [(m.id, 1, f"s{m.id}") for m in messages], [m.id for m in messages], [])
     reads = await asyncio.gather(*(client.call("GET", "/rest/status?action=queue&limit=7") for _ in range(8)))
     seen = [row["smsId"] for _, body in reads for row in body["list"]]

@@ -1,10 +1,17 @@
 """Due messages out through one SMPP connection, at the contracted rate, never twice.
 
-The loop: claim due messages (SKIP LOCKED, so several daemons share the queue), record
-that their parts are being submitted, then write each part when the token bucket and the
-window allow. Responses are collected and written in batches: accepted parts, messages
-whose parts are all accepted (`on`), permanent failures (`ko` with the SMPP status).
-Throttling answers slow the bucket down and the part is sent again, never failed.
+The loop: claim due messages (SKIP LOCKED, so several daemons share the queue), then, a
+small group at a time, record that they are being submitted and write their parts when
+the token bucket allows. Responses are collected and written as soon as the previous
+write is done: accepted parts, messages whose parts are all accepted (`on`), permanent
+failures (`ko` with the SMPP status). Throttling answers slow the bucket down and the part
+is sent again, never failed.
+
+What a crash leaves in doubt is bounded by the window: a message is marked "being
+submitted" only when one of `window` places is free, and its place is freed only once
+its outcome is stored. So at most `window` messages are ever marked without a stored
+outcome, and a group is marked just before it is written (at most `GROUP_S` of sending
+at the link's rate), so that few marked messages were not written yet.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +38,9 @@ log = structlog.get_logger()
 POLL_INTERVAL_S = 1.0
 STANDBY_RETRY_S = 5.0
 STORE_RETRY_S = 5.0
-FLUSH_INTERVAL_S = 0.1
+STORE_RETRY_FLUSH_S = 1.0
+FLUSH_DELAY_S = 0.005  # answers wait this long for the pump's next call before their own
+GROUP_S = 0.02  # a group marked at once holds at most this much sending at the link's rate
 MAX_PART_ATTEMPTS = 5
 RESPONSE_TIMEOUT_S = 30.0
 
@@ -60,6 +70,44 @@ def submit_fields(recipient: str, payload: bytes, encoding: str, multipart: bool
     }
 
 
+class Places:
+    """Messages marked "being submitted" whose outcome is not stored yet (`used`), at most
+    `size` at any commit. Those whose outcome is known (`known`) are stored by the same
+    call that marks the next ones, so their places may be taken already."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self.known = 0
+        self._changed = asyncio.Event()
+
+    def take(self) -> bool:
+        if self.used - self.known >= self.size:
+            return False
+        self.used += 1
+        return True
+
+    async def take_when_free(self) -> None:
+        while not self.take():
+            self._changed.clear()
+            await self._changed.wait()
+
+    def settled(self) -> None:
+        """One message's outcome is known, to be stored."""
+        self.known += 1
+        self._changed.set()
+
+    def stored(self, count: int) -> None:
+        self.used -= count
+        self.known -= count
+        self._changed.set()
+
+    def release(self, count: int) -> None:
+        """Taken, but not marked after all."""
+        self.used -= count
+        self._changed.set()
+
+
 @dataclass
 class _InFlight:
     message: Claimed
@@ -87,10 +135,14 @@ class Dispatcher:
         self.on_deliver = on_deliver
         self.address = address or (smsc.host, smsc.port)
         self.bucket = TokenBucket(smsc.tps)
-        self.window = asyncio.Semaphore(smsc.window)
+        self.window = asyncio.Semaphore(smsc.window)  # PDUs on the wire without an answer
+        self.places = Places(smsc.window)
+        self.answered = asyncio.Event()  # answers wait to be stored
+        self.storing = asyncio.Lock()
         self.batch = max(10, smsc.window * 4)
         self.in_flight: dict[int, _InFlight] = {}
         self.not_started: set[int] = set()
+        self.unreturned: list[int] = []
         self.retries: set[asyncio.Task[None]] = set()
         self.parts: list[tuple[int, int, str]] = []
         self.done: list[int] = []
@@ -178,39 +230,60 @@ class Dispatcher:
         raise SessionClosed(f"{self.smsc.name}: receiver link lost")
 
     async def _pump(self, session: Session) -> None:
+        await self._return_unsent()
         while not session.closed.is_set():
             claimed = await self.store.claim(self.batch, self.worker, self.smsc.routes,
                                              self.excluded_routes())
             if not claimed:
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
-                except TimeoutError:
-                    pass
+                await self._idle()
                 continue
             self.not_started = {m.id for m in claimed}
-            # Marked "being submitted" a window at a time, the next while this one is
-            # written: after a crash, at most two windows of never-written messages are in
-            # doubt, and writing never waits for the database.
-            chunks = [claimed[start:start + self.smsc.window]
-                      for start in range(0, len(claimed), self.smsc.window)]
-            marking = asyncio.create_task(self._mark(chunks[0]))
-            try:
-                for index, chunk in enumerate(chunks):
-                    allowed = await marking
-                    if index + 1 < len(chunks):
-                        marking = asyncio.create_task(self._mark(chunks[index + 1]))
-                    for message in chunk:
-                        self.not_started.discard(message.id)
-                        if message.id in allowed:  # else canceled since its claim
-                            await self._submit_message(session, message)
-            finally:
-                if not marking.done():
-                    marking.cancel()
-                await asyncio.gather(marking, return_exceptions=True)
+            waiting = deque(claimed)
+            while waiting:
+                group = await self._admit(waiting)
+                try:
+                    allowed = await self.store_answers(group)
+                except BaseException:
+                    self.places.release(len(group))
+                    raise
+                for message in group:
+                    self.not_started.discard(message.id)
+                    if message.id in allowed:
+                        await self._submit_message(session, message)
+                    else:  # canceled since its claim
+                        self.places.release(1)
 
-    async def _mark(self, chunk: list[Claimed]) -> set[int]:
-        return await self.store.mark_submitting([m.id for m in chunk], self.smsc.name)
+    async def _idle(self) -> None:
+        """Nothing due: until work is enqueued, or the poll interval."""
+        self.wake.clear()
+        try:
+            await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
+        except TimeoutError:
+            pass
+
+    async def _admit(self, waiting: deque[Claimed]) -> list[Claimed]:
+        """The next group to mark and write: the first message once a place is free and
+        the rate allows it, then those that need no wait, up to `GROUP_S` of sending."""
+        await self.places.take_when_free()
+        group = [waiting.popleft()]
+        delay = max(self.bucket.wait_time(), self._account_bucket(group[0]).wait_time())
+        if delay > 0:
+            await asyncio.sleep(delay)
+        limit = max(1, int(self.bucket.rate * GROUP_S))
+        while waiting and len(group) < limit and self._account_bucket(waiting[0]).wait_time() == 0:
+            if not self.places.take():
+                break
+            group.append(waiting.popleft())
+        return group
+
+    def _account_bucket(self, message: Claimed) -> TokenBucket:
+        """The account's own cap, or the link's bucket when it has none."""
+        if not message.account_tps:
+            return self.bucket
+        bucket = self.account_buckets.get(message.account_id)
+        if bucket is None or bucket.ceiling != message.account_tps:
+            bucket = self.account_buckets[message.account_id] = TokenBucket(message.account_tps)
+        return bucket
 
     async def _submit_message(self, session: Session, message: Claimed) -> None:
         reference = secrets.randbelow(256)
@@ -224,10 +297,7 @@ class Dispatcher:
         try:
             message = flight.message
             if message.account_tps:
-                bucket = self.account_buckets.get(message.account_id)
-                if bucket is None or bucket.ceiling != message.account_tps:
-                    bucket = self.account_buckets[message.account_id] = TokenBucket(message.account_tps)
-                await bucket.acquire()
+                await self._account_bucket(message).acquire()
             await self.bucket.acquire()
             fields = submit_fields(message.recipient, flight.parts[seq - 1], message.encoding,
                                    len(flight.parts) > 1,
@@ -253,6 +323,9 @@ class Dispatcher:
             log.warning("submit_sm_timeout", smsc=self.smsc.name, message_id=flight.message.id, part=seq)
             self._retry(session, flight, seq, attempt + 1, backoff(attempt))
             return
+        if isinstance(error, TimeoutError) and not flight.failed:  # still no answer: in doubt
+            self._fail(flight, "no", "in_doubt", "no answer from the SMSC: not resent")
+            return
         if error is not None:
             return  # link lost: settled by _settle_lost
         response = done.result()
@@ -265,6 +338,8 @@ class Dispatcher:
             if len(flight.accepted) == len(flight.parts):
                 self.done.append(flight.message.id)
                 self.in_flight.pop(flight.message.id, None)
+                self.places.settled()
+            self.answered.set()
             return
         name = status_name(response.status)
         if response.status in THROTTLED:
@@ -275,9 +350,14 @@ class Dispatcher:
             self._retry(session, flight, seq, attempt + 1, backoff(attempt))
         else:
             log.info("submit_sm_refused", smsc=self.smsc.name, message_id=flight.message.id, status=name)
-            flight.failed = True
-            self.failed.append((flight.message.id, "ko", str(response.status), name))
-            self.in_flight.pop(flight.message.id, None)
+            self._fail(flight, "ko", str(response.status), name)
+
+    def _fail(self, flight: _InFlight, status: str, code: str, description: str) -> None:
+        flight.failed = True
+        self.failed.append((flight.message.id, status, code, description))
+        self.in_flight.pop(flight.message.id, None)
+        self.places.settled()
+        self.answered.set()
 
     def _retry(self, session: Session, flight: _InFlight, seq: int, attempt: int, delay: float) -> None:
         task = asyncio.create_task(self._resubmit(session, flight, seq, attempt, delay))
@@ -299,24 +379,44 @@ class Dispatcher:
             await asyncio.sleep(0.05)
 
     async def _flush_every(self) -> None:
+        """Answers are stored with the next group the pump marks; when it marks none soon
+        (idle, or waiting for the rate), they are stored on their own."""
         while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            await self.flush()
+            await self.answered.wait()
+            await asyncio.sleep(FLUSH_DELAY_S)
+            self.answered.clear()
+            if not await self.flush():
+                await asyncio.sleep(STORE_RETRY_FLUSH_S)
+                self.answered.set()
 
-    async def flush(self) -> None:
-        """Write what the SMSC answered; on a database fault keep it for the next flush."""
-        if not (self.parts or self.done or self.failed):
-            return
-        parts, done, failed = self.parts, self.done, self.failed
-        self.parts, self.done, self.failed = [], [], []
+    async def flush(self) -> bool:
+        """Store what the SMSC answered; on a database fault keep it for later (False)."""
         try:
-            await self.store.record_submissions(self.smsc.name, parts, done, failed)
-            metrics.PARTS_SUBMITTED.labels(self.smsc.name).inc(len(parts))
-        except BaseException as error:  # not written (a fault, or the flusher stopped meanwhile)
-            self.parts[:0], self.done[:0], self.failed[:0] = parts, done, failed
-            if not isinstance(error, StoreError):
-                raise  # recording is idempotent: writing these again later is harmless
-            log.error("submissions_not_recorded", error=str(error), parts=len(parts))
+            await self.store_answers()
+        except StoreError as error:
+            log.error("submissions_not_recorded", error=str(error), parts=len(self.parts))
+            return False
+        return True
+
+    async def store_answers(self, group: list[Claimed] | None = None) -> set[int]:
+        """What the SMSC answered so far and the next group marked "being submitted", in
+        one call; the places of the messages settled are freed. One store at a time, so
+        that a group is never committed before the answers whose places it took. Returns
+        the messages of the group that may be written."""
+        async with self.storing:
+            parts, done, failed = self.parts, self.done, self.failed
+            if not (parts or done or failed or group):
+                return set()
+            self.parts, self.done, self.failed = [], [], []
+            try:
+                allowed = await self.store.record_submissions(self.smsc.name, parts, done, failed,
+                                                              [m.id for m in group or ()])
+            except BaseException:  # not written: kept (recording is idempotent)
+                self.parts[:0], self.done[:0], self.failed[:0] = parts, done, failed
+                raise
+        metrics.PARTS_SUBMITTED.labels(self.smsc.name).inc(len(parts))
+        self.places.stored(len(done) + len(failed))
+        return allowed
 
     async def _settle_lost(self) -> None:
         """After the link died: messages nothing was written for go back to the queue;
@@ -324,7 +424,7 @@ class Dispatcher:
         (never a duplicate SMS) or sent again (never a loss)."""
         for task in self.retries:
             task.cancel()
-        unsent = list(self.not_started)
+        unsent = self.unreturned + list(self.not_started)
         for flight in self.in_flight.values():
             if flight.written == 0 or self.in_doubt == "resend":
                 unsent.append(flight.message.id)
@@ -334,8 +434,19 @@ class Dispatcher:
         self.in_flight.clear()
         self.not_started = set()
         await self.flush()
-        if unsent:
-            try:
-                await self.store.return_unsent(unsent)
-            except StoreError as error:  # a restart's reaper settles them
-                log.error("unsent_not_returned", error=str(error), messages=len(unsent))
+        self.places = Places(self.smsc.window)  # what is left is settled below or by a restart
+        self.window = asyncio.Semaphore(self.smsc.window)
+        self.unreturned = unsent
+        await self._return_unsent()
+
+    async def _return_unsent(self) -> None:
+        """Messages nothing was written for, back to the queue; if the database is away,
+        kept for the next connection (or, should the daemon die, its reaper)."""
+        if not self.unreturned:
+            return
+        try:
+            await self.store.return_unsent(self.unreturned)
+        except StoreError as error:
+            log.error("unsent_not_returned", error=str(error), messages=len(self.unreturned))
+            return
+        self.unreturned = []

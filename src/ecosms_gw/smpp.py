@@ -103,6 +103,7 @@ class Session:
         self.reader, self.writer = reader, writer
         self.on_deliver = on_deliver
         self.pending: dict[int, asyncio.Future[Response]] = {}
+        self._outgoing: list[bytes] = []
         self.sequence = 0
         self.closed = asyncio.Event()
         self.closing = False  # we are unbinding: the link ending is expected
@@ -135,14 +136,23 @@ class Session:
         return self.sequence
 
     def send(self, command: str, **fields: Any) -> asyncio.Future[Response]:
-        """Write a request now; the future resolves with its response."""
+        """Write a request; the future resolves with its response. Requests sent in one
+        turn of the event loop leave in one write (one system call, not one per PDU)."""
         if self.closed.is_set():
             raise SessionClosed(f"{self.name}: session closed")
         sequence = self._next_sequence()
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
         self.pending[sequence] = future
-        self.writer.write(encode(command, sequence, **fields))
+        if not self._outgoing:
+            loop.call_soon(self._write_out)
+        self._outgoing.append(encode(command, sequence, **fields))
         return future
+
+    def _write_out(self) -> None:
+        if self._outgoing and not self.writer.is_closing():
+            self.writer.write(b"".join(self._outgoing))
+        self._outgoing.clear()
 
     async def request(self, command: str, timeout: float = RESPONSE_TIMEOUT_S, **fields: Any) -> Response:
         future = self.send(command, **fields)

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -348,32 +348,17 @@ class Store:
         return [Claimed(*row) for row in rows]
 
     @_translated
-    async def mark_submitting(self, message_ids: list[int], smsc: str) -> set[int]:
-        """Record that these messages' parts are about to be written; returns the messages
-        that may be written (a message canceled since its claim is left out)."""
-        rows = await self._pool.fetch(Q["mark_submitting"], message_ids, smsc)
-        return {row["message_id"] for row in rows}
-
-    @_translated
     async def record_submissions(self, smsc: str, parts: list[tuple[int, int, str]], done: list[int],
-                                 failed: list[tuple[int, str, str, str]]) -> None:
+                                 failed: list[tuple[int, str, str, str]], mark: Sequence[int] = ()) -> set[int]:
         """In one transaction: parts the SMSC accepted (message id, seq, SMSC message id),
-        messages whose every part is accepted (now `on`), and messages that failed
-        (id, status, code, description), each change a status event. Receipts that came
-        before these answers are applied now."""
-        async with self._pool.acquire() as connection, connection.transaction():
-            early: list[int] = []
-            if parts:
-                await connection.execute(Q["lock_smsc_parts"], smsc)
-                await connection.execute(Q["parts_submitted"], *map(list, zip(*parts)))
-                early = [row["message_id"] for row in await connection.fetch(
-                    Q["apply_pending_receipts"], smsc, [smsc_id for _, _, smsc_id in parts])]
-            if done:
-                await connection.execute(Q["messages_submitted"], done)
-            if failed:
-                await connection.execute(Q["messages_failed"], *map(list, zip(*failed)))
-            if early:
-                await connection.fetchval(Q["settle_messages"], early)
+        messages whose every part is accepted (now `on`), messages that failed (id, status,
+        code, description), and messages about to be written (`mark`: "being submitted",
+        their parts created). Receipts that came before these answers are applied now.
+        Returns the marked messages that may be written (one canceled since its claim is
+        left out)."""
+        columns = [list(column) for column in zip(*parts)] or [[], [], []]
+        failures = [list(column) for column in zip(*failed)] or [[], [], [], []]
+        return set(await self._pool.fetchval(Q["record_submissions"], smsc, *columns, done, *failures, list(mark)))
 
     @_translated
     async def apply_receipts(self, smsc: str, receipts: list[tuple[str, str, str | None]]) -> tuple[int, int]:

@@ -138,39 +138,11 @@ ORDER BY g.id;
 -- name: ping
 SELECT 1;
 
--- name: mark_submitting
--- Before any PDU is written: parts rows exist and the message says "being submitted".
--- A message canceled since its claim is no longer 'claimed' and is left out.
-WITH m AS (
-    UPDATE messages SET state = 'submitting', smsc = $2, updated_at = now()
-    WHERE id = ANY($1::bigint[]) AND state = 'claimed'
-    RETURNING id, segments
-)
-INSERT INTO parts (message_id, seq, smsc)
-SELECT m.id, s, $2 FROM m, generate_series(1, m.segments) AS s
-RETURNING message_id, seq;
-
 -- name: lock_smsc_parts
 -- Receipts and submission answers of one SMSC are written one transaction at a time:
 -- concurrent ones would each see the other's parts as undecided (a multipart message never
 -- settled) or miss a receipt kept for a part being recorded (never matched).
 SELECT pg_advisory_xact_lock(hashtextextended('ecosms-parts:' || $1, 0));
-
--- name: parts_submitted
-UPDATE parts p SET state = 'submitted', smsc_message_id = r.smsc_id, submitted_at = now()
-FROM unnest($1::bigint[], $2::smallint[], $3::text[]) AS r(message_id, seq, smsc_id)
-WHERE p.message_id = r.message_id AND p.seq = r.seq;
-
--- name: messages_submitted
--- Every part accepted by the SMSC: the message is `on`.
-UPDATE messages SET state = 'submitted', status = 'on', updated_at = now()
-WHERE id = ANY($1::bigint[]) AND state = 'submitting';
-
--- name: messages_failed
-UPDATE messages SET state = 'done', status = r.status, code = r.code,
-       description = r.description, updated_at = now()
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS r(id, status, code, description)
-WHERE messages.id = r.id AND messages.state IN ('claimed', 'submitting');
 
 -- name: cancel_mailing
 -- What is not yet being submitted is canceled, atomically against the dispatcher (which
@@ -197,6 +169,13 @@ UPDATE messages SET state = 'queued', claimed_by = NULL, smsc = NULL,
        attempts = greatest(attempts - 1, 0), updated_at = now()
 WHERE id = ANY($1::bigint[]) AND state IN ('claimed', 'submitting');
 
+-- name: record_submissions
+-- What the SMSC answered, and the next messages marked: see the function in 0006.
+SELECT record_submissions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+
+-- name: settle_messages
+SELECT settle_messages($1);
+
 -- name: apply_receipts
 -- Final part states by SMSC message id; a part already final is left alone (duplicate
 -- receipts change nothing). Returns what matched: the rest waits in receipts_pending.
@@ -215,44 +194,6 @@ SELECT smsc_message_id FROM parts WHERE smsc = $1 AND smsc_message_id = ANY($2::
 INSERT INTO receipts_pending (smsc, smsc_message_id, state, code)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
 ON CONFLICT (smsc, smsc_message_id) DO NOTHING;
-
--- name: apply_pending_receipts
--- Receipts that came early, now that these parts have their SMSC message ids.
-WITH r AS (
-    DELETE FROM receipts_pending q
-    WHERE q.smsc = $1 AND q.smsc_message_id = ANY($2::text[])
-    RETURNING q.smsc_message_id, q.state, q.code
-)
-UPDATE parts p SET state = r.state, code = r.code, done_at = now()
-FROM r
-WHERE p.smsc = $1 AND p.smsc_message_id = r.smsc_message_id AND p.state = 'submitted'
-RETURNING p.message_id;
-
--- name: settle_messages
--- A message whose parts are decided gets its seed status: ko as soon as a part failed,
--- ok when all are delivered, no when all are final and some unknown.
-WITH s AS (
-    SELECT message_id,
-           CASE WHEN bool_or(state = 'failed') THEN 'ko'
-                WHEN bool_and(state = 'delivered') THEN 'ok'
-                WHEN bool_and(state IN ('delivered', 'unknown')) THEN 'no' END AS status,
-           min(code) FILTER (WHERE state <> 'delivered') AS code
-    FROM parts WHERE message_id = ANY($1::bigint[])
-    GROUP BY message_id
-), m AS (
-    UPDATE messages
-    SET state = 'done', status = CASE WHEN messages.status = 'rep' THEN 'rep' ELSE s.status END,
-        code = CASE WHEN messages.status = 'rep' THEN messages.code ELSE s.code END,
-        description = CASE WHEN messages.status = 'rep' THEN messages.description
-                           WHEN s.status = 'ok' THEN 'delivered'
-                           WHEN s.status = 'ko' THEN 'not delivered (receipt error ' || coalesce(s.code, '?') || ')'
-                           ELSE 'final state unknown' END,
-        updated_at = now()
-    FROM s
-    WHERE messages.id = s.message_id AND s.status IS NOT NULL AND messages.state = 'submitted'
-    RETURNING 1  -- already replied: the receipt changes no status, so no event
-)
-SELECT count(*) FROM m;
 
 -- name: expire
 -- Messages that could not leave within the maximum age ($1, counted from when they became

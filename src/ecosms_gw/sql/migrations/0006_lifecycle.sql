@@ -18,3 +18,97 @@ $$;
 CREATE TRIGGER messages_status_events AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new
     FOR EACH STATEMENT EXECUTE FUNCTION message_status_events();
+
+-- A message whose parts are decided gets its seed status: ko as soon as a part failed,
+-- ok when all are delivered, no when all are final and some unknown. A message already
+-- replied to keeps `rep` (the receipt changes no status, so no event).
+CREATE FUNCTION settle_messages(_ids bigint[]) RETURNS bigint LANGUAGE sql AS $$
+    WITH s AS (
+        SELECT message_id,
+               CASE WHEN bool_or(state = 'failed') THEN 'ko'
+                    WHEN bool_and(state = 'delivered') THEN 'ok'
+                    WHEN bool_and(state IN ('delivered', 'unknown')) THEN 'no' END AS status,
+               min(code) FILTER (WHERE state <> 'delivered') AS code
+        FROM parts WHERE message_id = ANY(_ids)
+        GROUP BY message_id
+    ), m AS (
+        UPDATE messages
+        SET state = 'done', status = CASE WHEN messages.status = 'rep' THEN 'rep' ELSE s.status END,
+            code = CASE WHEN messages.status = 'rep' THEN messages.code ELSE s.code END,
+            description = CASE WHEN messages.status = 'rep' THEN messages.description
+                               WHEN s.status = 'ok' THEN 'delivered'
+                               WHEN s.status = 'ko' THEN 'not delivered (receipt error ' || coalesce(s.code, '?') || ')'
+                               ELSE 'final state unknown' END,
+            updated_at = now()
+        FROM s
+        WHERE messages.id = s.message_id AND s.status IS NOT NULL AND messages.state = 'submitted'
+        RETURNING 1
+    )
+    SELECT count(*) FROM m
+$$;
+
+-- The dispatcher's one call per step: what the SMSC answered, and the next messages marked
+-- "being submitted" (their parts created), in one transaction and one round trip. A
+-- window's place is freed only once its message's outcome is stored, so this call is on
+-- the critical path; storing answers and marking in the same commit lets the places those
+-- answers free be taken at once, and the number of messages marked without a stored
+-- outcome never exceeds the window at any commit.
+-- Answers: parts accepted (message, seq, SMSC id) and receipts that came before them;
+-- messages whose every part is accepted (`on`); messages that failed (status, code,
+-- description). Returns the marked messages (one canceled since its claim is left out).
+-- Receipts and answers of one SMSC are written one transaction at a time: concurrent ones
+-- would each see the other's parts as undecided, or miss a receipt kept for a part being
+-- recorded.
+CREATE FUNCTION record_submissions(_smsc text, _part_message bigint[], _part_seq smallint[],
+                                   _part_smsc_id text[], _done bigint[], _failed bigint[],
+                                   _failed_status text[], _failed_code text[], _failed_description text[],
+                                   _mark bigint[])
+RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    early bigint[];
+    marked bigint[];
+BEGIN
+    IF cardinality(_part_message) > 0 THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('ecosms-parts:' || _smsc, 0));
+        UPDATE parts p SET state = 'submitted', smsc_message_id = r.smsc_id, submitted_at = now()
+        FROM unnest(_part_message, _part_seq, _part_smsc_id) AS r(message_id, seq, smsc_id)
+        WHERE p.message_id = r.message_id AND p.seq = r.seq;
+        WITH r AS (
+            DELETE FROM receipts_pending q
+            WHERE q.smsc = _smsc AND q.smsc_message_id = ANY(_part_smsc_id)
+            RETURNING q.smsc_message_id, q.state, q.code
+        ), applied AS (
+            UPDATE parts p SET state = r.state, code = r.code, done_at = now()
+            FROM r
+            WHERE p.smsc = _smsc AND p.smsc_message_id = r.smsc_message_id AND p.state = 'submitted'
+            RETURNING p.message_id
+        )
+        SELECT array_agg(message_id) INTO early FROM applied;
+    END IF;
+    IF cardinality(_done) > 0 THEN
+        UPDATE messages SET state = 'submitted', status = 'on', updated_at = now()
+        WHERE id = ANY(_done) AND state = 'submitting';
+    END IF;
+    IF cardinality(_failed) > 0 THEN
+        UPDATE messages SET state = 'done', status = r.status, code = r.code,
+               description = r.description, updated_at = now()
+        FROM unnest(_failed, _failed_status, _failed_code, _failed_description) AS r(id, status, code, description)
+        WHERE messages.id = r.id AND messages.state IN ('claimed', 'submitting');
+    END IF;
+    IF early IS NOT NULL THEN
+        PERFORM settle_messages(early);
+    END IF;
+    IF cardinality(_mark) > 0 THEN
+        WITH m AS (
+            UPDATE messages SET state = 'submitting', smsc = _smsc, updated_at = now()
+            WHERE id = ANY(_mark) AND state = 'claimed'
+            RETURNING id, segments
+        ), created AS (
+            INSERT INTO parts (message_id, seq, smsc)
+            SELECT m.id, s, _smsc FROM m, generate_series(1, m.segments) AS s
+        )
+        SELECT array_agg(id) INTO marked FROM m;
+    END IF;
+    RETURN coalesce(marked, '{}');
+END
+$$;
