@@ -53,7 +53,9 @@ class Peer:
     def lines(self) -> list[dict]:
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+        text = self.record.read_text()
+        complete = text[:text.rfind("\n") + 1]  # the peer may be writing the last line now
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def received(self) -> list[dict]:
         """The submit_sm it accepted."""

@@ -24,7 +24,7 @@ from .test_dispatch import Peer, all_settled, dispatcher_for, peer_jitter, queue
 from .test_ratelimit import busiest_second
 
 
-def write_config(folder: Path, dsn: str, peer_port: int, tps: int, in_doubt: str) -> Path:
+def write_config(folder: Path, dsn: str, peer_port: int, tps: int, in_doubt: str, window: int = 20) -> Path:
     config = folder / f"gw-{peer_port}-{in_doubt}.toml"
     config.write_text(f"""
 [database]
@@ -34,7 +34,7 @@ name = "peer"
 host = "127.0.0.1"
 port = {peer_port}
 tps = {tps}
-window = 20
+window = {window}
 [dispatch]
 in_doubt = "{in_doubt}"
 """)
@@ -127,17 +127,17 @@ async def test_two_daemons_one_database_one_peer(store: Store, dsn: str, account
 async def test_routes_prefer_the_specific_connection_and_fail_over(store: Store, dsn: str,
                                                                    account: Account, tmp_path: Path) -> None:
     french, anywhere = Peer(tmp_path), Peer(tmp_path)
-    specific = dispatcher_for(french.port, store, name="fr", routes=("33",))
-    general = dispatcher_for(anywhere.port, store, name="all")
-    specific.peers = general.peers = [specific, general]
+    worker = await store.register_worker()
+    specific = dispatcher_for(french.port, store, name="fr", routes=("33",), worker=worker.key)
+    general = dispatcher_for(anywhere.port, store, name="all", worker=worker.key)
     tasks = [asyncio.create_task(specific.run()), asyncio.create_task(general.run())]
     try:
-        while not (specific.bound and general.bound):
+        while "fr" not in general.cluster:  # routes come from the cluster's bound links
             await asyncio.sleep(0.05)
         await queue_mailing(store, account, ["U-ACME\nT-x\n#-+33600000001\n#-+44700000001"])
         await wait_settled(dsn)
         french.stop()  # the French route goes down: its messages fall back
-        while specific.bound:
+        while "fr" in general.cluster:
             await asyncio.sleep(0.05)
         await queue_mailing(store, account, ["U-ACME\nT-y\n#-+33600000002"])
         await wait_settled(dsn)
@@ -146,8 +146,60 @@ async def test_routes_prefer_the_specific_connection_and_fail_over(store: Store,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         anywhere.stop()
+        await worker.close()
     assert [pdu["destination"] for pdu in french.received()] == ["33600000001"]
     assert sorted(pdu["destination"] for pdu in anywhere.received()) == ["33600000002", "44700000001"]
+
+
+def link_config(folder: Path, dsn: str, name: str, port: int, routes: str) -> Path:
+    config = folder / f"{name}.toml"
+    config.write_text(f"""
+[database]
+dsn = "{dsn}"
+[[smsc]]
+name = "{name}"
+host = "127.0.0.1"
+port = {port}
+tps = 500
+routes = [{routes}]
+""")
+    return config
+
+
+async def test_two_daemons_with_different_links_route_across_the_cluster(
+        store: Store, dsn: str, account: Account, tmp_path: Path) -> None:
+    """Daemon A serves `*`, daemon B serves `33`, each on its own SMSC: the +33 numbers go
+    through B while B is bound (A knows it from the database), and through A within 15 s
+    of B being killed."""
+    peer_a, peer_b = Peer(tmp_path), Peer(tmp_path)
+    a = daemon(link_config(tmp_path, dsn, "all", peer_a.port, '"*"'))
+    b = daemon(link_config(tmp_path, dsn, "fr", peer_b.port, '"33"'))
+    connection = await asyncpg.connect(dsn)
+    bound = "SELECT count(*) FROM links WHERE bound_since IS NOT NULL"
+    try:
+        while await connection.fetchval(bound) < 2:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.5)  # A's next look at the cluster
+        await queue_mailing(store, account, ["U-ACME\nT-x\n" + "".join(
+            f"#-+{country}60000{n:04d}\n" for n in range(100) for country in (33, 44))])
+        await wait_settled(dsn)
+        b.send_signal(signal.SIGKILL)
+        b.wait(10)
+        killed = asyncio.get_running_loop().time()
+        await queue_mailing(store, account, ["U-ACME\nT-y\n#-+33700000001"])
+        await wait_settled(dsn, timeout=15)
+        took = asyncio.get_running_loop().time() - killed
+    finally:
+        await connection.close()
+        a.send_signal(signal.SIGTERM)
+        a.wait(20)
+        for peer in (peer_a, peer_b):
+            peer.stop()
+    through_b = sorted(pdu["destination"] for pdu in peer_b.received())
+    through_a = sorted(pdu["destination"] for pdu in peer_a.received())
+    assert through_b == [f"3360000{n:04d}" for n in range(100)]
+    assert through_a == sorted([f"4460000{n:04d}" for n in range(100)] + ["33700000001"])
+    assert took < 15
 
 
 async def test_per_account_rate_cap_and_sender_id(store: Store, dsn: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ systemd restarts it, rather than limping on without, say, its worker lock.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 from datetime import timedelta
 from collections.abc import Coroutine
@@ -23,7 +24,7 @@ from .web import Api
 from .smsc_sim import Simulator
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
-from .store import Store, StoreError, StoreUnavailable
+from .store import HEARTBEAT_S, Store, StoreError, StoreUnavailable
 
 log = structlog.get_logger()
 
@@ -83,15 +84,18 @@ async def serve(config: Config) -> int:
 
 
 async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
-    """Another daemon on the same database may die while this one runs: settle its work.
-    Messages that waited past the maximum age are expired; finished mailings end."""
-    while True:
-        await asyncio.sleep(interval_s)
+    """Another daemon on the same database may die while this one runs: its links are
+    no longer bound and its claims return to the queue within `HEARTBEAT_S`. Less often,
+    messages that waited past the maximum age expire and finished mailings end."""
+    every = max(1, round(interval_s / HEARTBEAT_S))
+    for turn in itertools.count(1):
+        await asyncio.sleep(HEARTBEAT_S)
         try:
             await store.reap_dead_workers(config.dispatch.in_doubt)
-            await store.expire(timedelta(hours=config.dispatch.max_age_hours),
-                               timedelta(hours=config.dispatch.receipt_wait_hours))
-            await store.end_mailings()
+            if turn % every == 0:
+                await store.expire(timedelta(hours=config.dispatch.max_age_hours),
+                                   timedelta(hours=config.dispatch.receipt_wait_hours))
+                await store.end_mailings()
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))
 
@@ -143,7 +147,6 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
                                       own=None if smsc.simulator else worker.own,
                                       in_doubt=config.dispatch.in_doubt))
     for dispatcher in dispatchers:
-        dispatcher.peers = dispatchers
         supervisor.start(f"smpp_{dispatcher.smsc.name}", dispatcher.run())
 
     def wake_dispatchers() -> None:

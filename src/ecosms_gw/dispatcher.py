@@ -36,6 +36,7 @@ from .store import Claimed, Store, StoreError
 log = structlog.get_logger()
 
 POLL_INTERVAL_S = 1.0
+REPORT_INTERVAL_S = 2.0  # the cluster view, and routes decided from it
 STANDBY_RETRY_S = 5.0
 STORE_RETRY_S = 5.0
 STORE_RETRY_FLUSH_S = 1.0
@@ -129,7 +130,8 @@ class Dispatcher:
         self.store = store
         self.worker = worker
         self.own = own  # one daemon per SMSC connection, so that its TPS holds across daemons
-        self.peers: list[Dispatcher] = []  # the other connections of this daemon, for routes
+        self.cluster: dict[str, tuple[str, ...]] = {}  # links bound by any daemon: their routes
+        self.written = 0  # PDUs written, for the rate shown in the cluster view
         self.account_buckets: dict[int, TokenBucket] = {}
         self.wake = wake
         self.on_deliver = on_deliver
@@ -150,11 +152,11 @@ class Dispatcher:
         self.bound = False
 
     def excluded_routes(self) -> tuple[str, ...]:
-        """Prefixes that a more specific connection, bound now, serves instead of this one;
-        when it is down its messages fall back here (failover)."""
+        """Prefixes that a more specific link, bound now by any daemon of the cluster,
+        serves instead of this one; when it is down its messages fall back here."""
         mine = self.smsc.routes
-        return tuple(route for peer in self.peers if peer is not self and peer.bound
-                     for route in peer.smsc.routes if route != "*" and route not in mine
+        return tuple(route for name, routes in self.cluster.items() if name != self.smsc.name
+                     for route in routes if route != "*" and route not in mine
                      and any(m == "*" or (route.startswith(m) and len(route) > len(m)) for m in mine))
 
     async def run(self) -> None:
@@ -182,7 +184,9 @@ class Dispatcher:
             attempt = 0
             self.bound = True
             log.info("smpp_bound", smsc=self.smsc.name, address=f"{self.address[0]}:{self.address[1]}")
+            await self._report(bound=True)  # routes known before the first claim
             flusher = asyncio.create_task(self._flush_every())
+            reporter = asyncio.create_task(self._report_every())
             database_down = False
             try:
                 await self._pump_while(session, receiver)
@@ -199,11 +203,30 @@ class Dispatcher:
                 await session.close(unbind=stopping)
                 if receiver is not None:
                     await receiver.close(unbind=stopping)
-                flusher.cancel()
-                await asyncio.gather(flusher, return_exceptions=True)
+                for task in (flusher, reporter):
+                    task.cancel()
+                await asyncio.gather(flusher, reporter, return_exceptions=True)
                 await self._settle_lost()
+                await self._report(bound=False)
             if database_down:
                 await asyncio.sleep(STORE_RETRY_S)
+
+    async def _report_every(self) -> None:
+        """The link in the cluster view, and the cluster's bound links for routing."""
+        loop = asyncio.get_running_loop()
+        since, written = loop.time(), self.written
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_S)
+            await self._report(bound=True, tps_now=(self.written - written) / (loop.time() - since))
+            since, written = loop.time(), self.written
+
+    async def _report(self, bound: bool, tps_now: float = 0.0) -> None:
+        try:
+            await self.store.report_link(self.smsc.name, self.worker, self.smsc.routes, self.smsc.tps,
+                                         self.smsc.window, bound, tps_now, self.places.used)
+            self.cluster = await self.store.bound_links()
+        except StoreError as error:  # the pump meets the same fault and waits for the database
+            log.warning("link_report_failed", smsc=self.smsc.name, error=str(error))
 
     async def _open(self, bind: str) -> Session:
         return await Session.open(self.smsc.name, *self.address, bind, self.smsc.system_id,
@@ -307,6 +330,7 @@ class Dispatcher:
             self.window.release()
             raise
         flight.written += 1
+        self.written += 1
         timer = asyncio.get_running_loop().call_later(
             RESPONSE_TIMEOUT_S, lambda: future.done() or future.set_exception(TimeoutError()))
         future.add_done_callback(lambda done: (timer.cancel(),

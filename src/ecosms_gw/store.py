@@ -29,6 +29,8 @@ from .compose import Composition
 log = structlog.get_logger()
 
 WORK_CHANNEL = "ecosms_work"
+HEARTBEAT_S = 5.0  # a daemon's heartbeat; three missed and its links count as unbound
+ALIVE = timedelta(seconds=3 * HEARTBEAT_S)
 _MIGRATION_LOCK = 0x6563_6F73_6D73  # advisory lock key: one migrator at a time
 _TEMPORARY = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -109,6 +111,42 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
+class Daemon:
+    key: int
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    owner: int | None
+    owner_host: str | None
+    owner_pid: int | None
+    bound_since: datetime | None  # None: no living daemon has it bound
+    tps: int
+    tps_now: float
+    window_size: int
+    in_flight: int
+    routes: tuple[str, ...]
+    in_doubt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """What `ecosms-gw status` shows: every daemon on this database, every SMSC link."""
+    daemons: list[Daemon]
+    links: list[Link]
+    queued: int
+    oldest_due_s: float
+    mail_backlog: int
+    mail_failed: int
+    ping_backlog: int
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
     mailing_id: int
@@ -156,11 +194,11 @@ class Worker:
         self._busy = asyncio.Lock()  # one query at a time on this connection
 
     @_translated
-    async def watch(self, interval_s: float = 5.0) -> None:
-        """Runs until the lock connection fails (then the daemon must stop)."""
+    async def watch(self, interval_s: float = HEARTBEAT_S) -> None:
+        """The heartbeat, until the lock connection fails (then the daemon must stop)."""
         while True:
             async with self._busy:
-                await self._connection.fetchval(Q["ping"], timeout=interval_s)
+                await self._connection.execute(Q["worker_beat"], self.key, timeout=interval_s)
             await asyncio.sleep(interval_s)
 
     @_translated
@@ -337,6 +375,28 @@ class Store:
             log.warning("dead_worker_reaped", returned=row["returned"], in_doubt=row["in_doubt"],
                         policy=in_doubt)
         return row["returned"]
+
+    @_translated
+    async def report_link(self, name: str, owner: int, routes: tuple[str, ...], tps: int, window: int,
+                          bound: bool, tps_now: float, in_flight: int) -> None:
+        """A link as its daemon sees it now; a standby never overwrites a living owner."""
+        await self._pool.execute(Q["link_report"], name, owner, list(routes), tps, window, bound,
+                                 tps_now, in_flight)
+
+    @_translated
+    async def bound_links(self) -> dict[str, tuple[str, ...]]:
+        """Links bound now by a living daemon, with their routes: the cluster's routing."""
+        return {row["name"]: tuple(row["routes"]) for row in await self._pool.fetch(Q["bound_links"], ALIVE)}
+
+    @_translated
+    async def cluster(self) -> Cluster:
+        daemons = [Daemon(**row) for row in await self._pool.fetch(Q["cluster_daemons"])]
+        links = [Link(**{**row, "routes": tuple(row["routes"])})
+                 for row in await self._pool.fetch(Q["cluster_links"], ALIVE)]
+        queued, oldest_s = await self.queue_state()
+        backlog = await self._pool.fetchrow(Q["notification_backlog"])
+        return Cluster(daemons, links, queued, oldest_s, backlog["mail"], backlog["mail_failed"],
+                       backlog["pings"])
 
     @_translated
     async def claim(self, limit: int, worker: int, routes: tuple[str, ...] = ("*",),

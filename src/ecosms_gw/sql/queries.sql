@@ -77,13 +77,47 @@ SELECT pg_try_advisory_lock(hashtextextended('ecosms:' || $1, 0));
 -- name: worker_register
 INSERT INTO workers (key, host, pid) VALUES ($1, $2, $3);
 
+-- name: worker_beat
+UPDATE workers SET heartbeat_at = now() WHERE key = $1;
+
+-- name: link_report
+-- A link as its daemon sees it now ($6: bound or not; bound_since is kept while bound).
+INSERT INTO links (name, owner, routes, tps, window_size, bound_since, tps_now, in_flight, updated_at)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, $7, $8, now())
+ON CONFLICT (name) DO UPDATE
+SET owner = $2, routes = $3, tps = $4, window_size = $5,
+    bound_since = CASE WHEN NOT $6 THEN NULL
+                       WHEN links.owner = $2 AND links.bound_since IS NOT NULL THEN links.bound_since
+                       ELSE now() END,
+    tps_now = $7, in_flight = $8, updated_at = now()
+WHERE links.owner = $2 OR links.owner IS NULL OR $6
+   OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.key = links.owner);
+
+-- name: bound_links
+-- Links bound now by a daemon that is alive (its heartbeat is recent).
+SELECT l.name, l.routes FROM links l JOIN workers w ON w.key = l.owner
+WHERE l.bound_since IS NOT NULL AND w.heartbeat_at > now() - $1::interval;
+
+-- name: cluster_daemons
+SELECT key, host, pid, started_at, heartbeat_at FROM workers ORDER BY started_at;
+
+-- name: cluster_links
+-- Every link with its daemon (if alive) and the messages a crash left in doubt on it.
+SELECT l.name, l.owner, w.host AS owner_host, w.pid AS owner_pid,
+       CASE WHEN w.heartbeat_at > now() - $1::interval THEN l.bound_since END AS bound_since,
+       l.tps, l.tps_now, l.window_size, l.in_flight, l.routes,
+       (SELECT count(*) FROM messages m WHERE m.code = 'in_doubt' AND m.smsc = l.name) AS in_doubt
+FROM links l LEFT JOIN workers w ON w.key = l.owner
+ORDER BY l.name;
+
 -- name: worker_lock
 SELECT pg_try_advisory_lock($1);
 
 -- name: workers_reap
--- Workers whose advisory lock nobody holds are dead. Their claims go back to the queue;
--- what they had started writing is settled by the in-doubt policy ($1: 'unknown' makes
--- it `no`, never a duplicate SMS; 'resend' sends it again, never a loss).
+-- Workers whose advisory lock nobody holds are dead: their links are no longer bound,
+-- their claims go back to the queue, and what they had started writing is settled by the
+-- in-doubt policy ($1: 'unknown' makes it `no`, never a duplicate SMS; 'resend' sends it
+-- again, never a loss).
 WITH dead AS (
     DELETE FROM workers w
     WHERE NOT EXISTS (
@@ -93,6 +127,9 @@ WITH dead AS (
           AND ((l.classid::bigint << 32) | l.objid::bigint) = w.key
     )
     RETURNING key
+), unbound AS (
+    UPDATE links SET owner = NULL, bound_since = NULL, in_flight = 0, tps_now = 0, updated_at = now()
+    FROM dead WHERE links.owner = dead.key
 ), returned AS (
     UPDATE messages m
     SET state = 'queued', claimed_by = NULL, attempts = greatest(m.attempts - 1, 0), updated_at = now()
@@ -262,6 +299,39 @@ WITH abandoned AS (
     WHERE id = ANY($1::bigint[]) AND created_at >= now() - $3::interval
 )
 SELECT count(*) FROM abandoned;
+
+-- name: notification_backlog
+-- Outgoing mail waiting or given up, and ping calls waiting.
+SELECT count(*) FILTER (WHERE given_up_at IS NULL) AS mail,
+       count(*) FILTER (WHERE given_up_at IS NOT NULL) AS mail_failed,
+       (SELECT count(*) FROM pings) AS pings
+FROM mail_out;
+
+-- name: queue_mail
+INSERT INTO mail_out (recipient, subject, body) VALUES ($1, $2, $3);
+
+-- name: claim_mail
+-- Due mail, leased like pings: a daemon that dies while sending leaves it to another.
+WITH due AS (
+    SELECT id FROM mail_out WHERE due_at <= now() AND given_up_at IS NULL
+    ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+UPDATE mail_out o SET due_at = now() + $2::interval
+FROM due
+WHERE o.id = due.id
+RETURNING o.id, o.recipient, o.subject, o.body, o.attempts;
+
+-- name: mail_sent
+DELETE FROM mail_out WHERE id = $1;
+
+-- name: mail_failed
+-- Tried again after the backoff ($2), unless it has been tried for the retry period ($3):
+-- then given up. Returns whether it was given up.
+UPDATE mail_out SET attempts = attempts + 1, last_error = $4,
+       due_at = now() + $2::interval,
+       given_up_at = CASE WHEN created_at < now() - $3::interval THEN now() END
+WHERE id = $1
+RETURNING given_up_at IS NOT NULL AS given_up;
 
 -- name: end_mailings
 -- A mailing whose every message is final has ended (one canceled while sending stays

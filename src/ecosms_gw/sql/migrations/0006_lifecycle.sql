@@ -112,3 +112,37 @@ BEGIN
     RETURN coalesce(marked, '{}');
 END
 $$;
+
+-- The cluster view: daemons beat every few seconds, and each SMSC link says who serves it.
+-- Routes are decided from every daemon's bound links, and `ecosms-gw status` and /health
+-- read these tables.
+ALTER TABLE workers ADD COLUMN heartbeat_at timestamptz NOT NULL DEFAULT now();
+CREATE TABLE links (
+    name              text PRIMARY KEY,
+    owner             bigint,                            -- worker key of the daemon serving it
+    routes            text[] NOT NULL,
+    tps               integer NOT NULL,                  -- configured
+    window_size       integer NOT NULL,
+    bound_since       timestamptz,                       -- NULL: not bound
+    tps_now           real NOT NULL DEFAULT 0,           -- parts per second lately
+    in_flight         integer NOT NULL DEFAULT 0,        -- messages marked without a stored outcome
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+-- Messages a crash left in doubt, per link, for `ecosms-gw status` and /metrics.
+CREATE INDEX messages_in_doubt ON messages (smsc) WHERE code = 'in_doubt';
+
+-- Mail the gateway sends (reply e-mails, submission reports): stored, then sent by a task
+-- that retries with backoff for mail_out.retry_hours; one given up stays to be seen
+-- (`ecosms-gw status`, /metrics) until the retention purge.
+CREATE TABLE mail_out (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    recipient         text NOT NULL,
+    subject           text NOT NULL,
+    body              text NOT NULL,
+    attempts          smallint NOT NULL DEFAULT 0,
+    due_at            timestamptz NOT NULL DEFAULT now(),
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    last_error        text,
+    given_up_at       timestamptz
+);
+CREATE INDEX mail_out_due ON mail_out (due_at) WHERE given_up_at IS NULL;
