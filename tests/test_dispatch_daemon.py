@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import signal
 import smtplib
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
-from ecosms_gw.accounts import Account
+from ecosms_gw.accounts import Account, hash_secret
 from ecosms_gw.compose import AccountRules, compose
 from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.store import Store
@@ -180,6 +182,14 @@ async def test_two_daemons_with_different_links_route_across_the_cluster(
         while await connection.fetchval(bound) < 2:
             await asyncio.sleep(0.1)
         await asyncio.sleep(2.5)  # A's next look at the cluster
+        shown = json.loads(subprocess.run([COMMAND, "status", "--json"], env=environment(ECOSMS_DATABASE_DSN=dsn),
+                                          capture_output=True, text=True, timeout=60, check=True).stdout)
+        assert sorted(daemon["pid"] for daemon in shown["daemons"]) == sorted([a.pid, b.pid])
+        assert {link["name"]: (link["owner_pid"], link["routes"]) for link in shown["links"]} == {
+            "all": (a.pid, ["*"]), "fr": (b.pid, ["33"])}
+        text = subprocess.run([COMMAND, "status"], env=environment(ECOSMS_DATABASE_DSN=dsn),
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+        assert f":{b.pid}" in text and "queue: 0 messages waiting" in text
         await queue_mailing(store, account, ["U-ACME\nT-x\n" + "".join(
             f"#-+{country}60000{n:04d}\n" for n in range(100) for country in (33, 44))])
         await wait_settled(dsn)
@@ -300,3 +310,44 @@ async def wait_for_port(port: int, timeout: float = 30) -> None:
             continue
         writer.close()
         return
+
+
+async def test_a_standby_is_ready_and_takes_http(store: Store, dsn: str, tmp_path: Path) -> None:
+    """Two daemons, one SMSC link: the one that does not own it is a standby, and still
+    takes work (/health/ready is 200, so a load balancer keeps it); /health is 200 on both,
+    since the link is bound by a daemon of the cluster."""
+    await store.add_account(Account(id=None, code="ACME", api_secret=hash_secret("s3cret"), international=True))
+    peer = Peer(tmp_path)
+    config = write_config(tmp_path, dsn, peer.port, tps=100, in_doubt="unknown")
+    envs = [environment(), environment()]
+    processes = [subprocess.Popen([COMMAND, "run", "--config", str(config)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for env in envs]
+    connection = await asyncpg.connect(dsn)
+    try:
+        owner = None
+        while owner is None:
+            owner = await connection.fetchval("SELECT w.pid FROM links l JOIN workers w ON w.key = l.owner "
+                                              "WHERE l.bound_since IS NOT NULL")
+            await asyncio.sleep(0.1)
+        standby = envs[[process.pid for process in processes].index(owner) ^ 1]
+        base = f"http://{standby['ECOSMS_HTTP_LISTEN']}"
+        async with aiohttp.ClientSession() as session:
+            await wait_for_port(int(standby["ECOSMS_HTTP_LISTEN"].rsplit(":", 1)[1]))
+            for path in ("/health/ready", "/health"):
+                async with session.get(base + path) as response:
+                    assert response.status == 200, (path, await response.text())
+            async with session.post(base + "/token", data={"grant_type": "client_credentials",
+                                                           "client_id": "ACME", "client_secret": "s3cret"}) as response:
+                token = (await response.json())["access_token"]
+            async with session.post(base + "/rest/sms", headers={"Authorization": f"Bearer {token}"},
+                                    json={"text": "hi", "contacts": [{"recipient": "+33600000001"}]}) as response:
+                assert response.status == 201
+        await wait_settled(dsn)
+    finally:
+        await connection.close()
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(20)
+        peer.stop()
+    assert [pdu["destination"] for pdu in peer.received()] == ["33600000001"]

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -421,11 +422,17 @@ async def test_another_accounts_data_is_never_visible(client: Client, served: tu
     assert (await client.call("GET", f"/rest/status?mailingId={mine['id']}"))[1]["list"][0]["status"] == "wait"
 
 
-async def test_health_says_what_is_down(served: tuple[str, Store]) -> None:
+async def test_health_live_and_ready(served: tuple[str, Store]) -> None:
     base, _ = served
-    async with aiohttp.ClientSession() as session, session.get(base + "/health") as response:
-        assert (response.status, await response.json()) == (
-            200, {"status": "ok", "database": True, "smsc": {"main": "bound"}})
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/health") as response:
+            body = await response.json()
+            assert (response.status, body["status"], body["smsc"]) == (200, "ok", {"main": "bound"})
+            assert re.fullmatch(r".+:[0-9]+", body["served_by"]["main"]["daemon"])  # host:pid
+        async with session.get(base + "/health/live") as response:
+            assert (response.status, await response.json()) == (200, {"status": "ok"})
+        async with session.get(base + "/health/ready") as response:
+            assert (response.status, await response.json()) == (200, {"status": "ok", "database": True})
 
 
 async def test_metrics_are_prometheus_text(client: Client, served: tuple[str, Store]) -> None:

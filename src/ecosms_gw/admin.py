@@ -1,4 +1,4 @@
-"""Operator commands on the store: `migrate`, `account ...`, `queue`.
+"""Operator commands on the store: `migrate`, `account ...`, `queue`, `status`, `cancel`.
 
 Each opens the configured database (starting the embedded one if that is the setting,
 shared with a running daemon), applies pending migrations, does one thing, and says in
@@ -166,6 +166,30 @@ async def queue(store: Store, args: argparse.Namespace) -> int:
               f"{row['wait']:>6} {row['on']:>6} {done:>6}  {_when(row['next_attempt']):<17}  "
               f"{row['last_error'] or ''}")
     print(f"-- {len(rows)} mailings, {sum(row['wait'] for row in rows)} messages waiting")
+    return EXIT_OK
+
+
+async def status(store: Store, args: argparse.Namespace) -> int:
+    """The cluster at a glance: daemons, SMSC links, the queue, what waits to be notified."""
+    cluster = await store.cluster()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(cluster), indent=2,
+                         default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value)))
+        return EXIT_OK
+    print(f"{'daemon':<20} {'host':<20} {'pid':>7}  {'started (UTC)':<17}  last heartbeat")
+    for daemon in cluster.daemons:
+        print(f"{daemon.key:<20} {daemon.host:<20} {daemon.pid:>7}  {_when(daemon.started_at):<17}  "
+              f"{daemon.heartbeat_at:%Y-%m-%d %H:%M:%S}")
+    print()
+    print(f"{'link':<12} {'daemon':<26} {'bound since (UTC)':<17} {'tps now/conf':>14} {'window':>9} {'in doubt':>9}")
+    for link in cluster.links:
+        owner = f"{link.owner_host}:{link.owner_pid}" if link.bound_since else "- (not bound)"
+        print(f"{link.name:<12} {owner:<26} {_when(link.bound_since):<17} "
+              f"{f'{link.tps_now:.0f}/{link.tps}':>14} {f'{link.in_flight}/{link.window_size}':>9} {link.in_doubt:>9}")
+    print()
+    print(f"queue: {cluster.queued} messages waiting, oldest due {cluster.oldest_due_s:.0f} s ago")
+    print(f"outgoing mail: {cluster.mail_backlog} waiting, {cluster.mail_failed} given up; "
+          f"ping calls: {cluster.ping_backlog} waiting")
     return EXIT_OK
 
 

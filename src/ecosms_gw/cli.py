@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     queue_parser.add_argument("--account", metavar="CODE")
     queue_parser.set_defaults(handler=_store_command(admin.queue))
 
+    status_parser = commands.add_parser("status", help="the cluster: daemons, SMSC links, queue, backlogs")
+    status_parser.add_argument("--config", help="configuration file")
+    status_parser.add_argument("--json", action="store_true")
+    status_parser.set_defaults(handler=_store_command(admin.status))
+
     cancel_parser = commands.add_parser("cancel", help="cancel what is not yet sent of a mailing")
     cancel_parser.add_argument("mailing_id", type=int, metavar="MAILING_ID")
     cancel_parser.add_argument("--config", help="configuration file")

@@ -21,3 +21,8 @@ MESSAGES = Gauge("ecosms_messages", "Messages by status (all daemons)", ["status
 QUEUE_DEPTH = Gauge("ecosms_queue_depth", "Messages waiting to be sent (all daemons)", registry=REGISTRY)
 QUEUE_OLDEST = Gauge("ecosms_queue_oldest_seconds", "Age of the oldest message due and not sent",
                      registry=REGISTRY)
+IN_DOUBT = Gauge("ecosms_messages_in_doubt", "Messages a crash left in doubt (status no, code in_doubt), by SMSC link",
+                 ["smsc"], registry=REGISTRY)
+MAIL_BACKLOG = Gauge("ecosms_mail_out_backlog", "Outgoing mail (replies, reports) waiting to be sent", registry=REGISTRY)
+MAIL_FAILED = Gauge("ecosms_mail_out_failed", "Outgoing mail given up after mail_out.retry_hours", registry=REGISTRY)
+PING_BACKLOG = Gauge("ecosms_ping_backlog", "Ping URL calls waiting to be made", registry=REGISTRY)

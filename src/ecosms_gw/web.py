@@ -130,6 +130,8 @@ class Api:
         app.router.add_post("/token", self.token)
         app.router.add_route("*", r"/rest/{resource:[a-z]+}{ext:(\.[a-z]+)?}", self.rest)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/health/live", self.live)
+        app.router.add_get("/health/ready", self.ready)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/openapi.json", self.description)
         app.router.add_get("/monitor", self.monitor)
@@ -231,18 +233,44 @@ class Api:
 
     # ---------------------------------------------------------------- health and metrics
 
+    async def live(self, request: web.Request) -> web.Response:
+        """The process answers (systemd's watchdog, a liveness probe)."""
+        return web.json_response({"status": "ok"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """This daemon takes SMTP, FTP and HTTP: its database answers. A standby that owns no
+        SMSC link is ready too (load balancers keep sending it work)."""
+        database = await self._database_answers()
+        return web.json_response({"status": "ok" if database else "unavailable", "database": database},
+                                 status=200 if database else 503)
+
     async def health(self, request: web.Request) -> web.Response:
-        """200 when the database answers and at least one SMSC connection is bound."""
+        """200 when the database answers and every SMSC link configured here is bound by some
+        daemon of the cluster; the body says, per link, which daemon serves it since when."""
+        links: dict[str, Any] = {}
         try:
-            await self.store.ping()
+            links = {link.name: link for link in (await self.store.cluster()).links}
             database = True
         except StoreError:
             database = False
-        smsc = self.bound()
-        healthy = database and any(smsc.values())
+        smsc, served = {}, {}
+        for name in (smsc_config.name for smsc_config in self.config.smsc):
+            link = links.get(name)
+            bound = link is not None and link.bound_since is not None
+            smsc[name] = "bound" if bound else "down"
+            if link is not None and link.bound_since is not None:
+                served[name] = {"daemon": f"{link.owner_host}:{link.owner_pid}",
+                                "since": link.bound_since.isoformat()}
+        healthy = database and all(state == "bound" for state in smsc.values())
         return web.json_response({"status": "ok" if healthy else "unavailable", "database": database,
-                                  "smsc": {name: "bound" if up else "down" for name, up in smsc.items()}},
-                                 status=200 if healthy else 503)
+                                  "smsc": smsc, "served_by": served}, status=200 if healthy else 503)
+
+    async def _database_answers(self) -> bool:
+        try:
+            await self.store.ping()
+        except StoreError:
+            return False
+        return True
 
     async def metrics(self, request: web.Request) -> web.Response:
         self._operator(request)
@@ -250,14 +278,19 @@ class Api:
             metrics.SMSC_BOUND.labels(name).set(1 if up else 0)
         try:
             counts = await self.store.message_counts()
-            queued, oldest_s = await self.store.queue_state()
+            cluster = await self.store.cluster()
         except StoreError:
             pass  # the gauges keep their last values; /health says the database is away
         else:
             for status in ("wait", "on", "ok", "ko", "rep", "no"):
                 metrics.MESSAGES.labels(status).set(counts.get(status, 0))
-            metrics.QUEUE_DEPTH.set(queued)
-            metrics.QUEUE_OLDEST.set(oldest_s)
+            metrics.QUEUE_DEPTH.set(cluster.queued)
+            metrics.QUEUE_OLDEST.set(cluster.oldest_due_s)
+            for link in cluster.links:
+                metrics.IN_DOUBT.labels(link.name).set(link.in_doubt)
+            metrics.MAIL_BACKLOG.set(cluster.mail_backlog)
+            metrics.MAIL_FAILED.set(cluster.mail_failed)
+            metrics.PING_BACKLOG.set(cluster.ping_backlog)
         return web.Response(body=generate_latest(metrics.REGISTRY),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
