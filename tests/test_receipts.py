@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from datetime import timedelta
+from types import SimpleNamespace
 
 import asyncpg
 import pytest
+from aiosmtpd.controller import Controller
 
 from ecosms_gw import receipts
 from ecosms_gw.accounts import Account
@@ -15,12 +17,14 @@ from ecosms_gw.compose import AccountRules, compose
 from ecosms_gw.config import Config, MailOutConfig, SmscConfig
 from ecosms_gw.delivery import Deliveries, keyword
 from ecosms_gw.dispatcher import Dispatcher
+from ecosms_gw.mail_out import Mailer
 from ecosms_gw.mail2sms import parse_all
 from ecosms_gw.smsc_sim import Behaviour, Simulator
 from ecosms_gw.store import Store
 
+from .test_daemon import free_port
 from .test_dispatch import Peer, all_final, queue_mailing, run_until
-from .test_smtp import sink  # noqa: F401 - the SMTP sink fixture
+from .test_smtp import Sink, sink  # noqa: F401 - the SMTP sink fixture
 
 TEXT = b"id:0A1B sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello"
 
@@ -257,17 +261,20 @@ async def test_replies_become_rep_are_mailed_and_stop_opts_out(store: Store, dsn
         await connection.close()
         return status == "rep"
 
+    mailer = asyncio.create_task(Mailer(store, config.mail_out).run())
     try:
         await run_until(dispatcher, replied)
+        assert await asyncio.to_thread(sink.received.wait, 10)
     finally:
         await simulator.close()
+        mailer.cancel()
+        await asyncio.gather(mailer, return_exceptions=True)
     connection = await asyncpg.connect(dsn)
     message = await connection.fetchrow("SELECT id, response FROM messages")
     mo = await connection.fetchrow("SELECT source, text, account_id, message_id FROM mo_messages")
     await connection.close()
     assert message["response"] == reply
     assert tuple(mo) == ("+33600000001", reply, account.id, message["id"])
-    assert await asyncio.to_thread(sink.received.wait, 10)
     mail = sink.messages[0]
     assert mail["To"] == "office@acme.example"
     assert mail["Subject"] == f"Response from +33600000001 to SMS #{message['id']}"
@@ -277,3 +284,42 @@ async def test_replies_become_rep_are_mailed_and_stop_opts_out(store: Store, dsn
         result = compose(parse_all(["U-ACME\nT-again\n#-33600000001\n#-33600000002"]), AccountRules(),
                          await store.opt_outs(account.id))
         assert [(d.recipient, d.reason) for d in result.dropped] == [("+33600000001", "opted_out")]
+
+
+async def test_a_reply_mail_waits_for_a_relay_that_is_down_and_arrives_once(store: Store, dsn: str) -> None:
+    """The relay is down for 60 s, then up: the reply e-mail arrives exactly once (a
+    short backoff stands in for the real 30 s doubling)."""
+    account = await store.add_account(Account(id=None, code="ACME", international=True,
+                                              reply_email="office@acme.example", sender_id="ACME"))
+    await queue_mailing(store, account, ["U-ACME\nT-Your order is ready\n#-33600000001"])
+    claimed = await store.claim(10, 1)
+    await store.record_submissions("main", [], [], [], mark=[claimed[0].id])
+    await store.record_submissions("main", [(claimed[0].id, 1, "a")], [claimed[0].id], [])
+    port = free_port()
+    settings = MailOutConfig(relay=f"127.0.0.1:{port}")
+    deliveries = Deliveries(store, Config(mail_out=settings))
+    reply = SimpleNamespace(esm_class=0, source_addr=b"33600000001", destination_addr=b"ACME",
+                            data_coding=0, short_message=b"thanks")
+    assert await deliveries.handler(SmscConfig(name="main"))(reply) == 0
+    mailer = asyncio.create_task(Mailer(store, settings, backoff=lambda attempts: 2.0).run())
+    sink = Sink()
+    try:
+        await asyncio.sleep(60)  # the relay is down: tried and retried, kept
+        connection = await asyncpg.connect(dsn)
+        waiting = await connection.fetchrow("SELECT attempts, last_error, given_up_at FROM mail_out")
+        await connection.close()
+        assert waiting["attempts"] >= 10 and "refused" in waiting["last_error"].lower()
+        assert waiting["given_up_at"] is None
+        assert (await store.cluster()).mail_backlog == 1
+        controller = Controller(sink, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            assert await asyncio.to_thread(sink.received.wait, 20)
+            await asyncio.sleep(3)  # any second copy would come within a backoff
+        finally:
+            controller.stop()
+    finally:
+        mailer.cancel()
+        await asyncio.gather(mailer, return_exceptions=True)
+    assert len(sink.messages) == 1 and "thanks" in sink.messages[0].get_content()
+    assert (await store.cluster()).mail_backlog == 0

@@ -30,6 +30,7 @@ from aiosmtpd.controller import Controller
 from ecosms_gw import smtp
 from ecosms_gw.accounts import Account, hash_secret
 from ecosms_gw.config import Config, DatabaseConfig, MailOutConfig, SmtpConfig
+from ecosms_gw.mail_out import Mailer
 from ecosms_gw.store import Store
 
 from .test_compose import ADVANCED
@@ -460,15 +461,19 @@ async def test_submission_report_reaches_the_sender(dsn: str, sink: Sink) -> Non
                                                                           from_="gw@gw.example"))
     account = await gw.store.account("ACME")
     await gw.store.update_account(dataclasses.replace(account, submission_report="sender"))
+    mailer = asyncio.create_task(Mailer(gw.store, gw.config.mail_out).run())
     try:
         code, text = await gw.asend(BODY + "#-06x\n")
         refused = await gw.asend(BODY, sender="stranger@evil.example")
         await handler.drain()
+        assert await in_thread(sink.received.wait, 10)
+        await asyncio.sleep(1.5)  # a second report would be sent by now
     finally:
+        mailer.cancel()
+        await asyncio.gather(mailer, return_exceptions=True)
         server.close()
         await gw.store.close()
     assert code == 250 and refused[0] == 550
-    assert await in_thread(sink.received.wait, 10)
     assert len(sink.messages) == 1  # never to a refused sender
     report = sink.messages[0]
     assert report["To"] == "office@acme.example" and report["From"] == "gw@gw.example"

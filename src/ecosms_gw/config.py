@@ -120,6 +120,10 @@ class PingConfig:
 class MailOutConfig:
     relay: str = "127.0.0.1:25"
     from_: str = "ecosms-gw@localhost"  # TOML key `from`
+    starttls: bool = False  # upgrade the relay connection (certificate checked) before sending
+    username: str = ""  # AUTH at the relay when set (after STARTTLS when that is on)
+    password: str = ""
+    retry_hours: int = 24  # a mail the relay did not take is retried with backoff this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +274,8 @@ def _check(config: Config) -> None:
                        ("http.max_body_kb", config.http.max_body_kb),
                        ("ping.timeout_s", config.ping.timeout_s),
                        ("ping.concurrency", config.ping.concurrency),
-                       ("ping.retry_hours", config.ping.retry_hours)):
+                       ("ping.retry_hours", config.ping.retry_hours),
+                       ("mail_out.retry_hours", config.mail_out.retry_hours)):
         if value < 1:
             problems.append(f"{key}: must be at least 1, not {value}")
     for key, value in (("smtp.listen", config.smtp.listen), ("ftp.listen", config.ftp.listen),

@@ -19,6 +19,7 @@ from aiohttp import web
 from . import ftp, smtp
 from .delivery import Deliveries
 from .dispatcher import Dispatcher
+from .mail_out import Mailer
 from .pinger import Pinger
 from .web import Api
 from .smsc_sim import Simulator
@@ -135,6 +136,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     inbox = ftp.Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
     supervisor.start("pinger", Pinger(store, config.ping).run())
+    supervisor.start("mailer", Mailer(store, config.mail_out).run())
     deliveries = Deliveries(store, config)
     simulators: list[Simulator] = []
     dispatchers = []

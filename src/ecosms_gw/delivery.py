@@ -16,10 +16,10 @@ from typing import Any
 
 import structlog
 
-from . import gsm, mail_out, metrics, receipts
+from . import gsm, metrics, receipts
 from .config import Config, SmscConfig
 from .smpp import ESME_ROK
-from .store import Store, StoreError
+from .store import Answered, Mail, Store, StoreError
 
 log = structlog.get_logger()
 
@@ -55,7 +55,6 @@ class Deliveries:
         self.store = store
         self.config = config or Config()
         self.stop_keywords = {keyword(word) for word in self.config.replies.stop_keywords}
-        self.mails: set[asyncio.Task[bool]] = set()
         # per SMSC: (receipt, answered once stored, arrival time) waiting for the next flush
         self.waiting: dict[str, list[tuple[tuple[str, str, str | None], asyncio.Future[None], float]]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -98,23 +97,25 @@ class Deliveries:
         number = "+" + _text(pdu.source_addr).lstrip("+")
         text = reply_text(pdu)
         stop = keyword(text) in self.stop_keywords
+
+        def mail(answered: Answered) -> Mail | None:
+            """The reply e-mail, stored with the reply (sent by the mailer, retried)."""
+            if not answered.reply_email:
+                return None
+            subject = self.config.replies.subject.format(number=number, id=answered.message_id)
+            body = f"{number} answered SMS #{answered.message_id}:\n\n{text}\n\n" \
+                   f"Your SMS was:\n\n{answered.text}\n" + ("\nThe number is now opted out.\n" if stop else "")
+            return Mail(answered.reply_email, subject, body)
+
         try:
             answered = await self.store.record_reply(smsc.name, number, _text(pdu.destination_addr),
-                                                     text, stop)
+                                                     text, stop, mail)
         except StoreError as error:
             log.error("reply_not_stored", smsc=smsc.name, error=str(error))
             return ESME_RX_T_APPN
         log.info("reply_received", smsc=smsc.name, number=number, stop=stop,
-                 message_id=answered["message_id"] if answered else None,
-                 account=answered["account"] if answered else None)
-        if answered and answered["reply_email"]:
-            subject = self.config.replies.subject.format(number=number, id=answered["message_id"])
-            body = f"{number} answered SMS #{answered['message_id']}:\n\n{text}\n\n" \
-                   f"Your SMS was:\n\n{answered['text']}\n" + ("\nThe number is now opted out.\n" if stop else "")
-            task = asyncio.create_task(mail_out.send(self.config.mail_out, answered["reply_email"],
-                                                     subject, body))
-            self.mails.add(task)
-            task.add_done_callback(self.mails.discard)
+                 message_id=answered.message_id if answered else None,
+                 account=answered.account if answered else None)
         return ESME_ROK
 
     def _flush_soon(self, name: str, delay: float) -> None:

@@ -22,13 +22,13 @@ from zoneinfo import ZoneInfo
 import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from . import check, mail_out, mime
+from . import check, mime
 from .accounts import Account, verify_secret
 from .config import Config
 from .ingest import ACCESS_REASONS, Outcome, counted, cpu_bound, refused, submit
 from .mail2sms import Rejected
 from .ratelimit import SlidingWindow
-from .store import Store, StoreError
+from .store import Mail, Store, StoreError
 
 log = structlog.get_logger()
 
@@ -144,17 +144,22 @@ class Handler:
         return None
 
     def _send_report(self, outcome: Outcome, account: Account, sender: str) -> None:
-        """The submission report, after the reply and never delaying it."""
+        """The submission report, queued for the mailer after the reply, never delaying it."""
         to = {"sender": sender, "reply-email": account.reply_email}.get(account.submission_report)
         if not to:
             return
         zone = ZoneInfo(account.rules(self.config.defaults).timezone)
         subject = (f"SMS mailing {outcome.mailing_id} queued: {outcome.messages} messages, "
                    f"{outcome.parts} parts")
-        task = asyncio.create_task(mail_out.send(self.config.mail_out, to, subject,
-                                                 check.as_text(outcome.document, zone)))
+        task = asyncio.create_task(self._queue_report(Mail(to, subject, check.as_text(outcome.document, zone))))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+    async def _queue_report(self, mail: Mail) -> None:
+        try:
+            await self.store.queue_mail(mail)
+        except StoreError as error:  # the mailing is queued; only its report is lost
+            log.warning("submission_report_not_queued", to=mail.to, error=str(error))
 
     # -- AUTH: the handler's mechanisms replace aiosmtpd's synchronous ones
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import asyncpg
 import structlog
@@ -108,6 +108,30 @@ class Enqueued:
     messages: int
     parts: int
     duplicate: bool = False  # an earlier mailing of the same source: nothing was stored
+
+
+class Mail(NamedTuple):
+    to: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMail:
+    id: int
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The message a reply answers."""
+    message_id: int
+    text: str
+    account: str
+    reply_email: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,12 +468,37 @@ class Store:
         return len(matched), len(early)
 
     @_translated
-    async def record_reply(self, smsc: str, source: str, destination: str, text: str,
-                           stop: bool) -> dict[str, Any] | None:
-        """Store a message from a phone; the message it answers (if any) becomes `rep`, and
-        with `stop` the number is opted out of that account. Returns what it answers."""
-        row = await self._pool.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
-        return dict(row) if row else None
+    async def record_reply(self, smsc: str, source: str, destination: str, text: str, stop: bool,
+                           mail: Callable[[Answered], Mail | None]) -> Answered | None:
+        """Store a message from a phone; the message it answers (if any) becomes `rep`, with
+        `stop` the number is opted out of that account, and the mail `mail` makes of it
+        is queued, all in one transaction. Returns what it answers."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
+            answered = Answered(**row) if row else None
+            if answered is not None and (outgoing := mail(answered)) is not None:
+                await connection.execute(Q["queue_mail"], *outgoing)
+        return answered
+
+    @_translated
+    async def queue_mail(self, mail: Mail) -> None:
+        await self._pool.execute(Q["queue_mail"], *mail)
+
+    @_translated
+    async def claim_mail(self, limit: int, lease: timedelta) -> list[QueuedMail]:
+        """Due outgoing mail, leased for `lease` (a daemon that dies while sending leaves it
+        to be taken again)."""
+        return [QueuedMail(**row) for row in await self._pool.fetch(Q["claim_mail"], limit, lease)]
+
+    @_translated
+    async def mail_sent(self, mail_id: int) -> None:
+        await self._pool.execute(Q["mail_sent"], mail_id)
+
+    @_translated
+    async def mail_failed(self, mail_id: int, retry_in: timedelta, retry_for: timedelta, error: str) -> bool:
+        """Try again in `retry_in`, unless it has been tried for `retry_for`: then it is given
+        up (True)."""
+        return bool(await self._pool.fetchval(Q["mail_failed"], mail_id, retry_in, retry_for, error))
 
     @_translated
     async def claim_pings(self, limit: int, lease: timedelta) -> list[dict[str, Any]]:
