@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from . import retention
 from .accounts import Account, InvalidAccount, hash_secret, validate
 from .config import Config
 from .database import DatabaseSetupError, database_dsn
@@ -190,6 +191,12 @@ async def status(store: Store, args: argparse.Namespace) -> int:
     print(f"queue: {cluster.queued} messages waiting, oldest due {cluster.oldest_due_s:.0f} s ago")
     print(f"outgoing mail: {cluster.mail_backlog} waiting, {cluster.mail_failed} given up; "
           f"ping calls: {cluster.ping_backlog} waiting")
+    return EXIT_OK
+
+
+async def purge(store: Store, args: argparse.Namespace, settings: Config) -> int:
+    removed = await retention.purge(store, settings, dry_run=args.dry_run)
+    print(("would remove " if args.dry_run else "removed ") + removed.line())
     return EXIT_OK
 
 

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser.add_argument("--json", action="store_true")
     status_parser.set_defaults(handler=_store_command(admin.status))
 
+    purge_parser = commands.add_parser("purge", help="apply the retention horizon now; says what it removed")
+    purge_parser.add_argument("--config", help="configuration file")
+    purge_parser.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
+    purge_parser.set_defaults(handler=_store_command(admin.purge, with_settings=True))
+
     cancel_parser = commands.add_parser("cancel", help="cancel what is not yet sent of a mailing")
     cancel_parser.add_argument("mailing_id", type=int, metavar="MAILING_ID")
     cancel_parser.add_argument("--config", help="configuration file")
@@ -110,15 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-StoreAction = Callable[[Store, argparse.Namespace], Awaitable[int]]
 Handler = Callable[[argparse.Namespace, config.Config], int]
 
 
-def _store_command(action: StoreAction, *, migrate_first: bool = True) -> Handler:
-    """A handler running `action(store, args)` on the configured database."""
+def _store_command(action: Callable[..., Awaitable[int]], *, migrate_first: bool = True,
+                   with_settings: bool = False) -> Handler:
+    """A handler running `action(store, args)` (and the configuration, `with_settings`)
+    on the configured database."""
     def handler(args: argparse.Namespace, settings: config.Config) -> int:
         logs.configure(config.LogConfig(format="console", level="error"), stream=sys.stderr)
-        return asyncio.run(admin.with_store(settings, lambda store: action(store, args),
+        extra = (settings,) if with_settings else ()
+        return asyncio.run(admin.with_store(settings, lambda store: action(store, args, *extra),
                                             migrate_first=migrate_first))
     return handler
 

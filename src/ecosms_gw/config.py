@@ -127,6 +127,12 @@ class MailOutConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    days: int = 400  # mailings, messages, events, replies, pings, mail older than this go; 0: never
+    ftp_days: int = 30  # files in done/ and rejected/; 0: never
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     format: str = "auto"
     level: str = "info"
@@ -144,6 +150,7 @@ class Config:
     replies: RepliesConfig = field(default_factory=RepliesConfig)
     ping: PingConfig = field(default_factory=PingConfig)
     mail_out: MailOutConfig = field(default_factory=MailOutConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "built-in defaults"  # the file it came from, for messages
 
@@ -290,6 +297,9 @@ def _check(config: Config) -> None:
             problems.append(f"{section}.tls_cert and {section}.tls_key: give both or neither")
     if config.ftp.require_tls and not config.ftp.tls_cert:
         problems.append("ftp.require_tls: needs ftp.tls_cert and ftp.tls_key")
+    for key, value in (("retention.days", config.retention.days), ("retention.ftp_days", config.retention.ftp_days)):
+        if value < 0:
+            problems.append(f"{key}: must be 0 (keep for ever) or more, not {value}")
     if config.ftp.dedupe_hours < 0:
         problems.append(f"ftp.dedupe_hours: must be 0 or more, not {config.ftp.dedupe_hours}")
     if config.dispatch.in_doubt not in ("unknown", "resend"):

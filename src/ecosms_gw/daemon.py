@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from . import ftp, smtp
+from . import ftp, retention, smtp
 from .delivery import Deliveries
 from .dispatcher import Dispatcher
 from .mail_out import Mailer
@@ -137,6 +137,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor.start("ftp_inbox", inbox.run())
     supervisor.start("pinger", Pinger(store, config.ping).run())
     supervisor.start("mailer", Mailer(store, config.mail_out).run())
+    supervisor.start("retention", retention.purge_daily(store, config))
     deliveries = Deliveries(store, config)
     simulators: list[Simulator] = []
     dispatchers = []

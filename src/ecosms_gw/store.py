@@ -15,7 +15,7 @@ import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -132,6 +132,17 @@ class Answered:
     text: str
     account: str
     reply_email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    mailings: int = 0
+    messages: int = 0
+    events: int = 0
+    replies: int = 0
+    pings: int = 0
+    mails: int = 0
+    early_receipts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,6 +525,25 @@ class Store:
         """Try again in `retry_in`, unless they have been tried for `retry_for` already.
         Returns how many are given up."""
         return await self._pool.fetchval(Q["pings_failed"], ping_ids, retry_in, retry_for)
+
+    @_translated
+    async def purge(self, horizon: timedelta, batch: int, dry_run: bool = False) -> Purged:
+        """Remove what is older than `horizon`, `batch` mailings a transaction, until none
+        is left; with `dry_run`, count it all in one transaction rolled back."""
+        if dry_run:
+            async with self._pool.acquire() as connection:
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    return Purged(**await connection.fetchrow(Q["purge"], horizon, None))
+                finally:
+                    await transaction.rollback()
+        total = Purged()
+        while True:
+            row = await self._pool.fetchrow(Q["purge"], horizon, batch)
+            total = Purged(*(a + b for a, b in zip(astuple(total), row.values())))
+            if not any(row.values()):
+                return total
 
     @_translated
     async def end_mailings(self) -> int:

@@ -333,6 +333,55 @@ UPDATE mail_out SET attempts = attempts + 1, last_error = $4,
 WHERE id = $1
 RETURNING given_up_at IS NOT NULL AS given_up;
 
+-- name: purge
+-- The retention horizon ($1: an interval), a batch at a time ($2 mailings; NULL: all, for a
+-- dry run in a transaction rolled back): mailings created before it with nothing under way
+-- leave their totals and go with their messages (their parts go by cascade) and events;
+-- replies, ping calls and outgoing mail older than the horizon go too (a batch of each).
+WITH old AS (
+    SELECT g.id FROM mailings g
+    WHERE g.created_at < now() - $1::interval
+      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id
+                      AND m.state NOT IN ('done', 'canceled', 'submitted'))
+    ORDER BY g.id LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), totals AS (
+    INSERT INTO mailing_totals (mailing_id, account_id, name, created_at, wait, "on", ok, ko, rep, "no", optout)
+    SELECT g.id, g.account_id, g.name, g.created_at,
+           count(m.id) FILTER (WHERE m.status = 'wait'), count(m.id) FILTER (WHERE m.status = 'on'),
+           count(m.id) FILTER (WHERE m.status = 'ok'), count(m.id) FILTER (WHERE m.status = 'ko'),
+           count(m.id) FILTER (WHERE m.status = 'rep'), count(m.id) FILTER (WHERE m.status = 'no'),
+           (SELECT count(*) FROM jsonb_array_elements(g.report -> 'dropped') d WHERE d ->> 'reason' = 'opted_out')
+    FROM old JOIN mailings g ON g.id = old.id LEFT JOIN messages m ON m.mailing_id = g.id
+    GROUP BY g.id
+), events AS (
+    DELETE FROM status_events e USING messages m, old
+    WHERE m.mailing_id = old.id AND e.message_id = m.id
+    RETURNING 1
+), messages_gone AS (
+    DELETE FROM messages m USING old WHERE m.mailing_id = old.id RETURNING m.id
+), pings_gone AS (
+    DELETE FROM pings WHERE id IN (SELECT id FROM pings WHERE created_at < now() - $1::interval
+                                   OR message_id IN (SELECT id FROM messages_gone) LIMIT 10000)
+    RETURNING 1
+), mailings_gone AS (
+    DELETE FROM mailings g USING old WHERE g.id = old.id RETURNING 1
+), replies_gone AS (
+    DELETE FROM mo_messages WHERE id IN (SELECT id FROM mo_messages WHERE received_at < now() - $1::interval
+                                         ORDER BY received_at LIMIT coalesce($2 * 1000, 2147483647))
+    RETURNING 1
+), mail_gone AS (
+    DELETE FROM mail_out WHERE id IN (SELECT id FROM mail_out WHERE created_at < now() - $1::interval
+                                      LIMIT coalesce($2 * 1000, 2147483647))
+    RETURNING 1
+), early_gone AS (
+    DELETE FROM receipts_pending WHERE received_at < now() - $1::interval RETURNING 1
+)
+SELECT (SELECT count(*) FROM mailings_gone) AS mailings, (SELECT count(*) FROM messages_gone) AS messages,
+       (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM replies_gone) AS replies,
+       (SELECT count(*) FROM pings_gone) AS pings, (SELECT count(*) FROM mail_gone) AS mails,
+       (SELECT count(*) FROM early_gone) AS early_receipts;
+
 -- name: end_mailings
 -- A mailing whose every message is final has ended (one canceled while sending stays
 -- `interrupted`).
@@ -475,24 +524,41 @@ FROM r;
 
 -- name: api_stats
 -- Counts by status of the account's messages, of some mailings or of a month's; `optout`
--- counts the recipients left out because they had opted out.
+-- counts the recipients left out because they had opted out. Mailings removed by the
+-- retention purge count through the totals they left.
 WITH g AS (
     SELECT id, report FROM mailings
     WHERE account_id = $1
       AND ($2::bigint[] IS NULL OR id = ANY($2))
       AND ($3::text[] IS NULL OR name = ANY($3))
       AND ($4::timestamptz IS NULL OR (created_at >= $4 AND created_at < $5))
+), live AS (
+    SELECT count(*) FILTER (WHERE m.status = 'wait') AS wait,
+           count(*) FILTER (WHERE m.status = 'ok') AS ok,
+           count(*) FILTER (WHERE m.status = 'on') AS "on",
+           count(*) FILTER (WHERE m.status = 'no') AS "no",
+           count(*) FILTER (WHERE m.status = 'ko') AS ko,
+           count(*) FILTER (WHERE m.status = 'rep') AS rep,
+           (SELECT count(*) FROM g, jsonb_array_elements(g.report -> 'dropped') d
+            WHERE d ->> 'reason' = 'opted_out') AS optout,
+           count(m.id) AS total
+    FROM g JOIN messages m ON m.mailing_id = g.id
+), kept AS (
+    SELECT coalesce(sum(wait), 0) AS wait, coalesce(sum(ok), 0) AS ok, coalesce(sum("on"), 0) AS "on",
+           coalesce(sum("no"), 0) AS "no", coalesce(sum(ko), 0) AS ko, coalesce(sum(rep), 0) AS rep,
+           coalesce(sum(optout), 0) AS optout
+    FROM mailing_totals
+    WHERE account_id = $1
+      AND ($2::bigint[] IS NULL OR mailing_id = ANY($2))
+      AND ($3::text[] IS NULL OR name = ANY($3))
+      AND ($4::timestamptz IS NULL OR (created_at >= $4 AND created_at < $5))
 )
-SELECT count(*) FILTER (WHERE m.status = 'wait') AS wait,
-       count(*) FILTER (WHERE m.status = 'ok') AS ok,
-       count(*) FILTER (WHERE m.status = 'on') AS "on",
-       count(*) FILTER (WHERE m.status = 'no') AS "no",
-       count(*) FILTER (WHERE m.status = 'ko') AS ko,
-       count(*) FILTER (WHERE m.status = 'rep') AS rep,
-       (SELECT count(*) FROM g, jsonb_array_elements(g.report -> 'dropped') d
-        WHERE d ->> 'reason' = 'opted_out') AS optout,
-       count(m.id) AS total
-FROM g JOIN messages m ON m.mailing_id = g.id;
+SELECT (live.wait + kept.wait)::bigint AS wait, (live.ok + kept.ok)::bigint AS ok,
+       (live."on" + kept."on")::bigint AS "on", (live."no" + kept."no")::bigint AS "no",
+       (live.ko + kept.ko)::bigint AS ko, (live.rep + kept.rep)::bigint AS rep,
+       (live.optout + kept.optout)::bigint AS optout,
+       (live.total + kept.wait + kept.ok + kept."on" + kept."no" + kept.ko + kept.rep)::bigint AS total
+FROM live, kept;
 
 -- name: api_mailing_of
 SELECT id FROM mailings WHERE account_id = $1 AND id = $2;

@@ -146,3 +146,24 @@ CREATE TABLE mail_out (
     given_up_at       timestamptz
 );
 CREATE INDEX mail_out_due ON mail_out (due_at) WHERE given_up_at IS NULL;
+
+-- Retention: a mailing past the horizon, once nothing of it is under way, is removed with
+-- its messages, parts and events; its counts by status stay here, so that statistics
+-- (/rest/stats, by month, by mailing id or name) read the same after the purge.
+CREATE TABLE mailing_totals (
+    mailing_id        bigint PRIMARY KEY,
+    account_id        bigint NOT NULL,
+    name              text,
+    created_at        timestamptz NOT NULL,
+    wait              bigint NOT NULL,
+    "on"              bigint NOT NULL,
+    ok                bigint NOT NULL,
+    ko                bigint NOT NULL,
+    rep               bigint NOT NULL,
+    "no"              bigint NOT NULL,
+    optout            bigint NOT NULL,
+    purged_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX mailing_totals_by_account ON mailing_totals (account_id, created_at);
+CREATE INDEX mailings_by_age ON mailings (created_at);
+CREATE INDEX mo_messages_by_age ON mo_messages (received_at);
