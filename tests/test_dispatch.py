@@ -190,6 +190,22 @@ async def test_throttling_and_nacks_still_send_everything_once(store: Store, dsn
     assert {status for _, status, _ in (await statuses(dsn)).values()} == {"on"}
 
 
+async def test_a_refused_submit_ends_ko_with_the_smpp_error(store: Store, dsn: str, account: Account,
+                                                            tmp_path: Path) -> None:
+    peer = Peer(tmp_path, "--refuse-destination", "3399")
+    try:
+        await queue_mailing(store, account, ["U-ACME\nT-x\n#-33600000001\n#-33990000001"])
+        await run_until(dispatcher_for(peer.port, store), all_settled(dsn))
+    finally:
+        peer.stop()
+    connection = await asyncpg.connect(dsn)
+    rows = await connection.fetch("SELECT m.recipient, m.status, m.code, m.description, e.status AS event "
+                                  "FROM messages m JOIN status_events e ON e.message_id = m.id ORDER BY m.id")
+    await connection.close()
+    assert [tuple(row) for row in rows] == [("+33600000001", "on", None, None, "on"),
+                                             ("+33990000001", "ko", "11", "ESME_RINVDSTADR", "ko")]
+
+
 @pytest.mark.parametrize("policy", ["unknown", "resend"])
 async def test_peer_killed_and_restarted_mid_run(store: Store, dsn: str, account: Account, peer: Peer,
                                                  policy: str) -> None:

@@ -1,7 +1,7 @@
 // A third-party SMPP server for the integration tests: node-smpp, not our code.
 // Usage: node peer.js PORT RECORD_FILE [--throttle-every N] [--nack-every N]
 //        [--receipts] [--receipt-delay-ms N] [--fail-every N] [--duplicate-every N]
-//        [--early-every N] [--decimal-receipts]
+//        [--early-every N] [--decimal-receipts] [--refuse-destination PREFIX]
 // Accepts any bind, answers submit_sm with a message id (upper-case hex with leading
 // zeros), and appends one JSON line per accepted submit_sm to RECORD_FILE (destination,
 // data_coding, esm_class, payload hex, message id, arrival time in ms). Prints "listening"
@@ -10,7 +10,8 @@
 // and TLVs) after a random delay up to --receipt-delay-ms (so they come out of order):
 // UNDELIV err:001 for every Nth (--fail-every), sent twice for every Nth
 // (--duplicate-every), sent before the submit_sm_resp for every Nth (--early-every), with
-// the id in decimal when --decimal-receipts. Each receipt the gateway acknowledged is
+// the id in decimal when --decimal-receipts. Destinations starting with PREFIX are
+// refused for good (ESME_RINVDSTADR). Each receipt the gateway acknowledged is
 // recorded as {"receipt": id, "stat": ..., "latency_ms": from deliver_sm to its response};
 // one it refused is sent again a second later.
 "use strict";
@@ -25,6 +26,8 @@ const option = (name) => {
 const flag = (name) => rest.includes(name);
 const throttleEvery = option("--throttle-every");
 const nackEvery = option("--nack-every");
+const refuseAt = rest.indexOf("--refuse-destination");
+const refuseDestination = refuseAt >= 0 ? rest[refuseAt + 1] : "";
 const receiptsOn = flag("--receipts");
 const receiptDelay = option("--receipt-delay-ms");
 const failEvery = option("--fail-every");
@@ -81,6 +84,10 @@ const server = smpp.createServer((session) => {
     received += 1;
     if (throttleEvery && received % throttleEvery === 0) {
       session.send(pdu.response({ command_status: smpp.ESME_RTHROTTLED }));
+      return;
+    }
+    if (refuseDestination && pdu.destination_addr.startsWith(refuseDestination)) {
+      session.send(pdu.response({ command_status: smpp.ESME_RINVDSTADR }));  // for good
       return;
     }
     if (nackEvery && received % nackEvery === 0) {
