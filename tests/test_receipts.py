@@ -302,7 +302,7 @@ async def test_a_reply_mail_waits_for_a_relay_that_is_down_and_arrives_once(stor
                             data_coding=0, short_message=b"thanks")
     assert await deliveries.handler(SmscConfig(name="main"))(reply) == 0
     mailer = asyncio.create_task(Mailer(store, settings, backoff=lambda attempts: 2.0).run())
-    sink = Sink()
+    relay = Sink()
     try:
         await asyncio.sleep(60)  # the relay is down: tried and retried, kept
         connection = await asyncpg.connect(dsn)
@@ -311,15 +311,15 @@ async def test_a_reply_mail_waits_for_a_relay_that_is_down_and_arrives_once(stor
         assert waiting["attempts"] >= 10 and "refused" in waiting["last_error"].lower()
         assert waiting["given_up_at"] is None
         assert (await store.cluster()).mail_backlog == 1
-        controller = Controller(sink, hostname="127.0.0.1", port=port)
+        controller = Controller(relay, hostname="127.0.0.1", port=port)
         controller.start()
         try:
-            assert await asyncio.to_thread(sink.received.wait, 20)
+            assert await asyncio.to_thread(relay.received.wait, 20)
             await asyncio.sleep(3)  # any second copy would come within a backoff
         finally:
             controller.stop()
     finally:
         mailer.cancel()
         await asyncio.gather(mailer, return_exceptions=True)
-    assert len(sink.messages) == 1 and "thanks" in sink.messages[0].get_content()
+    assert len(relay.messages) == 1 and "thanks" in relay.messages[0].get_content()
     assert (await store.cluster()).mail_backlog == 0

@@ -269,7 +269,8 @@ async def test_statuses_history_and_queue_as_in_the_seed(client: Client, store: 
     await store.record_submissions("main", [], [], [], mark=[one.id, two.id])
     await store.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
     await store.apply_receipts("main", [("a", "delivered", "000")])
-    await store.record_reply("main", "+33600000001", "38100", "Yes, this open day can interest me", False)
+    await store.record_reply("main", "+33600000001", "38100", "Yes, this open day can interest me", False,
+                             lambda answered: None)
 
     _, current = await client.call("GET", f"/rest/status?mailingId={mailing['id']}")
     assert [(row["smsId"], row["status"]) for row in current["list"]] == [(one.id, "rep"), (two.id, "on")]

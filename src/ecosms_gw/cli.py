@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import admin, check, config, daemon, logs, report, smsc_sim
 from .compose import AccountRules
 from .mail2sms import Rejected
-from .store import Store
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 

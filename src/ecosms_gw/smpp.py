@@ -72,9 +72,30 @@ class _Sequence:
 
 
 def encode(command: str, sequence: int, status: int = ESME_ROK, **fields: Any) -> bytes:
+    if command == "submit_sm" and status == ESME_ROK and fields.keys() == _SUBMIT_FIELDS:
+        return encode_submit_sm(sequence, **fields)
     pdu = make_pdu(command, client=_Sequence(sequence), **fields)
     pdu.status = status
     return pdu.generate()
+
+
+_SUBMIT_FIELDS = frozenset({"source_addr", "source_addr_ton", "source_addr_npi", "destination_addr",
+                            "dest_addr_ton", "dest_addr_npi", "esm_class", "registered_delivery",
+                            "data_coding", "short_message"})
+
+
+def encode_submit_sm(sequence: int, *, source_addr: str, source_addr_ton: int, source_addr_npi: int,
+                     destination_addr: str, dest_addr_ton: int, dest_addr_npi: int, esm_class: int,
+                     registered_delivery: int, data_coding: int, short_message: bytes) -> bytes:
+    """submit_sm without optional parameters, byte for byte what smpplib writes (a test
+    compares them) at a tenth of its cost: one is written per part, smpplib's generic
+    encoder walks every optional parameter of the command for each."""
+    body = b"".join((
+        b"\0", bytes((source_addr_ton, source_addr_npi)), source_addr.encode("ascii"), b"\0",
+        bytes((dest_addr_ton, dest_addr_npi)), destination_addr.encode("ascii"), b"\0",
+        bytes((esm_class, 0, 0)), b"\0\0",  # protocol_id, priority; no schedule or validity
+        bytes((registered_delivery, 0, data_coding, 0, len(short_message))), short_message))
+    return HEADER.pack(16 + len(body), 0x00000004, ESME_ROK, sequence) + body
 
 
 def decode(data: bytes) -> Command:
