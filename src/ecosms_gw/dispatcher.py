@@ -233,48 +233,61 @@ class Dispatcher:
                                   self.smsc.password, self.smsc.system_type, self.on_deliver)
 
     async def _pump_while(self, session: Session, receiver: Session | None) -> None:
-        """Pump on the sending link for as long as the receiving link (if apart) lives. A
-        receiver-only connection just listens (for receipts and replies)."""
+        """Pump for as long as the links live (a pump waiting for places whose answers the
+        dead link will never bring must not wait for ever). A receiver-only connection
+        just listens (for receipts and replies)."""
         if self.smsc.bind == "receiver":
             await session.closed.wait()
             return
-        if receiver is None:
-            return await self._pump(session)
         pump = asyncio.create_task(self._pump(session))
-        lost = asyncio.create_task(receiver.closed.wait())
+        lost = [asyncio.create_task(link.closed.wait()) for link in (session, receiver) if link is not None]
         try:
-            done, _ = await asyncio.wait({pump, lost}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({pump, *lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (pump, lost):
+            for task in (pump, *lost):
                 task.cancel()
-            await asyncio.gather(pump, lost, return_exceptions=True)
-        if pump in done and pump.exception() is not None:
-            raise pump.exception()
-        raise SessionClosed(f"{self.smsc.name}: receiver link lost")
+            await asyncio.gather(pump, *lost, return_exceptions=True)
+        if pump in done and not pump.cancelled() and pump.exception() is not None:
+            raise pump.exception()  # type: ignore[misc]
+        raise SessionClosed(f"{self.smsc.name}: link lost")
 
     async def _pump(self, session: Session) -> None:
+        """Claim; then, group by group, mark (with the answers so far) and hand the group
+        to the writer, which writes it while the next group is being marked."""
         await self._return_unsent()
-        while not session.closed.is_set():
-            claimed = await self.store.claim(self.batch, self.worker, self.smsc.routes,
-                                             self.excluded_routes())
-            if not claimed:
-                await self._idle()
-                continue
-            self.not_started = {m.id for m in claimed}
-            waiting = deque(claimed)
-            while waiting:
-                group = await self._admit(waiting)
-                try:
-                    allowed = await self.store_answers(group)
-                except BaseException:
-                    self.places.release(len(group))
-                    raise
-                for message in group:
-                    self.not_started.discard(message.id)
-                    if message.id in allowed:
-                        await self._submit_message(session, message)
-                    else:  # canceled since its claim
-                        self.places.release(1)
+        groups: asyncio.Queue[list[Claimed]] = asyncio.Queue()
+        writer = asyncio.create_task(self._write(session, groups))
+        try:
+            while not session.closed.is_set():
+                claimed = await self.store.claim(self.batch, self.worker, self.smsc.routes,
+                                                 self.excluded_routes())
+                if not claimed:
+                    await self._idle()
+                    continue
+                self.not_started.update(m.id for m in claimed)
+                waiting = deque(claimed)
+                while waiting:
+                    group = await self._admit(waiting)
+                    try:
+                        allowed = await self.store_answers(group)
+                    except BaseException:
+                        self.places.release(len(group))
+                        raise
+                    canceled = [m.id for m in group if m.id not in allowed]  # since their claim
+                    self.not_started.difference_update(canceled)
+                    self.places.release(len(canceled))
+                    groups.put_nowait([m for m in group if m.id in allowed])
+                    if writer.done():
+                        writer.result()  # the link failed: raise why
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _write(self, session: Session, groups: asyncio.Queue[list[Claimed]]) -> None:
+        while True:
+            for message in await groups.get():
+                self.not_started.discard(message.id)
+                await self._submit_message(session, message)
 
     async def _idle(self) -> None:
         """Nothing due: until work is enqueued, or the poll interval."""

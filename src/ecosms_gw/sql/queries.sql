@@ -53,23 +53,8 @@ SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[],
                              $8::timestamptz[]);
 
 -- name: claim_due
--- Oldest due work first; SKIP LOCKED lets several claimers share the queue. $3/$4: the
--- recipient prefixes this connection serves, and those it leaves to more specific routes.
-WITH due AS (
-    SELECT id FROM messages
-    WHERE state = 'queued' AND due_at <= now()
-      AND recipient LIKE ANY($3::text[]) AND NOT recipient LIKE ANY($4::text[])
-    ORDER BY due_at, id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE messages m
-SET state = 'claimed', claimed_by = $2, attempts = m.attempts + 1, updated_at = now()
-FROM due
-WHERE m.id = due.id
-RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments,
-          m.attempts, (SELECT a.sender_id FROM accounts a WHERE a.id = m.account_id) AS sender_id,
-          (SELECT a.tps FROM accounts a WHERE a.id = m.account_id) AS account_tps;
+-- See the function in 0006: oldest due work first, shared by SKIP LOCKED.
+SELECT * FROM claim_due($1, $2, $3, $4);
 
 -- name: own_resource
 SELECT pg_try_advisory_lock(hashtextextended('ecosms:' || $1, 0));
