@@ -87,6 +87,24 @@ def test_sigterm_stops_the_daemon_in_order_with_exit_0(dsn: str) -> None:
     assert order == sorted(order) and names[-1] == "daemon_stopped"  # ingest closed first
 
 
+def test_systemd_hears_ready_watchdog_and_stopping(dsn: str, tmp_path: Path) -> None:
+    """Type=notify: READY=1 once everything listens, WATCHDOG=1 from the loop at half of
+    WatchdogSec, STOPPING=1 on SIGTERM, as datagrams on $NOTIFY_SOCKET."""
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(30)
+        daemon = Daemon(env=environment(ECOSMS_DATABASE_DSN=dsn, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000"))
+        heard = [listener.recv(100).decode() for _ in range(3)]
+        daemon.wait_for("daemon_started")  # READY comes after it
+        assert "READY=1" in heard and heard.count("WATCHDOG=1") >= 2
+        daemon.process.send_signal(signal.SIGTERM)
+        while (message := listener.recv(100).decode()) == "WATCHDOG=1":
+            pass
+        assert message == "STOPPING=1"
+        assert daemon.finish(timeout=10) == 0
+
+
 def test_embedded_database_starts_and_stops_with_the_daemon(tmp_path: Path) -> None:
     data_dir = tmp_path / "state"
     daemon = Daemon(env=environment(ECOSMS_DATABASE_DATA_DIR=str(data_dir)))
@@ -132,7 +150,7 @@ async def test_losing_the_worker_lock_stops_the_daemon_non_zero(dsn: str) -> Non
 def test_systemd_unit_is_hardened_and_verifies(tmp_path: Path) -> None:
     text = UNIT.read_text()
     for setting in ("User=ecosms-gw", "StateDirectory=ecosms-gw", "ProtectSystem=strict",
-                    "NoNewPrivileges=yes", "Restart=on-failure"):
+                    "NoNewPrivileges=yes", "Restart=on-failure", "Type=notify", "WatchdogSec=30"):
         assert setting in text.splitlines()
     unit = tmp_path / "ecosms-gw.service"
     unit.write_text(text.replace("/opt/ecosms-gw/bin/ecosms-gw", COMMAND))

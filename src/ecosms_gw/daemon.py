@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from . import ftp, retention, smtp
+from . import ftp, retention, smtp, systemd
 from .delivery import Deliveries
 from .dispatcher import Dispatcher
 from .mail_out import Mailer
@@ -162,8 +162,11 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     api = Api(store, config, lambda: {dispatcher.smsc.name: dispatcher.bound for dispatcher in dispatchers})
     supervisor.start("http", _serve_http(api.app(), config.http.listen))
     supervisor.start("ftp", ftp.FtpServer(config, store, inbox).run())
+    supervisor.start("watchdog", systemd.watchdog())
     log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)
+    systemd.notify("READY=1")
     failed = await supervisor.wait(stop)
+    systemd.notify("STOPPING=1")
     log.info("daemon_stopping", reason=f"task {failed} ended" if failed else "signal")
     await supervisor.stop()
     await stop_listening()
