@@ -315,7 +315,8 @@ async def wait_for_port(port: int, timeout: float = 30) -> None:
 async def test_a_standby_is_ready_and_takes_http(store: Store, dsn: str, tmp_path: Path) -> None:
     """Two daemons, one SMSC link: the one that does not own it is a standby, and still
     takes work (/health/ready is 200, so a load balancer keeps it); /health is 200 on both,
-    since the link is bound by a daemon of the cluster."""
+    since the link is bound by a daemon of the cluster. The owner killed, the standby
+    takes the link over and sends within 15 s."""
     await store.add_account(Account(id=None, code="ACME", api_secret=hash_secret("s3cret"), international=True))
     peer = Peer(tmp_path)
     config = write_config(tmp_path, dsn, peer.port, tps=100, in_doubt="unknown")
@@ -343,11 +344,23 @@ async def test_a_standby_is_ready_and_takes_http(store: Store, dsn: str, tmp_pat
                                     json={"text": "hi", "contacts": [{"recipient": "+33600000001"}]}) as response:
                 assert response.status == 201
         await wait_settled(dsn)
+        owning = processes[[process.pid for process in processes].index(owner)]
+        owning.send_signal(signal.SIGKILL)  # the standby takes the link over within 15 s
+        owning.wait(10)
+        killed = asyncio.get_running_loop().time()
+        await store.enqueue((await store.account("ACME")).id, "http", None,
+                            compose(parse_all(["U-ACME\nT-again\n#-33600000002"]), AccountRules()), {})
+        await wait_settled(dsn, timeout=15)
+        took = asyncio.get_running_loop().time() - killed
+        new_owner = await connection.fetchval("SELECT w.pid FROM links l JOIN workers w ON w.key = l.owner "
+                                              "WHERE l.bound_since IS NOT NULL")
     finally:
         await connection.close()
         for process in processes:
-            process.send_signal(signal.SIGTERM)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(20)
         peer.stop()
-    assert [pdu["destination"] for pdu in peer.received()] == ["33600000001"]
+    assert [pdu["destination"] for pdu in peer.received()] == ["33600000001", "33600000002"]
+    assert new_owner != owner and took < 15
