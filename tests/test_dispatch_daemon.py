@@ -26,17 +26,19 @@ from .test_dispatch import Peer, all_settled, dispatcher_for, peer_jitter, queue
 from .test_ratelimit import busiest_second
 
 
-def write_config(folder: Path, dsn: str, peer_port: int, tps: int, in_doubt: str, window: int = 20) -> Path:
+def write_config(folder: Path, dsn: str, peer_port: int, tps: int, in_doubt: str = "unknown", window: int = 20,
+                 name: str = "peer", routes: str = "*") -> Path:
     config = folder / f"gw-{peer_port}-{in_doubt}.toml"
     config.write_text(f"""
 [database]
 dsn = "{dsn}"
 [[smsc]]
-name = "peer"
+name = "{name}"
 host = "127.0.0.1"
 port = {peer_port}
 tps = {tps}
 window = {window}
+routes = ["{routes}"]
 [dispatch]
 in_doubt = "{in_doubt}"
 """)
@@ -153,29 +155,14 @@ async def test_routes_prefer_the_specific_connection_and_fail_over(store: Store,
     assert sorted(pdu["destination"] for pdu in anywhere.received()) == ["33600000002", "44700000001"]
 
 
-def link_config(folder: Path, dsn: str, name: str, port: int, routes: str) -> Path:
-    config = folder / f"{name}.toml"
-    config.write_text(f"""
-[database]
-dsn = "{dsn}"
-[[smsc]]
-name = "{name}"
-host = "127.0.0.1"
-port = {port}
-tps = 500
-routes = [{routes}]
-""")
-    return config
-
-
 async def test_two_daemons_with_different_links_route_across_the_cluster(
         store: Store, dsn: str, account: Account, tmp_path: Path) -> None:
     """Daemon A serves `*`, daemon B serves `33`, each on its own SMSC: the +33 numbers go
     through B while B is bound (A knows it from the database), and through A within 15 s
     of B being killed."""
     peer_a, peer_b = Peer(tmp_path), Peer(tmp_path)
-    a = daemon(link_config(tmp_path, dsn, "all", peer_a.port, '"*"'))
-    b = daemon(link_config(tmp_path, dsn, "fr", peer_b.port, '"33"'))
+    a = daemon(write_config(tmp_path, dsn, peer_a.port, tps=500, name="all", routes="*"))
+    b = daemon(write_config(tmp_path, dsn, peer_b.port, tps=500, name="fr", routes="33"))
     connection = await asyncpg.connect(dsn)
     bound = "SELECT count(*) FROM links WHERE bound_since IS NOT NULL"
     try:

@@ -424,10 +424,15 @@ class Store:
         return {row["name"]: tuple(row["routes"]) for row in await self._pool.fetch(Q["bound_links"], ALIVE)}
 
     @_translated
+    async def links(self) -> list[Link]:
+        """Every SMSC link the cluster knows, with the living daemon serving it (if any)."""
+        return [Link(**{**row, "routes": tuple(row["routes"])})
+                for row in await self._pool.fetch(Q["cluster_links"], ALIVE)]
+
+    @_translated
     async def cluster(self) -> Cluster:
         daemons = [Daemon(**row) for row in await self._pool.fetch(Q["cluster_daemons"])]
-        links = [Link(**{**row, "routes": tuple(row["routes"])})
-                 for row in await self._pool.fetch(Q["cluster_links"], ALIVE)]
+        links = await self.links()
         queued, oldest_s = await self.queue_state()
         backlog = await self._pool.fetchrow(Q["notification_backlog"])
         return Cluster(daemons, links, queued, oldest_s, backlog["mail"], backlog["mail_failed"],

@@ -29,7 +29,7 @@ from . import api, ingest, metrics, openapi, ping, tokens
 from .accounts import Account, verify_secret
 from .config import Config
 from .ratelimit import SlidingWindow
-from .store import Store, StoreError
+from .store import Link, Store, StoreError
 
 log = structlog.get_logger()
 
@@ -247,18 +247,17 @@ class Api:
     async def health(self, request: web.Request) -> web.Response:
         """200 when the database answers and every SMSC link configured here is bound by some
         daemon of the cluster; the body says, per link, which daemon serves it since when."""
-        links: dict[str, Any] = {}
+        links: dict[str, Link] = {}
         try:
-            links = {link.name: link for link in (await self.store.cluster()).links}
+            links = {link.name: link for link in await self.store.links()}
             database = True
         except StoreError:
             database = False
         smsc, served = {}, {}
         for name in (smsc_config.name for smsc_config in self.config.smsc):
             link = links.get(name)
-            bound = link is not None and link.bound_since is not None
-            smsc[name] = "bound" if bound else "down"
-            if link is not None and link.bound_since is not None:
+            smsc[name] = "bound" if link and link.bound_since else "down"
+            if link and link.bound_since:
                 served[name] = {"daemon": f"{link.owner_host}:{link.owner_pid}",
                                 "since": link.bound_since.isoformat()}
         healthy = database and all(state == "bound" for state in smsc.values())
