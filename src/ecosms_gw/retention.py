@@ -7,7 +7,6 @@ Statistics survive: a purged mailing leaves its counts by status."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -39,14 +38,8 @@ class Removed:
 def old_files(root: Path, days: int) -> list[Path]:
     """Files of every account's `done/` and `rejected/` last changed before the horizon."""
     horizon = time.time() - days * DAY_S
-    found = []
-    for account in (entry for entry in os.scandir(root) if entry.is_dir()) if root.is_dir() else ():
-        for folder in FOLDERS:
-            directory = Path(account.path) / folder
-            if directory.is_dir():
-                found += [Path(entry.path) for entry in os.scandir(directory)
-                          if entry.is_file() and entry.stat().st_mtime < horizon]
-    return found
+    return [path for folder in FOLDERS for path in root.glob(f"*/{folder}/*")
+            if path.is_file() and path.stat().st_mtime < horizon]
 
 
 async def purge(store: Store, config: Config, dry_run: bool = False) -> Removed:

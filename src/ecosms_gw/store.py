@@ -15,7 +15,7 @@ import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -546,7 +546,7 @@ class Store:
         total = Purged()
         while True:
             row = await self._pool.fetchrow(Q["purge"], horizon, batch)
-            total = Purged(*(a + b for a, b in zip(astuple(total), row.values())))
+            total = Purged(**{name: getattr(total, name) + row[name] for name in row.keys()})
             if not any(row.values()):
                 return total
 

@@ -161,10 +161,8 @@ ORDER BY g.id;
 SELECT 1;
 
 -- name: lock_smsc_parts
--- Receipts and submission answers of one SMSC are written one transaction at a time:
--- concurrent ones would each see the other's parts as undecided (a multipart message never
--- settled) or miss a receipt kept for a part being recorded (never matched).
-SELECT pg_advisory_xact_lock(hashtextextended('ecosms-parts:' || $1, 0));
+-- Receipts and answers of one SMSC, one transaction at a time (the function in 0006).
+SELECT lock_smsc_parts($1);
 
 -- name: cancel_mailing
 -- What is not yet being submitted is canceled, atomically against the dispatcher (which

@@ -47,6 +47,14 @@ CREATE FUNCTION settle_messages(_ids bigint[]) RETURNS bigint LANGUAGE sql AS $$
     SELECT count(*) FROM m
 $$;
 
+-- Receipts and submission answers of one SMSC are written one transaction at a time:
+-- concurrent ones would each see the other's parts as undecided (a multipart message never
+-- settled) or miss a receipt kept for a part being recorded (never matched). One key for
+-- both writers, here.
+CREATE FUNCTION lock_smsc_parts(_smsc text) RETURNS void LANGUAGE sql AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended('ecosms-parts:' || _smsc, 0))
+$$;
+
 -- The dispatcher's one call per step: what the SMSC answered, and the next messages marked
 -- "being submitted" (their parts created), in one transaction and one round trip. A
 -- window's place is freed only once its message's outcome is stored, so this call is on
@@ -56,9 +64,7 @@ $$;
 -- Answers: parts accepted (message, seq, SMSC id) and receipts that came before them;
 -- messages whose every part is accepted (`on`); messages that failed (status, code,
 -- description). Returns the marked messages (one canceled since its claim is left out).
--- Receipts and answers of one SMSC are written one transaction at a time: concurrent ones
--- would each see the other's parts as undecided, or miss a receipt kept for a part being
--- recorded. Its statements keep their plans (the pool plans every statement with its
+-- Answers are written under the SMSC's parts lock, like receipts. Its statements keep their plans (the pool plans every statement with its
 -- values, for the API's optional filters; arrays of ids gain nothing from it, and planning
 -- them anew was a quarter of this call).
 CREATE FUNCTION record_submissions(_smsc text, _part_message bigint[], _part_seq smallint[],
@@ -71,7 +77,7 @@ DECLARE
     marked bigint[];
 BEGIN
     IF cardinality(_part_message) > 0 THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended('ecosms-parts:' || _smsc, 0));
+        PERFORM lock_smsc_parts(_smsc);
         UPDATE parts p SET state = 'submitted', smsc_message_id = r.smsc_id, submitted_at = now()
         FROM unnest(_part_message, _part_seq, _part_smsc_id) AS r(message_id, seq, smsc_id)
         WHERE p.message_id = r.message_id AND p.seq = r.seq;
