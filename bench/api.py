@@ -1,6 +1,6 @@
 """Figures of the HTTP API (issue 8), printed; run by hand from the repository:
 
-    .venv/bin/python bench/api.py
+    .venv/bin/python -m bench.api
 
 `ecosms-gw run` on a durable PostgreSQL with a production-sized cache (shared_buffers
 1 GB) holding 1,000,000 messages (500 mailings of 2,000, each written together as the gateway writes
@@ -19,19 +19,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.store import fresh_store  # noqa: E402
-from ecosms_gw.accounts import Account, hash_secret  # noqa: E402
-from tests.postgres import server  # noqa: E402
-from tests.test_daemon import Daemon, environment, free_port  # noqa: E402
+from bench.store import fresh_store
+from ecosms_gw.core.accounts import Account, hash_secret
+from tests.support.daemon import Daemon, environment
+from tests.support.net import free_port
+from tests.support.postgres import server
 
 MAILINGS, PER_MAILING = 500, 2000
 RATES, SECONDS = (50, 100, 150, 200), 10
@@ -40,7 +36,7 @@ SECRET = "bench-secret"
 
 async def fill(admin_dsn: str) -> str:
     store, dsn = await fresh_store(admin_dsn, "bench_http")
-    account = await store.add_account(Account(id=None, code="B", api_secret=hash_secret(SECRET),
+    account = await store.accounts.add(Account(id=None, code="B", api_secret=hash_secret(SECRET),
                                               international=True))
     await store.close()
     import asyncpg  # noqa: PLC0415

@@ -1,4 +1,4 @@
-"""Figures of the message core (issue 2), printed; run by hand: .venv/bin/python bench/core.py
+"""Figures of the message core (issue 2), printed; run by hand: .venv/bin/python -m bench.core
 
 1. parse + compose of a 2,000-recipient body with two fields per recipient, one core;
 2. `ecosms-gw check` of 5 MB e-mails of three shapes, as a user runs it (subprocess).
@@ -17,8 +17,8 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
 
-from ecosms_gw.compose import AccountRules, compose
-from ecosms_gw.mail2sms import parse_all
+from ecosms_gw.core.compose import AccountRules, compose
+from ecosms_gw.core.mail2sms import parse_all
 
 RECIPIENTS = 2000
 

@@ -1,6 +1,6 @@
 """What a crash leaves in doubt (issue 12), printed; run by hand from the repository:
 
-    .venv/bin/python bench/crash.py
+    .venv/bin/python -m bench.crash
 
 Ten times: 5,000 messages sent at full speed (tps unlimited, window 64, in_doubt =
 "unknown") by `ecosms-gw run` to the node-smpp peer, the daemon killed with SIGKILL at a
@@ -16,19 +16,15 @@ import os
 import random
 import signal
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.dispatch import enqueue, fresh  # noqa: E402
-from tests.postgres import server  # noqa: E402
-from tests.test_dispatch import Peer  # noqa: E402
-from tests.test_dispatch_daemon import daemon, wait_settled, write_config  # noqa: E402
+from bench.dispatch import enqueue, fresh
+from tests.support.daemon import daemon, wait_settled, write_config
+from tests.support.postgres import server
+from tests.support.smsc import Peer
 
 KILLS = 10
 MESSAGES = 5000

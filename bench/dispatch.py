@@ -1,6 +1,6 @@
 """Figures of SMPP dispatch (issue 6), printed; run by hand from the repository:
 
-    .venv/bin/python bench/dispatch.py
+    .venv/bin/python -m bench.dispatch
 
 One dispatcher (tps unlimited, window 64) against the node-smpp peer on this machine, on
 a throw-away PostgreSQL with default durability: 20,000 queued messages (one part each,
@@ -13,36 +13,32 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ecosms_gw.accounts import Account  # noqa: E402
-from ecosms_gw.compose import AccountRules, compose  # noqa: E402
-from ecosms_gw.mail2sms import parse_all  # noqa: E402
-from ecosms_gw.store import Store  # noqa: E402
-from bench.store import fresh_store  # noqa: E402
-from tests.postgres import server  # noqa: E402
-from tests.test_dispatch import Peer, dispatcher_for  # noqa: E402
-from tests.test_ratelimit import busiest_second  # noqa: E402
+from bench.store import fresh_store
+from ecosms_gw.core.accounts import Account
+from ecosms_gw.core.compose import AccountRules, compose
+from ecosms_gw.core.mail2sms import parse_all
+from ecosms_gw.store import Store
+from ecosms_gw.store.mailings import Submission
+from tests.support.postgres import server
+from tests.support.smsc import Peer, busiest_second, dispatcher_for
 
 
 async def fresh(admin_dsn: str, name: str) -> tuple[Store, str, Account]:
     store, dsn = await fresh_store(admin_dsn, name)
-    return store, dsn, await store.add_account(Account(id=None, code="B", international=True))
+    return store, dsn, await store.accounts.add(Account(id=None, code="B", international=True))
 
 
 async def enqueue(store: Store, account: Account, count: int, text: str) -> None:
     for start in range(0, count, 2000):
         body = "U-B\n" + "".join(f"T-{text} {n}\n#-336{n:08d}\n" for n in range(start, min(count, start + 2000)))
-        await store.enqueue(account.id, "http", None,
-                            compose(parse_all([body]), AccountRules(max_messages=2000)), {})
+        await store.mailings.enqueue(Submission(account.id, "http"),
+                                     compose(parse_all([body]), AccountRules(max_messages=2000)), {})
 
 
 async def waiting(dsn: str) -> int:

@@ -1,6 +1,6 @@
 """Figures of the FTP drop (issue 5), printed; run by hand from the repository:
 
-    .venv/bin/python bench/ftp.py
+    .venv/bin/python -m bench.ftp
 
 The daemon runs as a subprocess on a throw-away PostgreSQL with default durability:
 1. files of 2,000 recipients (two fields each): from the end of the upload (the 226
@@ -24,13 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.core import personalised_body  # noqa: E402
-from bench.store import add_account, new_database  # noqa: E402
-from tests.postgres import server  # noqa: E402
-from tests.test_daemon import free_port  # noqa: E402
+from bench.core import personalised_body
+from bench.store import add_account, new_database
+from tests.support.net import free_port
+from tests.support.postgres import server
 
 COMMAND = str(Path(sys.executable).parent / "ecosms-gw")
 UPLOADERS = 10

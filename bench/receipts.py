@@ -1,6 +1,6 @@
 """Figures of receipts (issue 7), printed; run by hand from the repository:
 
-    .venv/bin/python bench/receipts.py
+    .venv/bin/python -m bench.receipts
 
 With 1,000,000 submitted messages in the table (one part each, with its SMSC id), apply
 200,000 receipts in batches of 1,000, as the gateway does: receipts/s, twice. In arrival
@@ -23,29 +23,25 @@ import asyncio
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.store import fresh_store  # noqa: E402
-from ecosms_gw.accounts import Account  # noqa: E402
-from ecosms_gw.store import Store  # noqa: E402
-from tests.postgres import server  # noqa: E402
-from tests.test_dispatch import Peer, dispatcher_for  # noqa: E402
-from bench.dispatch import enqueue  # noqa: E402
+from bench.dispatch import enqueue
+from bench.store import fresh_store
+from ecosms_gw.core.accounts import Account
+from ecosms_gw.store import Store
+from tests.support.postgres import server
+from tests.support.smsc import Peer, apply_receipts, dispatcher_for
 
 ROWS, RECEIPTS, BATCH, WINDOW = 1_000_000, 200_000, 1000, 10_000
 
 
 async def submitted_messages(store: Store, dsn: str) -> list[int]:
     """ROWS messages submitted, one part each whose SMSC id is the message id in hex."""
-    account = await store.add_account(Account(id=None, code="B"))
+    account = await store.accounts.add(Account(id=None, code="B"))
     connection = await asyncpg.connect(dsn)
     mailing = await connection.fetchval(
         "INSERT INTO mailings (account_id, source, messages, parts) VALUES ($1, 'http', $2, $2) RETURNING id",
@@ -66,7 +62,7 @@ async def submitted_messages(store: Store, dsn: str) -> list[int]:
 async def receipts_per_second(store: Store, ids: list[int]) -> float:
     start = time.perf_counter()
     for offset in range(0, len(ids), BATCH):
-        await store.apply_receipts("main", [(format(i, "x"), "delivered", "000") for i in ids[offset:offset + BATCH]])
+        await apply_receipts(store, "main", [(format(i, "x"), "delivered", "000") for i in ids[offset:offset + BATCH]])
     return len(ids) / (time.perf_counter() - start)
 
 
@@ -90,7 +86,7 @@ async def main() -> None:
 
 async def latency(admin_dsn: str, folder: Path, rate: int) -> None:
     store, dsn = await fresh_store(admin_dsn, f"bench_latency_{rate}")
-    account = await store.add_account(Account(id=None, code="B"))
+    account = await store.accounts.add(Account(id=None, code="B"))
     await enqueue(store, account, 10 * rate, "latency")
     peer = Peer(folder, "--receipts", "--receipt-delay-ms", "1000")
     task = asyncio.create_task(dispatcher_for(peer.port, store, tps=rate, window=64).run())

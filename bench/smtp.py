@@ -1,6 +1,6 @@
 """Figures of SMTP ingestion (issue 4), printed; run by hand from the repository:
 
-    .venv/bin/python bench/smtp.py
+    .venv/bin/python -m bench.smtp
 
 The daemon runs as a subprocess on a throw-away PostgreSQL with default durability:
 1. 2,000-recipient mails (two fields each): time from the end of DATA to the 250 reply,
@@ -22,13 +22,10 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.core import personalised_body  # noqa: E402
-from bench.store import add_account, new_database  # noqa: E402
-from tests.postgres import server  # noqa: E402
-from tests.test_daemon import free_port  # noqa: E402
+from bench.core import personalised_body
+from bench.store import add_account, new_database
+from tests.support.net import free_port
+from tests.support.postgres import server
 
 
 def mail(body: str, number: int) -> bytes:

@@ -1,6 +1,6 @@
 """Figures of the store and daemon (issue 3), printed; run by hand from the repository:
 
-    .venv/bin/python bench/store.py
+    .venv/bin/python -m bench.store
 
 On a throw-away PostgreSQL cluster with default durability (fsync on), like production:
 1. enqueue of 2,000-message mailings (compose output, COPY, one transaction each);
@@ -22,15 +22,13 @@ from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.core import personalised_body  # noqa: E402
-from ecosms_gw.accounts import Account  # noqa: E402
-from ecosms_gw.compose import AccountRules, compose  # noqa: E402
-from ecosms_gw.mail2sms import parse_all  # noqa: E402
-from ecosms_gw.store import Store  # noqa: E402
-from tests.postgres import server, with_database  # noqa: E402
+from bench.core import personalised_body
+from ecosms_gw.core.accounts import Account
+from ecosms_gw.core.compose import AccountRules, compose
+from ecosms_gw.core.mail2sms import parse_all
+from ecosms_gw.store import Store
+from ecosms_gw.store.mailings import Submission
+from tests.support.postgres import server, with_database
 
 MAILINGS = 50
 DONE_ROWS = 1_000_000
@@ -62,22 +60,22 @@ async def fresh_store(admin_dsn: str, name: str) -> tuple[Store, str]:
 
 async def bench_enqueue(admin_dsn: str) -> None:
     store, _ = await fresh_store(admin_dsn, "bench_enqueue")
-    account = await store.add_account(Account(id=None, code="BENCH"))
+    account = await store.accounts.add(Account(id=None, code="BENCH"))
     composition = compose(parse_all([personalised_body(2000)]), AccountRules(max_messages=2000))
     durations = []
     for _ in range(MAILINGS):
         start = time.perf_counter()
-        await store.enqueue(account.id, "smtp", None, composition, {"dropped": []})
+        await store.mailings.enqueue(Submission(account.id, "smtp", None), composition, {"dropped": []})
         durations.append(time.perf_counter() - start)
     median = statistics.median(durations)
     print(f"enqueue 2,000-message mailings x{MAILINGS}, one at a time: median {median * 1000:.1f} ms "
           f"per mailing = {2000 / median:,.0f} messages/s")
     for senders in (2, 4):
-        async def sender() -> None:
-            for _ in range(MAILINGS // senders):
-                await store.enqueue(account.id, "smtp", None, composition, {"dropped": []})
+        async def sender(mailings: int) -> None:
+            for _ in range(mailings):
+                await store.mailings.enqueue(Submission(account.id, "smtp", None), composition, {"dropped": []})
         start = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(senders)))
+        await asyncio.gather(*(sender(MAILINGS // senders) for _ in range(senders)))
         elapsed = time.perf_counter() - start
         print(f"enqueue with {senders} concurrent senders: "
               f"{senders * (MAILINGS // senders) * 2000 / elapsed:,.0f} messages/s")
@@ -99,20 +97,20 @@ async def load_rows(dsn: str, account_id: int, state: str, status: str, count: i
 
 async def bench_claim(admin_dsn: str) -> None:
     store, dsn = await fresh_store(admin_dsn, "bench_claim")
-    account = await store.add_account(Account(id=None, code="BENCH"))
+    account = await store.accounts.add(Account(id=None, code="BENCH"))
     await load_rows(dsn, account.id, "done", "ok", DONE_ROWS)
     await load_rows(dsn, account.id, "queued", "wait", CLAIM_ROWS)
     claim_time = mark_time = 0.0
     claimed = 0
     while True:
         start = time.perf_counter()
-        batch = await store.claim(BATCH, worker=1)
+        batch = await store.dispatch.claim(BATCH, worker=1)
         claim_time += time.perf_counter() - start
         if not batch:
             break
         start = time.perf_counter()
-        await store.record_submissions("main", [], [], [], mark=[c.id for c in batch])
-        await store.record_submissions("main", [(c.id, 1, str(c.id)) for c in batch],
+        await store.dispatch.record_submissions("main", [], [], [], mark=[c.id for c in batch])
+        await store.dispatch.record_submissions("main", [(c.id, 1, str(c.id)) for c in batch],
                                        [c.id for c in batch], [])
         mark_time += time.perf_counter() - start
         claimed += len(batch)
@@ -124,7 +122,7 @@ async def bench_claim(admin_dsn: str) -> None:
 
 async def bench_daemon_rss(admin_dsn: str) -> None:
     store, dsn = await fresh_store(admin_dsn, "bench_rss")
-    account = await store.add_account(Account(id=None, code="BENCH"))
+    account = await store.accounts.add(Account(id=None, code="BENCH"))
     await store.close()
     await load_rows(dsn, account.id, "queued", "wait", DONE_ROWS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECOSMS_")}
@@ -138,7 +136,7 @@ async def bench_daemon_rss(admin_dsn: str) -> None:
     for _ in range(10):
         await asyncio.sleep(0.5)
         status = Path(f"/proc/{daemon.pid}/status").read_text()
-        peak = max(peak, int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1]))
+        peak = max(peak, int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]))
     daemon.send_signal(signal.SIGTERM)
     daemon.wait(10)
     print(f"daemon peak RSS with {DONE_ROWS:,} messages waiting: {peak / 1024:.0f} MB")

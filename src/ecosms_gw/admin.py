@@ -15,17 +15,18 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from . import retention
-from .accounts import Account, InvalidAccount, hash_secret, validate
-from .config import Config
-from .database import DatabaseSetupError, database_dsn
-from .store import Store, StoreConflict, StoreError
+from ecosms_gw import retention
+from ecosms_gw.config import Config
+from ecosms_gw.core.accounts import Account, InvalidAccount, hash_secret, validate
+from ecosms_gw.errors import GatewayError
+from ecosms_gw.store import Store, StoreConflict, StoreError
+from ecosms_gw.store.database import DatabaseSetupError, database_dsn
 
 EXIT_OK, EXIT_REFUSED = 0, 1
 SECRET_OPTIONS = ("smtp_password", "ftp_password", "api_secret")
 
 
-class Refused(Exception):
+class Refused(GatewayError):
     """An operation refused, with the one line that says why."""
 
 
@@ -90,7 +91,7 @@ async def account_add(store: Store, args: argparse.Namespace) -> int:
     changes = _changes(args)
     validate(Account(id=None, code=args.code, **changes))
     try:
-        added = await store.add_account(Account(id=None, code=args.code, **_hashed(changes)))
+        added = await store.accounts.add(Account(id=None, code=args.code, **_hashed(changes)))
     except StoreConflict:
         raise Refused(f"account {args.code} exists already") from None
     print(f"account {added.code} added")
@@ -103,7 +104,7 @@ async def account_set(store: Store, args: argparse.Namespace) -> int:
     if not changes:
         raise Refused("nothing to change: give at least one option")
     validate(dataclasses.replace(account, **changes))
-    await store.update_account(dataclasses.replace(account, **_hashed(changes)))
+    await store.accounts.update(dataclasses.replace(account, **_hashed(changes)))
     print(f"account {account.code} updated: {', '.join(sorted(changes))}")
     return EXIT_OK
 
@@ -111,7 +112,7 @@ async def account_set(store: Store, args: argparse.Namespace) -> int:
 async def account_remove(store: Store, args: argparse.Namespace) -> int:
     account = await _existing(store, args.code)
     try:
-        await store.remove_account(account)
+        await store.accounts.remove(account)
     except StoreConflict as conflict:
         raise Refused(f"{conflict}: accounts that sent keep their history") from None
     print(f"account {account.code} removed")
@@ -126,7 +127,7 @@ async def account_show(store: Store, args: argparse.Namespace) -> int:
 
 
 async def account_list(store: Store, args: argparse.Namespace) -> int:
-    rows = await store.accounts()
+    rows = await store.accounts.all()
     print(f"{'code':<16} {'mailings':>8}  {'mode':<5} {'intl':<4}  {'senders':<30} name")
     for account, mailings in rows:
         print(f"{account.code:<16} {mailings:>8}  {account.mode:<5} {'yes' if account.international else 'no':<4}  "
@@ -144,17 +145,17 @@ def _public(account: Account) -> dict[str, Any]:
 
 
 async def _existing(store: Store, code: str) -> Account:
-    account = await store.account(code)
+    account = await store.accounts.get(code)
     if account is None:
         raise Refused(f"no account {code}")
     return account
 
 
 async def queue(store: Store, args: argparse.Namespace) -> int:
-    rows = await store.queue_view(args.account)
+    rows = await store.reads.waiting(args.account)
     if args.json:
-        print(json.dumps([{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-                          for row in rows], indent=2))
+        print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2,
+                         default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value)))
         return EXIT_OK
     if not rows:
         print("queue empty")
@@ -162,11 +163,10 @@ async def queue(store: Store, args: argparse.Namespace) -> int:
     print(f"{'mailing':>8} {'account':<12} {'source':<6} {'created (UTC)':<17} {'wait':>6} {'on':>6} "
           f"{'done':>6}  {'next attempt (UTC)':<17}  last error")
     for row in rows:
-        done = row["ok"] + row["ko"] + row["rep"] + row["no"]
-        print(f"{row['mailing_id']:>8} {row['account']:<12} {row['source']:<6} {_when(row['created_at']):<17} "
-              f"{row['wait']:>6} {row['on']:>6} {done:>6}  {_when(row['next_attempt']):<17}  "
-              f"{row['last_error'] or ''}")
-    print(f"-- {len(rows)} mailings, {sum(row['wait'] for row in rows)} messages waiting")
+        done = row.ok + row.ko + row.rep + row.no
+        print(f"{row.mailing_id:>8} {row.account:<12} {row.source:<6} {_when(row.created_at):<17} "
+              f"{row.wait:>6} {row.on:>6} {done:>6}  {_when(row.next_attempt):<17}  {row.last_error or ''}")
+    print(f"-- {len(rows)} mailings, {sum(row.wait for row in rows)} messages waiting")
     return EXIT_OK
 
 
@@ -211,12 +211,11 @@ async def migrate(store: Store, args: argparse.Namespace) -> int:
 
 
 async def cancel(store: Store, args: argparse.Namespace) -> int:
-    mailing = await store.mailing(args.mailing_id)
+    mailing = await store.mailings.owner(args.mailing_id)
     if mailing is None:
         raise Refused(f"no mailing {args.mailing_id}")
-    result = await store.cancel(args.mailing_id)
-    if result is None:
-        raise Refused(f"mailing {args.mailing_id} is {mailing['status']}: nothing left to cancel")
-    status, canceled = result
-    print(f"mailing {args.mailing_id} {status}: {canceled} messages canceled")
+    canceled = await store.mailings.cancel(args.mailing_id)
+    if canceled is None:
+        raise Refused(f"mailing {args.mailing_id} has nothing left to cancel")
+    print(f"mailing {args.mailing_id} {canceled.status}: {canceled.messages} messages canceled")
     return EXIT_OK

@@ -7,11 +7,15 @@ import asyncio
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import admin, check, config, daemon, logs, report, smsc_sim
-from .compose import AccountRules
-from .mail2sms import Rejected
+from ecosms_gw import admin, config, daemon, logs
+from ecosms_gw.config_values import LogFormat, LogLevel
+from ecosms_gw.core import report
+from ecosms_gw.core.compose import AccountRules
+from ecosms_gw.core.mail2sms import Rejected
+from ecosms_gw.smpp import simulator as smsc_sim
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -39,7 +43,20 @@ def _positive(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecosms-gw", description="Self-hosted SMS gateway.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_check(commands)
+    run_parser = commands.add_parser("run", help="the daemon: SMTP, FTP, HTTP, dispatcher")
+    run_parser.add_argument("--config", help="configuration file")
+    run_parser.set_defaults(handler=_run)
+    _add_store_commands(commands)
+    _add_simulator(commands)
+    _add_account(commands)
+    return parser
 
+
+
+
+
+def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check_parser = commands.add_parser(
         "check", help="show what a body or .eml would send, without sending or storing")
     check_parser.add_argument("path", metavar="PATH", help="body file or .eml; - for stdin")
@@ -54,10 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help="only numbers of the default country")
     check_parser.set_defaults(handler=_check)
 
-    run_parser = commands.add_parser("run", help="the daemon: SMTP, FTP, HTTP, dispatcher")
-    run_parser.add_argument("--config", help="configuration file")
-    run_parser.set_defaults(handler=_run)
 
+def _add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     migrate_parser = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate_parser.add_argument("--config", help="configuration file")
     migrate_parser.set_defaults(handler=_store_command(admin.migrate, migrate_first=False))
@@ -83,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     cancel_parser.add_argument("--config", help="configuration file")
     cancel_parser.set_defaults(handler=_store_command(admin.cancel))
 
+
+def _add_simulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim_parser = commands.add_parser("smsc-sim", help="the built-in SMSC simulator")
     sim_parser.add_argument("--port", type=int, default=2775)
     sim_parser.add_argument("--dlr-delay", type=float, default=1.0, metavar="S",
@@ -96,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim_parser.add_argument("--verbose", action="store_true", help="print every submit_sm")
     sim_parser.set_defaults(handler=_smsc_sim)
 
+
+def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     account_parser = commands.add_parser("account", help="manage accounts")
     account_commands = account_parser.add_subparsers(dest="account_command", required=True,
                                                      metavar="ACTION")
@@ -111,7 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
         if takes_options:
             admin.add_account_options(sub)
         sub.set_defaults(handler=_store_command(getattr(admin, f"account_{action}")))
-    return parser
 
 
 Handler = Callable[[argparse.Namespace, config.Config], int]
@@ -122,7 +140,7 @@ def _store_command(action: Callable[..., Awaitable[int]], *, migrate_first: bool
     """A handler running `action(store, args)` (and the configuration, `with_settings`)
     on the configured database."""
     def handler(args: argparse.Namespace, settings: config.Config) -> int:
-        logs.configure(config.LogConfig(format="console", level="error"), stream=sys.stderr)
+        logs.configure(config.LogConfig(LogFormat.CONSOLE, LogLevel.ERROR), stream=sys.stderr)
         extra = (settings,) if with_settings else ()
         return asyncio.run(admin.with_store(settings, lambda store: action(store, args, *extra),
                                             migrate_first=migrate_first))
@@ -158,19 +176,26 @@ def _check(args: argparse.Namespace, settings: config.Config) -> int:
     max_bytes = settings.smtp.max_size_mb * 1_000_000
     try:
         if args.path == "-":
-            data = check.read_limited(sys.stdin.buffer, max_bytes)
+            data = read_limited(sys.stdin.buffer, max_bytes)
         else:
             with open(args.path, "rb") as stream:
-                data = check.read_limited(stream, max_bytes)
-        document = check.check(data, rules)
+                data = read_limited(stream, max_bytes)
+        checked = report.check(data, rules)
     except OSError as error:
         print(f"ecosms-gw check: cannot read {args.path}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
     except Rejected as refusal:
-        document = report.rejected(refusal, 1)
-    sys.stdout.write(check.as_json(document) + "\n" if args.json
-                     else check.as_text(document, ZoneInfo(rules.timezone)))
-    return EXIT_REFUSED if document["rejected"] else EXIT_OK
+        checked = report.Report.rejected(refusal, 1)
+    sys.stdout.write(report.as_json(checked) + "\n" if args.json else report.as_text(checked, ZoneInfo(rules.timezone)))
+    return EXIT_REFUSED if checked.refusal else EXIT_OK
+
+
+def read_limited(stream: BinaryIO, max_bytes: int) -> bytes:
+    """At most `max_bytes`; one more byte means the input is refused as too large."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise Rejected("too_large", f"more than {max_bytes // 1_000_000} MB")
+    return data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as error:
         print(f"ecosms-gw: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return args.handler(args, settings)
+    code: int = args.handler(args, settings)
+    return code
 
 
 if __name__ == "__main__":

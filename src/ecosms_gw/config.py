@@ -12,14 +12,28 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ecosms_gw.config_values import (
+    Address,
+    Bind,
+    InDoubt,
+    LogFormat,
+    LogLevel,
+    PingMethod,
+    PortRange,
+    ReceiptIdFormat,
+    member,
+)
+from ecosms_gw.errors import GatewayError
+
 SYSTEM_CONFIG = Path("/etc/ecosms-gw/ecosms-gw.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(GatewayError):
     """A configuration that cannot be used; the message names the key and the file."""
 
 
@@ -31,7 +45,7 @@ class DatabaseConfig:
 
 @dataclass(frozen=True, slots=True)
 class SmtpConfig:
-    listen: str = "0.0.0.0:2525"
+    listen: Address = Address("0.0.0.0", 2525)
     addresses: tuple[str, ...] = ("sms@localhost",)
     max_size_mb: int = 25
     tls_cert: str = ""
@@ -43,9 +57,9 @@ class SmtpConfig:
 
 @dataclass(frozen=True, slots=True)
 class FtpConfig:
-    listen: str = "0.0.0.0:2121"
+    listen: Address = Address("0.0.0.0", 2121)
     root: str = "/var/lib/ecosms-gw/ftp"
-    passive_ports: str = "60000-60099"
+    passive_ports: PortRange = PortRange(60000, 60099)
     tls_cert: str = ""
     tls_key: str = ""
     require_tls: bool = False
@@ -57,7 +71,7 @@ class FtpConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    listen: str = "127.0.0.1:8080"
+    listen: Address = Address("127.0.0.1", 8080)
     token_ttl_s: int = 3600
     # Bearer token of operators for /metrics and /monitor; empty: they answer only on loopback.
     operator_token: str = ""
@@ -80,13 +94,13 @@ class SmscConfig:
     system_id: str = ""
     password: str = ""
     system_type: str = ""
-    bind: str = "transceiver"
+    bind: Bind = Bind.TRANSCEIVER
     tps: int = 20
     window: int = 10
     source_addr: str = ""
     routes: tuple[str, ...] = ("*",)
     simulator: bool = False
-    receipt_id_format: str = "same"  # receipts' ids differ from submit_sm_resp's: "decimal" or "hex"
+    receipt_id_format: ReceiptIdFormat = ReceiptIdFormat.SAME  # receipts' ids differ from submit_sm_resp's
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +108,7 @@ class DispatchConfig:
     # Parts written to the SMSC without an answer when the daemon died or the link broke:
     # "unknown" makes the message `no` (never a duplicate SMS), "resend" sends it again
     # (never a loss, sometimes twice).
-    in_doubt: str = "unknown"
+    in_doubt: InDoubt = InDoubt.UNKNOWN
     max_age_hours: int = 48  # a message that could not leave within this ends `ko` (expired)
     receipt_wait_hours: int = 48  # submitted without a final receipt this long: `no`
 
@@ -109,7 +123,7 @@ class RepliesConfig:
 @dataclass(frozen=True, slots=True)
 class PingConfig:
     """Calls to accounts' ping URLs: bounded, never in the way of sending."""
-    method: str = "GET"  # GET: ids in the URL; POST: also as the form field sms_id
+    method: PingMethod = PingMethod.GET  # GET: ids in the URL; POST: also as the form field sms_id
     timeout_s: int = 10  # a whole call, waiting for a connection included
     concurrency: int = 10  # calls at once (at most a quarter of them to one host)
     retry_hours: int = 24  # a failing call is retried with backoff for this long
@@ -118,7 +132,7 @@ class PingConfig:
 
 @dataclass(frozen=True, slots=True)
 class MailOutConfig:
-    relay: str = "127.0.0.1:25"
+    relay: Address = Address("127.0.0.1", 25)
     from_: str = "ecosms-gw@localhost"  # TOML key `from`
     starttls: bool = False  # upgrade the relay connection (certificate checked) before sending
     username: str = ""  # AUTH at the relay when set (after STARTTLS when that is on)
@@ -134,8 +148,8 @@ class RetentionConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
-    format: str = "auto"
-    level: str = "info"
+    format: LogFormat = LogFormat.AUTO
+    level: LogLevel = LogLevel.INFO
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +170,6 @@ class Config:
 
 
 _SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("smsc", "source")}
-_LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s]*):(?P<port>[0-9]{1,5})")
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -186,25 +199,29 @@ def load(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -
 
 def from_mapping(data: Mapping[str, Any], source: str,
                  environ: Mapping[str, str] = os.environ) -> Config:
-    """A `Config` from parsed TOML plus environment overrides."""
-    for key in data:
-        if key not in _SECTIONS and key != "smsc":
-            raise ConfigError(f"{source}: unknown section [{key}]")
+    """A `Config` from parsed TOML plus environment overrides; every problem is reported at
+    once, each naming its key."""
+    problems: list[str] = [f"unknown section [{key}]" for key in data if key not in _SECTIONS and key != "smsc"]
     sections: dict[str, Any] = {}
     for name, section_field in _SECTIONS.items():
         table = data.get(name, {})
         if not isinstance(table, dict):
-            raise ConfigError(f"{source}: [{name}] must be a table")
+            problems.append(f"[{name}] must be a table")
+            continue
         table = dict(table) | _environment_overrides(name, section_field.default_factory, environ)
-        sections[name] = _build(section_field.default_factory, table, name, source)
+        sections[name] = _build(section_field.default_factory, table, name, problems)
     if "smsc" in data:
         smscs = data["smsc"]
         if not isinstance(smscs, list) or not smscs or not all(isinstance(t, dict) for t in smscs):
-            raise ConfigError(f"{source}: smsc must be one or more [[smsc]] tables")
-        sections["smsc"] = tuple(_build(SmscConfig, table, f"smsc[{i}]", source)
-                                 for i, table in enumerate(smscs))
-    config = Config(**sections, source=source)
-    _check(config)
+            problems.append("smsc must be one or more [[smsc]] tables")
+        else:
+            sections["smsc"] = tuple(_build(SmscConfig, table, f"smsc[{i}]", problems) for i, table in enumerate(smscs))
+    if not problems:
+        config = Config(**sections, source=source)
+        problems = _problems(config)
+    if problems:
+        raise ConfigError(f"{source}: {problems[0]}" if len(problems) == 1 else
+                          f"{source}: {len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems))
     return config
 
 
@@ -219,48 +236,63 @@ def _toml_key(attribute: str) -> str:
     return attribute.rstrip("_")  # `from_` is spelled `from` in the file
 
 
-def _build(cls: Any, table: Mapping[str, Any], section: str, source: str) -> Any:
+def _build(cls: Any, table: Mapping[str, Any], section: str, problems: list[str]) -> Any:
     hints = get_type_hints(cls)
     attributes = {_toml_key(f.name): f.name for f in dataclasses.fields(cls)}
     values = {}
     for key, value in table.items():
         if key not in attributes:
-            raise ConfigError(f"{source}: unknown key {section}.{key}")
+            problems.append(f"unknown key {section}.{key}")
+            continue
         attribute = attributes[key]
-        values[attribute] = _coerce(value, hints[attribute], f"{section}.{key}", source)
+        try:
+            values[attribute] = _coerce(value, hints[attribute])
+        except ValueError as error:
+            problems.append(f"{section}.{key}{error}")
     return cls(**values)
 
 
-def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
-    """TOML values as they are; strings from the environment parsed to the key's type."""
+def _coerce(value: Any, kind: Any) -> Any:
+    """TOML values as they are; strings from the environment parsed to the key's type.
+    A ValueError's text follows the key's name."""
     if kind is bool:
         if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return value.lower() in ("1", "true", "yes", "on")
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{source}: {key} must be true or false, not {value!r}")
+        raise ValueError(f" must be true or false, not {value!r}")
     if kind is int:
         if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{source}: {key} must be a whole number, not {value!r}")
+        raise ValueError(f" must be a whole number, not {value!r}")
     if kind == tuple[str, ...]:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return tuple(value)
-        raise ConfigError(f"{source}: {key} must be a list of strings, not {value!r}")
+        raise ValueError(f" must be a list of strings, not {value!r}")
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # `country = 33` means "33"
+        value = str(value)  # `country = 33` means "33"
     if not isinstance(value, str):
-        raise ConfigError(f"{source}: {key} must be a string, not {value!r}")
+        raise ValueError(f" must be a string, not {value!r}")
+    if kind in (Address, PortRange):
+        return _parsed(kind.parse, value)
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return _parsed(lambda text: member(kind, text), value)
     return value
 
 
-def _check(config: Config) -> None:
+def _parsed(parse: Any, value: str) -> Any:
+    try:
+        return parse(value)
+    except ValueError as error:
+        raise ValueError(f": {error}") from None
+
+
+def _problems(config: Config) -> list[str]:
     """Values that parse but cannot work."""
-    source = config.source
     problems = []
     defaults = config.defaults
     if not re.fullmatch(r"[1-9][0-9]{0,2}", defaults.country):
@@ -285,12 +317,8 @@ def _check(config: Config) -> None:
                        ("mail_out.retry_hours", config.mail_out.retry_hours)):
         if value < 1:
             problems.append(f"{key}: must be at least 1, not {value}")
-    for key, value in (("smtp.listen", config.smtp.listen), ("ftp.listen", config.ftp.listen),
-                       ("http.listen", config.http.listen), ("mail_out.relay", config.mail_out.relay)):
-        if not _LISTEN.fullmatch(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
-            problems.append(f"{key}: {value!r} is not host:port")
-    if not re.fullmatch(r"[0-9]{1,5}-[0-9]{1,5}", config.ftp.passive_ports):
-        problems.append(f"ftp.passive_ports: {config.ftp.passive_ports!r} is not FIRST-LAST")
+    if not config.mail_out.relay.host:
+        problems.append("mail_out.relay: a host to connect to, not every interface")
     for section in ("smtp", "ftp"):
         tls = getattr(config, section)
         if bool(tls.tls_cert) != bool(tls.tls_key):
@@ -302,27 +330,14 @@ def _check(config: Config) -> None:
             problems.append(f"{key}: must be 0 (keep for ever) or more, not {value}")
     if config.ftp.dedupe_hours < 0:
         problems.append(f"ftp.dedupe_hours: must be 0 or more, not {config.ftp.dedupe_hours}")
-    if config.dispatch.in_doubt not in ("unknown", "resend"):
-        problems.append(f"dispatch.in_doubt: {config.dispatch.in_doubt!r} is not unknown or resend")
     if config.dispatch.receipt_wait_hours < 1:
         problems.append(f"dispatch.receipt_wait_hours: must be at least 1, not {config.dispatch.receipt_wait_hours}")
     if config.dispatch.max_age_hours < 1:
         problems.append(f"dispatch.max_age_hours: must be at least 1, not {config.dispatch.max_age_hours}")
-    if config.ping.method not in ("GET", "POST"):
-        problems.append(f"ping.method: {config.ping.method!r} is not GET or POST")
-    if config.log.format not in ("auto", "json", "console"):
-        problems.append(f"log.format: {config.log.format!r} is not auto, json or console")
-    if config.log.level.lower() not in ("debug", "info", "warning", "error"):
-        problems.append(f"log.level: {config.log.level!r} is not debug, info, warning or error")
     names = [smsc.name for smsc in config.smsc]
     for i, smsc in enumerate(config.smsc):
-        if smsc.bind not in ("transmitter", "receiver", "transceiver"):
-            problems.append(f"smsc[{i}].bind: {smsc.bind!r} is not transmitter, receiver or transceiver")
-        if smsc.receipt_id_format not in ("same", "decimal", "hex"):
-            problems.append(f"smsc[{i}].receipt_id_format: {smsc.receipt_id_format!r} is not same, decimal or hex")
         if smsc.tps < 1 or smsc.window < 1:
             problems.append(f"smsc[{i}]: tps and window must be at least 1")
         if smsc.name in names[:i]:
             problems.append(f"smsc[{i}].name: {smsc.name!r} is used twice")
-    if problems:
-        raise ConfigError(f"{source}: {problems[0]}")
+    return problems

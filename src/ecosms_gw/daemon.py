@@ -9,23 +9,27 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-from datetime import timedelta
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from . import ftp, retention, smtp, systemd
-from .delivery import Deliveries
-from .dispatcher import Dispatcher
-from .mail_out import Mailer
-from .pinger import Pinger
-from .web import Api
-from .smsc_sim import Simulator
-from .config import Config
-from .database import DatabaseSetupError, database_dsn
-from .store import HEARTBEAT_S, Store, StoreError, StoreUnavailable
+from ecosms_gw import retention, systemd
+from ecosms_gw.config import Config
+from ecosms_gw.config_values import Address
+from ecosms_gw.http.app import Api
+from ecosms_gw.ingest import ftp, smtp
+from ecosms_gw.ingest.inbox import Inbox
+from ecosms_gw.notify.mail_out import Mailer
+from ecosms_gw.notify.pinger import Pinger
+from ecosms_gw.smpp.delivery import Deliveries
+from ecosms_gw.smpp.link import Dispatcher
+from ecosms_gw.smpp.simulator import Simulator
+from ecosms_gw.store import Store, StoreError, StoreUnavailable
+from ecosms_gw.store.database import DatabaseSetupError, database_dsn
+from ecosms_gw.store.dispatch import HEARTBEAT_S
 
 log = structlog.get_logger()
 
@@ -92,11 +96,11 @@ async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
     for turn in itertools.count(1):
         await asyncio.sleep(HEARTBEAT_S)
         try:
-            await store.reap_dead_workers(config.dispatch.in_doubt)
+            await store.dispatch.reap_dead_workers(config.dispatch.in_doubt)
             if turn % every == 0:
-                await store.expire(timedelta(hours=config.dispatch.max_age_hours),
+                await store.dispatch.expire(timedelta(hours=config.dispatch.max_age_hours),
                                    timedelta(hours=config.dispatch.receipt_wait_hours))
-                await store.end_mailings()
+                await store.mailings.end_finished()
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))
 
@@ -112,13 +116,12 @@ async def _serve_smtp(server: asyncio.Server, handler: smtp.Handler) -> None:
         log.info("smtp_closed")
 
 
-async def _serve_http(app: web.Application, listen: str) -> None:
+async def _serve_http(app: web.Application, listen: Address) -> None:
     """The API until cancelled; then calls under way get their answer."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    host, port = listen.rsplit(":", 1)
-    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
-    log.info("http_listening", address=listen)
+    await web.TCPSite(runner, listen.bind_host, listen.port).start()
+    log.info("http_listening", address=str(listen))
     try:
         await asyncio.Event().wait()
     finally:
@@ -128,12 +131,12 @@ async def _serve_http(app: web.Application, listen: str) -> None:
 
 async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     applied = await store.migrate()
-    worker = await store.register_worker()
-    await store.reap_dead_workers(config.dispatch.in_doubt)
+    worker = await store.dispatch.register_worker()
+    await store.dispatch.reap_dead_workers(config.dispatch.in_doubt)
     supervisor = Supervisor()
     supervisor.start("worker_lock", worker.watch())
     supervisor.start("claims_reaper", _reap_every(store, config, REAP_INTERVAL_S))
-    inbox = ftp.Inbox(config, store)
+    inbox = Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
     supervisor.start("pinger", Pinger(store, config.ping).run())
     supervisor.start("mailer", Mailer(store, config.mail_out).run())

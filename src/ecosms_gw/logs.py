@@ -10,7 +10,7 @@ from typing import TextIO
 
 import structlog
 
-from .config import LogConfig
+from ecosms_gw.config import LogConfig
 
 
 def configure(settings: LogConfig, stream: TextIO = sys.stdout) -> None:

@@ -23,6 +23,7 @@ QUEUE_OLDEST = Gauge("ecosms_queue_oldest_seconds", "Age of the oldest message d
                      registry=REGISTRY)
 IN_DOUBT = Gauge("ecosms_messages_in_doubt", "Messages a crash left in doubt (status no, code in_doubt), by SMSC link",
                  ["smsc"], registry=REGISTRY)
-MAIL_BACKLOG = Gauge("ecosms_mail_out_backlog", "Outgoing mail (replies, reports) waiting to be sent", registry=REGISTRY)
+MAIL_BACKLOG = Gauge("ecosms_mail_out_backlog", "Outgoing mail (replies, reports) waiting to be sent",
+                     registry=REGISTRY)
 MAIL_FAILED = Gauge("ecosms_mail_out_failed", "Outgoing mail given up after mail_out.retry_hours", registry=REGISTRY)
 PING_BACKLOG = Gauge("ecosms_ping_backlog", "Ping URL calls waiting to be made", registry=REGISTRY)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import structlog
 
-from .config import Config
-from .ftp import FOLDERS
-from .store import Purged, Store, StoreError
+from ecosms_gw.config import Config
+from ecosms_gw.ingest.inbox import FOLDERS
+from ecosms_gw.store import Store, StoreError
+from ecosms_gw.store.mailings import Purged
 
 log = structlog.get_logger()
 
@@ -47,7 +48,7 @@ async def purge(store: Store, config: Config, dry_run: bool = False) -> Removed:
     retention = config.retention
     database = Purged()
     if retention.days:
-        database = await store.purge(timedelta(days=retention.days), BATCH, dry_run)
+        database = await store.mailings.purge(timedelta(days=retention.days), BATCH, dry_run)
     files = await asyncio.to_thread(old_files, Path(config.ftp.root), retention.ftp_days) if retention.ftp_days else []
     if not dry_run:
         for path in files:

@@ -1,0 +1,100 @@
+"""The typed values of the configuration, each parsed from its text once, at load: an
+address to listen on or to connect to, a range of ports, and the enumerations."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import NamedTuple
+
+_ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*):([0-9]{1,5})")
+
+
+class Address(NamedTuple):
+    """`host:port`; an empty host (`:2525`) means every interface, `[::1]:25` an IPv6 one."""
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        match = _ADDRESS.fullmatch(text.strip())
+        if not match or not 0 < int(match[2]) < 65536:
+            raise ValueError(f"{text!r} is not host:port")
+        return cls(match[1].strip("[]"), int(match[2]))
+
+    @property
+    def bind_host(self) -> str | None:
+        """The host to listen on, None for every interface (asyncio's and aiohttp's way)."""
+        return self.host or None
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class PortRange(NamedTuple):
+    """`FIRST-LAST`, both included."""
+    first: int
+    last: int
+
+    @classmethod
+    def parse(cls, text: str) -> PortRange:
+        match = re.fullmatch(r"([0-9]{1,5})-([0-9]{1,5})", text.strip())
+        if not match or not 0 < int(match[1]) <= int(match[2]) < 65536:
+            raise ValueError(f"{text!r} is not FIRST-LAST")
+        return cls(int(match[1]), int(match[2]))
+
+    def ports(self) -> range:
+        return range(self.first, self.last + 1)
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+
+class InDoubt(StrEnum):
+    """What becomes of a message written to the SMSC when no answer came before a crash."""
+    UNKNOWN = "unknown"  # `no`: never a duplicate SMS
+    RESEND = "resend"  # sent again: never a loss, sometimes twice
+
+
+class Bind(StrEnum):
+    TRANSMITTER = "transmitter"
+    RECEIVER = "receiver"
+    TRANSCEIVER = "transceiver"
+
+
+class ReceiptIdFormat(StrEnum):
+    """How an SMSC writes the ids of its receipts, against those of its submit_sm_resp."""
+    SAME = "same"
+    DECIMAL = "decimal"
+    HEX = "hex"
+
+
+class PingMethod(StrEnum):
+    GET = "GET"
+    POST = "POST"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def member(kind: type[StrEnum], text: str) -> StrEnum:
+    """The member written `text` (levels in any case)."""
+    for candidate in kind:
+        if candidate.value == text or (kind is LogLevel and candidate.value == text.lower()):
+            return candidate
+    raise ValueError(f"{text!r} is not {_choices(kind)}")
+
+
+def _choices(kind: type[StrEnum]) -> str:
+    values = [item.value for item in kind]
+    return ", ".join(values[:-1]) + " or " + values[-1]

@@ -1,0 +1,125 @@
+"""Accounts: what the store keeps of a customer, its secrets (hashed), and the rules its
+bodies are composed with. Pure: no database here."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ecosms_gw.config import DefaultsConfig
+from ecosms_gw.core import ping
+from ecosms_gw.core.compose import AccountRules
+from ecosms_gw.errors import GatewayError
+
+CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SENDER = re.compile(r"[^@\s]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")  # jane@example.com or @example.com
+SENDER_ID = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
+# scrypt at n=2**14, r=8: ~16 MiB and some 50 ms per check, the standard library's own.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+class InvalidAccount(GatewayError, ValueError):
+    """An account option that cannot be stored; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int | None
+    code: str
+    name: str = ""
+    senders: tuple[str, ...] = ()
+    smtp_password: str | None = None  # hashes
+    ftp_password: str | None = None
+    api_secret: str | None = None
+    country: str | None = None  # None: the configured default
+    timezone: str | None = None
+    international: bool = False
+    mode: str = "text"
+    sender_id: str | None = None
+    reply_email: str | None = None
+    ping_url: str | None = None
+    max_messages: int | None = None
+    tps: int | None = None
+    submission_report: str = "off"  # off | sender | reply-email
+
+    def rules(self, defaults: DefaultsConfig) -> AccountRules:
+        """How this account's bodies are composed, its own settings over the defaults."""
+        return AccountRules(
+            country=self.country or defaults.country,
+            timezone=self.timezone or defaults.timezone,
+            international=self.international,
+            encoding="ucs2" if self.mode == "ucs2" else "gsm7",
+            max_messages=self.max_messages or defaults.max_messages,
+            max_text_chars=defaults.max_text_chars,
+        )
+
+    def allows_sender(self, address: str) -> bool:
+        """Whether a mail's envelope sender is one of the allowed addresses or domains."""
+        address = address.strip().lower()
+        domain = address.rpartition("@")[2]
+        return any(address == allowed or (allowed.startswith("@") and domain == allowed[1:])
+                   for allowed in self.senders)
+
+
+def validate(account: Account) -> Account:
+    """Refuse what would not work later, with the option's name; normalise the rest."""
+    if not CODE.fullmatch(account.code):
+        raise InvalidAccount(f"code {account.code!r}: letters, digits, '.', '_' or '-', at most 64")
+    for sender in account.senders:
+        if not SENDER.fullmatch(sender):
+            raise InvalidAccount(f"--sender {sender!r}: an address (jane@example.com) or @domain")
+    if account.country is not None and not re.fullmatch(r"[1-9][0-9]{0,2}", account.country):
+        raise InvalidAccount(f"--country {account.country!r}: a calling code such as 33")
+    if account.timezone is not None:
+        try:
+            ZoneInfo(account.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidAccount(f"--timezone {account.timezone!r}: unknown time zone") from None
+    if account.mode not in ("text", "ucs2"):
+        raise InvalidAccount(f"--mode {account.mode!r}: text or ucs2")
+    if account.sender_id is not None and not SENDER_ID.fullmatch(account.sender_id):
+        raise InvalidAccount(f"--sender-id {account.sender_id!r}: at most 11 letters and digits, or a number")
+    if account.ping_url is not None and (problem := ping.url_problem(account.ping_url)):
+        raise InvalidAccount(f"--ping-url {account.ping_url!r}: {problem}")
+    if account.submission_report not in ("off", "sender", "reply-email"):
+        raise InvalidAccount(f"--submission-report {account.submission_report!r}: off, sender or reply-email")
+    if account.submission_report == "reply-email" and not account.reply_email:
+        raise InvalidAccount("--submission-report reply-email needs --reply-email")
+    for option, value in (("--max-messages", account.max_messages), ("--tps", account.tps)):
+        if value is not None and value < 1:
+            raise InvalidAccount(f"{option} {value}: at least 1")
+    return account
+
+
+def hash_secret(secret: str) -> str:
+    """A salted scrypt hash, self-describing so that its cost can change later."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
+    return "$".join(("scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P),
+                     base64.b64encode(salt).decode(), base64.b64encode(digest).decode()))
+
+
+# Checked when there is no hash (unknown login, secret never set), so that the time an
+# answer takes does not tell which accounts exist.
+_NO_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 86 + "=="
+
+
+def verify_secret(secret: str, stored: str | None) -> bool:
+    """Constant-time check of a secret against its stored hash; no hash never matches,
+    after the same work as a real check."""
+    if not stored:
+        verify_secret(secret, _NO_HASH)
+        return False
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
+                                p=int(p), dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return scheme == "scrypt" and hmac.compare_digest(actual, expected)

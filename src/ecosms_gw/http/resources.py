@@ -1,0 +1,210 @@
+"""The seed's resources (section 3): sms, mailing, status, smsstatus and stats, each
+action one function of a `Call`. Every read is scoped by the caller's account; another
+account's ids are answered exactly as ids that do not exist."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from ecosms_gw.config import Config
+from ecosms_gw.core import ping
+from ecosms_gw.core.accounts import Account
+from ecosms_gw.http import params
+from ecosms_gw.http.params import ApiError
+from ecosms_gw.http.render import Listed
+from ecosms_gw.http.status_cache import StatusCache
+from ecosms_gw.ingest import pipeline
+from ecosms_gw.store import Store
+from ecosms_gw.store.reads import MAILING, REPLY, SMS, STATUS, Filter, Listing, Page, Resource, Stats
+
+log = structlog.get_logger()
+
+STATS = tuple(field.name for field in dataclasses.fields(Stats))
+# The names a resource sorts by -> the key its query sorts by.
+SORT_MESSAGES = {"id": "id", "date": "date", "status": "status", "recipient": "recipient", "smsId": "id"}
+SORT_MAILINGS = {"id": "id", "date": "date", "name": "name"}
+
+Answer = tuple[int, dict[str, Any] | Listed]
+
+
+@dataclass
+class Call:
+    """One authenticated /rest call: its account, parameters and the account's time zone
+    (the API's dates are in it, as in its mail bodies)."""
+    store: Store
+    config: Config
+    statuses: StatusCache
+    account: Account
+    params: dict[str, Any]
+    zone: ZoneInfo
+
+    @property
+    def account_id(self) -> int:
+        assert self.account.id is not None, "accounts read from the store have an id"
+        return self.account.id
+
+    def chosen(self, resource: Resource, default: tuple[str, ...] | None = None) -> list[str]:
+        """The properties asked for (checked before the query: a bad one is a 400)."""
+        return params.properties(self.params, resource.names, resource.names if default is None else default)
+
+    def listed(self, listing: Listing, resource: Resource, chosen: list[str]) -> Listed:
+        total = listing.total if params.flag(self.params, "total") else None
+        return Listed(listing.size, total, listing.items, chosen, chosen == list(resource.names))
+
+
+def page_of(values: dict[str, Any], sorts: dict[str, str]) -> Page:
+    limit, offset = params.page(values)
+    sort, descending = params.sort(values, sorts)
+    return Page(sort, descending, limit, offset)
+
+
+async def read_sms(call: Call) -> Answer:
+    values = call.params
+    page = page_of(values, SORT_MESSAGES)
+    since, until = params.date_range(values, call.zone)
+    way = params.single(values, "way") or "mt"
+    if way not in ("mt", "mo"):
+        raise ApiError(400, "way: mt or mo")
+    where = Filter(params.ids(values, "id"), params.values(values, "recipient"), params.values(values, "mailingName"),
+                   params.ids(values, "mailingId"), since, until)
+    reads, zone = call.store.reads, call.zone.key
+    if way == "mo":
+        chosen = call.chosen(REPLY, ("id",))
+        return 200, call.listed(await reads.replies(call.account_id, where, page, zone), REPLY, chosen)
+    chosen = call.chosen(SMS, ("id",))
+    return 200, call.listed(await reads.messages(call.account_id, where, page, zone), SMS, chosen)
+
+
+async def create_sms(call: Call) -> Answer:
+    outcome = await _create(call, at_most=1)
+    assert outcome.mailing_id is not None, "an accepted submission is stored"
+    created = await call.store.reads.messages(call.account_id, Filter(mailing_ids=[outcome.mailing_id]),
+                                              Page(limit=1), call.zone.key)
+    document = Listed(created.size, None, created.items, list(SMS.names), True).document()
+    return 201, document["list"][0] | {"dropped": outcome.report.dropped_document()}
+
+
+async def create_mailing(call: Call) -> Answer:
+    outcome = await _create(call, at_most=params.MAX_CONTACTS)
+    return 201, {"id": outcome.mailing_id, "name": params.single(call.params, "name"),
+                 "messages": outcome.messages, "parts": outcome.parts,
+                 "dropped": outcome.report.dropped_document(), "warnings": outcome.report.warnings}
+
+
+async def _create(call: Call, at_most: int) -> pipeline.Outcome:
+    """An sms or a mailing, composed exactly as a mail body with these contacts would be."""
+    values = call.params
+    text = params.single(values, "text")
+    if not text:
+        raise ApiError(417, "text is required")
+    people = params.contacts(values, at_most)
+    sender = params.single(values, "sender")
+    if sender and sender != call.account.sender_id:
+        raise ApiError(400, f"sender {sender!r} is not this account's approved sender id")
+    date = params.single(values, "date")
+    send_at = params.moment(date, call.zone, "date")[0] if date else None
+    name = params.single(values, "name")
+    if name is not None and len(name) > 200:
+        raise ApiError(400, "name: at most 200 characters")
+    ping_url = params.single(values, "pingUrl") or None
+    if ping_url and (problem := ping.url_problem(ping_url)):
+        raise ApiError(400, f"pingUrl: {problem}")
+    body = params.body(call.account.code, text, people, send_at)
+    outcome = pipeline.counted("http", await pipeline.enqueue(
+        call.store, call.config, call.account, [body], size=len(text) * len(people), source="http", name=name,
+        ping_url=ping_url))
+    if outcome.report.refusal is not None:
+        raise ApiError(400, f"{outcome.report.refusal.reason}: {outcome.report.refusal.detail}")
+    return outcome
+
+
+async def read_mailing(call: Call) -> Answer:
+    values = call.params
+    page = page_of(values, SORT_MAILINGS)
+    chosen = call.chosen(MAILING)
+    listing = await call.store.reads.mailings(call.account_id, params.ids(values, "id"), params.values(values, "name"),
+                                              page, call.zone.key)
+    return 200, call.listed(listing, MAILING, chosen)
+
+
+async def cancel_mailing(call: Call) -> Answer:
+    found = params.ids(call.params, "id")
+    if not found or len(found) != 1:
+        raise ApiError(417, "id is required: the mailing to cancel")
+    if not await call.store.mailings.owns(call.account_id, found[0]):
+        raise ApiError(404, f"no mailing {found[0]}")
+    canceled = await call.store.mailings.cancel(found[0])
+    if canceled is None:
+        raise ApiError(304, f"mailing {found[0]} has nothing left to cancel")
+    log.info("mailing_canceled", mailing_id=found[0], account=call.account.code, status=canceled.status,
+             messages=canceled.messages)
+    return 200, {"count": canceled.messages, "status": canceled.status}
+
+
+async def cancel_sms(call: Call) -> Answer:
+    found = params.ids(call.params, "id")
+    if not found:
+        raise ApiError(417, "id is required: the messages to cancel")
+    count = await call.store.mailings.cancel_messages(call.account_id, found)
+    if not count:
+        raise ApiError(304, "nothing to cancel: sent already, or no such message")
+    log.info("messages_canceled", account=call.account.code, messages=count)
+    return 200, {"count": count}
+
+
+async def read_status(call: Call) -> Answer:
+    values = call.params
+    page = page_of(values, SORT_MESSAGES)
+    where = Filter(ids=params.ids(values, "smsId"), mailing_names=params.values(values, "mailingName"),
+                   mailing_ids=params.ids(values, "mailingId"))
+    chosen = call.chosen(STATUS)
+    if where.mailing_ids and not where.ids and not where.mailing_names:
+        listing = await call.statuses.statuses(call.store.reads, call.account_id, where, page, call.zone.key)
+    else:
+        listing = await call.store.reads.messages(call.account_id, where, page, call.zone.key, "status")
+    return 200, call.listed(listing, STATUS, chosen)
+
+
+async def status_queue(call: Call) -> Answer:
+    limit, _ = params.page(call.params)
+    chosen = call.chosen(STATUS)
+    return 200, call.listed(await call.store.reads.status_queue(call.account_id, limit, call.zone.key), STATUS,
+                            chosen)
+
+
+async def read_history(call: Call) -> Answer:
+    found = params.ids(call.params, "smsId")
+    if not found:
+        raise ApiError(417, "smsId is required")
+    limit, offset = params.page(call.params)
+    chosen = call.chosen(STATUS)
+    return 200, call.listed(await call.store.reads.history(call.account_id, found, limit, offset, call.zone.key),
+                            STATUS, chosen)
+
+
+async def read_stats(call: Call) -> Answer:
+    values = call.params
+    mailing_ids, names = params.ids(values, "mailingId"), params.values(values, "mailingName")
+    month = params.single(values, "month")
+    if month and (mailing_ids or names):
+        raise ApiError(400, "month cannot be combined with mailingId or mailingName")
+    chosen = params.properties(values, STATS, STATS)
+    stats = await call.store.reads.stats(call.account_id, mailing_ids, names,
+                                         params.month_range(month, call.zone) if month else None)
+    return 200, {"size": 1, "total": None, "list": [{name: getattr(stats, name) for name in chosen}]}
+
+
+Handler = Callable[[Call], Awaitable[Answer]]
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("sms", "read"): read_sms, ("sms", "create"): create_sms, ("sms", "delete"): cancel_sms,
+    ("mailing", "read"): read_mailing, ("mailing", "create"): create_mailing, ("mailing", "delete"): cancel_mailing,
+    ("status", "read"): read_status, ("status", "queue"): status_queue,
+    ("smsstatus", "read"): read_history,
+    ("stats", "read"): read_stats,
+}

@@ -1,0 +1,123 @@
+"""One submission, whatever door it came through (SMTP, FTP, HTTP): bodies to account,
+authorisation, composition and one durable enqueue, with a single outcome that each door
+turns into its own reply (SMTP code, FTP report file, HTTP status)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import structlog
+
+from ecosms_gw import metrics
+from ecosms_gw.config import Config
+from ecosms_gw.core.accounts import Account
+from ecosms_gw.core.compose import Composition, compose
+from ecosms_gw.core.mail2sms import Body, Rejected, parse_all
+from ecosms_gw.core.report import Report
+from ecosms_gw.store import Store
+from ecosms_gw.store.mailings import Submission
+
+log = structlog.get_logger()
+
+# The refusal for an account this submission may not use, or None.
+Authorise = Callable[[Account], Awaitable[Rejected | None]]
+
+# Reasons that come from who sent, not from what was sent.
+ACCESS_REASONS = frozenset({"unknown_account", "sender_not_allowed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a submission: its report (the same for every door), and once stored
+    the mailing's size."""
+
+    report: Report
+    account: Account | None = None
+    messages: int = 0
+    parts: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        return self.report.refusal is None
+
+    @property
+    def reason(self) -> str | None:
+        return self.report.refusal.reason if self.report.refusal else None
+
+    @property
+    def mailing_id(self) -> int | None:
+        return self.report.mailing_id
+
+    @property
+    def duplicate(self) -> bool:
+        return self.report.duplicate
+
+
+INLINE_LIMIT = 256 * 1024  # below this, parsing costs less than a hop to a worker thread
+T = TypeVar("T")
+
+
+async def cpu_bound(size: int, function: Callable[..., T], *args: Any) -> T:
+    """Run CPU-bound work on a worker thread when the input is large, so that a 5 MB body
+    does not stall every other session, and inline when it is small: a thread hop and the
+    GIL ping-pong that follows cost more than parsing a few kilobytes."""
+    if size < INLINE_LIMIT:
+        return function(*args)
+    return await asyncio.to_thread(function, *args)
+
+
+def counted(channel: str, outcome: Outcome) -> Outcome:
+    """Every submission's outcome, whatever its door, in the ingestion counter."""
+    metrics.INGESTED.labels(channel, "duplicate" if outcome.duplicate else outcome.reason or "accepted").inc()
+    return outcome
+
+
+def refused(refusal: Rejected, bodies: int, account: Account | None = None) -> Outcome:
+    return Outcome(Report.rejected(refusal, bodies), account)
+
+
+async def submit(store: Store, config: Config, texts: Sequence[str], *, source: str,
+                 source_ref: str | None, dedupe_window: timedelta | None,
+                 authorise: Authorise) -> Outcome:
+    """Parse, authorise, compose and enqueue; `StoreError` (ours, temporary) propagates."""
+    size = sum(map(len, texts))
+    try:
+        bodies = await cpu_bound(size, parse_all, texts)
+    except Rejected as refusal:
+        return refused(refusal, len(texts))
+    account = await store.accounts.get(bodies[0].account)
+    if account is None:
+        return refused(Rejected("unknown_account", f"no account {bodies[0].account}"), len(texts))
+    if denied := await authorise(account):
+        return refused(denied, len(texts), account)
+    return await enqueue(store, config, account, bodies, size=size, source=source,
+                         source_ref=source_ref, dedupe_window=dedupe_window)
+
+
+async def enqueue(store: Store, config: Config, account: Account, bodies: list[Body], *, size: int,
+                  source: str, source_ref: str | None = None, dedupe_window: timedelta | None = None,
+                  name: str | None = None, ping_url: str | None = None) -> Outcome:
+    """Compose bodies of an account allowed to send them, and store the mailing."""
+    assert account.id is not None, "accounts read from the store have an id"
+    opted_out = await store.accounts.opt_outs(account.id)
+    try:
+        composition = await cpu_bound(size, _compose, bodies, account, config, opted_out)
+    except Rejected as refusal:
+        return refused(refusal, len(bodies), account)
+    accepted = Report.accepted(composition, len(bodies))
+    submission = Submission(account.id, source, source_ref, dedupe_window, name, ping_url)
+    stored = await store.mailings.enqueue(submission, composition, accepted.kept())
+    log.info("mailing_duplicate" if stored.duplicate else "mailing_queued",
+             mailing_id=stored.mailing_id, account=account.code, source=source,
+             messages=stored.messages, parts=stored.parts, dropped=len(composition.dropped))
+    return Outcome(replace(accepted, mailing_id=stored.mailing_id, duplicate=stored.duplicate), account,
+                   stored.messages, stored.parts)
+
+
+def _compose(bodies: list[Body], account: Account, config: Config,
+             opted_out: frozenset[str]) -> Composition:
+    return compose(bodies, account.rules(config.defaults), opted_out)

@@ -1,0 +1,265 @@
+"""The pump of one bound link: claim due messages, admit them at the link's and the
+accounts' rates, mark each small group (with the answers so far) and write it while the
+next is marked. Throttling answers slow the bucket down and the part is sent again,
+never failed; temporary errors are retried with backoff.
+
+A group is marked just before it is written (at most `GROUP_S` of sending at the link's
+rate), so that few marked messages were not written yet when a crash comes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from ecosms_gw.config import SmscConfig
+from ecosms_gw.core import gsm
+from ecosms_gw.core.ratelimit import TokenBucket, backoff
+from ecosms_gw.core.receipts import normalise_id
+from ecosms_gw.smpp.outcomes import InFlight, Outcomes
+from ecosms_gw.smpp.session import ESME_ROK, TEMPORARY, THROTTLED, Response, Session, SessionClosed, status_name
+from ecosms_gw.store import StoreError
+from ecosms_gw.store.dispatch import Claimed, Dispatch
+
+log = structlog.get_logger()
+
+POLL_INTERVAL_S = 1.0
+GROUP_S = 0.02  # a group marked at once holds at most this much sending at the link's rate
+MAX_PART_ATTEMPTS = 5
+RESPONSE_TIMEOUT_S = 30.0
+
+
+def source_address(sender_id: str | None) -> tuple[str, int, int]:
+    """(address, TON, NPI): alphanumeric senders are TON 5 NPI 0, numbers TON 1 NPI 1."""
+    if not sender_id:
+        return "", 0, 0
+    if sender_id.lstrip("+").isdigit():
+        return sender_id.lstrip("+"), 1, 1
+    return sender_id, 5, 0
+
+
+def submit_fields(recipient: str, payload: bytes, encoding: str, multipart: bool,
+                  source: tuple[str, int, int]) -> dict[str, Any]:
+    address, ton, npi = source
+    return {
+        "source_addr": address, "source_addr_ton": ton, "source_addr_npi": npi,
+        "destination_addr": recipient.lstrip("+"), "dest_addr_ton": 1, "dest_addr_npi": 1,
+        "esm_class": 0x40 if multipart else 0x00, "registered_delivery": 1,
+        "data_coding": 0x00 if encoding == "gsm7" else 0x08, "short_message": payload,
+    }
+
+
+class Pump:
+    """Claims and writes for one link; `excluded` gives the routes other links serve now."""
+
+    def __init__(self, smsc: SmscConfig, dispatch: Dispatch, worker: int, wake: asyncio.Event,
+                 outcomes: Outcomes, excluded: Callable[[], tuple[str, ...]]) -> None:
+        self.smsc = smsc
+        self.dispatch = dispatch
+        self.worker = worker
+        self.wake = wake
+        self.outcomes = outcomes
+        self.excluded = excluded
+        self.bucket = TokenBucket(smsc.tps)
+        self.account_buckets: dict[int, TokenBucket] = {}
+        self.window = asyncio.Semaphore(smsc.window)  # PDUs on the wire without an answer
+        self.batch = max(10, smsc.window * 4)
+        self.written = 0  # PDUs written, for the rate shown in the cluster view
+        self.in_flight: dict[int, InFlight] = {}
+        self.not_started: set[int] = set()
+        self.unreturned: list[int] = []
+        self.retries: set[asyncio.Task[None]] = set()
+
+    async def run(self, session: Session) -> None:
+        """Claim; then, group by group, mark (with the answers so far) and hand the group
+        to the writer, which writes it while the next group is being marked."""
+        await self.return_unsent()
+        groups: asyncio.Queue[list[Claimed]] = asyncio.Queue()
+        writer = asyncio.create_task(self._write(session, groups))
+        try:
+            while not session.closed.is_set():
+                claimed = await self.dispatch.claim(self.batch, self.worker, self.smsc.routes, self.excluded())
+                if not claimed:
+                    await self._idle()
+                    continue
+                self.not_started.update(m.id for m in claimed)
+                waiting = deque(claimed)
+                while waiting:
+                    groups.put_nowait(await self._mark(await self._admit(waiting)))
+                    if writer.done():
+                        writer.result()  # the link failed: raise why
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _mark(self, group: list[Claimed]) -> list[Claimed]:
+        """The group marked "being submitted" with the answers so far; those canceled since
+        their claim are left out."""
+        places = self.outcomes.places
+        try:
+            allowed = await self.outcomes.store(group)
+        except BaseException:
+            places.release(len(group))
+            raise
+        canceled = [m.id for m in group if m.id not in allowed]
+        self.not_started.difference_update(canceled)
+        places.release(len(canceled))
+        return [m for m in group if m.id in allowed]
+
+    async def _write(self, session: Session, groups: asyncio.Queue[list[Claimed]]) -> None:
+        while True:
+            for message in await groups.get():
+                self.not_started.discard(message.id)
+                await self._submit_message(session, message)
+
+    async def _idle(self) -> None:
+        """Nothing due: until work is enqueued, or the poll interval."""
+        self.wake.clear()
+        try:
+            await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
+        except TimeoutError:
+            pass
+
+    async def _admit(self, waiting: deque[Claimed]) -> list[Claimed]:
+        """The next group to mark and write: the first message once a place is free and
+        the rate allows it, then those that need no wait, up to `GROUP_S` of sending."""
+        places = self.outcomes.places
+        await places.take_when_free()
+        group = [waiting.popleft()]
+        delay = max(self.bucket.wait_time(), self._account_bucket(group[0]).wait_time())
+        if delay > 0:
+            await asyncio.sleep(delay)
+        limit = max(1, int(self.bucket.rate * GROUP_S))
+        while waiting and len(group) < limit and self._account_bucket(waiting[0]).wait_time() == 0:
+            if not places.take():
+                break
+            group.append(waiting.popleft())
+        return group
+
+    def _account_bucket(self, message: Claimed) -> TokenBucket:
+        """The account's own cap, or the link's bucket when it has none."""
+        if not message.account_tps:
+            return self.bucket
+        bucket = self.account_buckets.get(message.account_id)
+        if bucket is None or bucket.ceiling != message.account_tps:
+            bucket = self.account_buckets[message.account_id] = TokenBucket(message.account_tps)
+        return bucket
+
+    async def _submit_message(self, session: Session, message: Claimed) -> None:
+        reference = secrets.randbelow(256)
+        parts = gsm.encode_parts(message.text, message.encoding, reference)
+        flight = self.in_flight[message.id] = InFlight(message, parts)
+        for seq in range(1, len(parts) + 1):
+            await self._submit_part(session, flight, seq, attempt=1)
+
+    async def _submit_part(self, session: Session, flight: InFlight, seq: int, attempt: int) -> None:
+        await self.window.acquire()
+        try:
+            message = flight.message
+            if message.account_tps:
+                await self._account_bucket(message).acquire()
+            await self.bucket.acquire()
+            fields = submit_fields(message.recipient, flight.parts[seq - 1], message.encoding,
+                                   len(flight.parts) > 1, source_address(message.sender_id or self.smsc.source_addr))
+            future = session.send("submit_sm", **fields)
+        except BaseException:
+            self.window.release()
+            raise
+        flight.written += 1
+        self.written += 1
+        timer = asyncio.get_running_loop().call_later(RESPONSE_TIMEOUT_S, _time_out, future)
+
+        def answered(done: asyncio.Future[Response]) -> None:
+            timer.cancel()
+            self._answered(session, flight, seq, attempt, done)
+
+        future.add_done_callback(answered)
+        await session.drain()
+
+    def _answered(self, session: Session, flight: InFlight, seq: int, attempt: int,
+                  done: asyncio.Future[Response]) -> None:
+        self.window.release()
+        if done.cancelled():
+            return
+        error = done.exception()
+        if isinstance(error, TimeoutError) and attempt < MAX_PART_ATTEMPTS:
+            log.warning("submit_sm_timeout", smsc=self.smsc.name, message_id=flight.message.id, part=seq)
+            self._retry(session, flight, seq, attempt + 1, backoff(attempt))
+        elif isinstance(error, TimeoutError) and not flight.failed:  # still no answer: in doubt
+            self._fail(flight, "no", "in_doubt", "no answer from the SMSC: not resent")
+        elif error is None and not flight.failed:
+            self._response(session, flight, seq, attempt, done.result())
+        # any other error: the link was lost, and settle_lost settles the message
+
+    def _response(self, session: Session, flight: InFlight, seq: int, attempt: int, response: Response) -> None:
+        if response.status == ESME_ROK:
+            if self.outcomes.accept(flight, seq, normalise_id(response.message_id or "")):
+                self.in_flight.pop(flight.message.id, None)
+            return
+        name = status_name(response.status)
+        if response.status in THROTTLED:
+            self.bucket.slow_down()
+            log.info("smpp_throttled", smsc=self.smsc.name, status=name, rate=round(self.bucket.rate, 1))
+            self._retry(session, flight, seq, attempt, 0.0)
+        elif response.status in TEMPORARY and attempt < MAX_PART_ATTEMPTS:
+            self._retry(session, flight, seq, attempt + 1, backoff(attempt))
+        else:
+            log.info("submit_sm_refused", smsc=self.smsc.name, message_id=flight.message.id, status=name)
+            self._fail(flight, "ko", str(response.status), name)
+
+    def _fail(self, flight: InFlight, status: str, code: str, description: str) -> None:
+        self.in_flight.pop(flight.message.id, None)
+        self.outcomes.fail(flight, status, code, description)
+
+    def _retry(self, session: Session, flight: InFlight, seq: int, attempt: int, delay: float) -> None:
+        task = asyncio.create_task(self._resubmit(session, flight, seq, attempt, delay))
+        self.retries.add(task)
+        task.add_done_callback(self.retries.discard)
+
+    async def _resubmit(self, session: Session, flight: InFlight, seq: int, attempt: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._submit_part(session, flight, seq, attempt)
+        except SessionClosed:
+            pass  # settled by settle_lost
+
+    async def settle_lost(self, in_doubt: str) -> None:
+        """After the link died: messages nothing was written for go back to the queue;
+        those with parts written but not all answered follow the in-doubt policy: `no`
+        (never a duplicate SMS) or sent again (never a loss)."""
+        for task in self.retries:
+            task.cancel()
+        unsent = self.unreturned + list(self.not_started)
+        for flight in self.in_flight.values():
+            if flight.written == 0 or in_doubt == "resend":
+                unsent.append(flight.message.id)
+            else:
+                self.outcomes.in_doubt(flight.message.id, "link lost before the SMSC answered: not resent")
+        self.in_flight.clear()
+        self.not_started = set()
+        await self.outcomes.flush()
+        self.outcomes.restart()
+        self.window = asyncio.Semaphore(self.smsc.window)
+        self.unreturned = unsent
+        await self.return_unsent()
+
+    async def return_unsent(self) -> None:
+        """Messages nothing was written for, back to the queue; if the database is away,
+        kept for the next connection (or, should the daemon die, its reaper)."""
+        if not self.unreturned:
+            return
+        try:
+            await self.dispatch.return_unsent(self.unreturned)
+        except StoreError as error:
+            log.error("unsent_not_returned", error=str(error), messages=len(self.unreturned))
+            return
+        self.unreturned = []
+
+
+def _time_out(future: asyncio.Future[Response]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

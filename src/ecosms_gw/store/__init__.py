@@ -1,0 +1,85 @@
+"""The store: PostgreSQL, the only package that imports asyncpg. `Store` opens the pool
+and hands out one object per aggregate (accounts, mailings, dispatch, receipts,
+notifications, reads), each with its own module and SQL file."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from ecosms_gw.store import connector
+from ecosms_gw.store.accounts import Accounts
+from ecosms_gw.store.connector import StoreConflict, StoreError, StoreUnavailable, queries, translated
+from ecosms_gw.store.dispatch import Daemon, Dispatch, Link
+from ecosms_gw.store.mailings import Mailings
+from ecosms_gw.store.notifications import Notifications
+from ecosms_gw.store.reads import Reads
+from ecosms_gw.store.receipts import Receipts
+
+__all__ = ["Cluster", "Store", "StoreConflict", "StoreError", "StoreUnavailable"]
+
+Q = queries("connector")
+WORK_CHANNEL = "ecosms_work"
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """What `ecosms-gw status` shows: every daemon on this database, every SMSC link."""
+    daemons: list[Daemon]
+    links: list[Link]
+    queued: int
+    oldest_due_s: float
+    mail_backlog: int
+    mail_failed: int
+    ping_backlog: int
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self.accounts = Accounts(pool)
+        self.mailings = Mailings(pool)
+        self.dispatch = Dispatch(pool, dsn)
+        self.receipts = Receipts(pool)
+        self.notifications = Notifications(pool)
+        self.reads = Reads(pool)
+
+    @classmethod
+    @translated
+    async def open(cls, dsn: str, *, max_connections: int = 10) -> Store:
+        return cls(await connector.create_pool(dsn, max_connections), dsn)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @translated
+    async def ping(self) -> None:
+        await self._pool.fetchval(Q["ping"], timeout=5)
+
+    @translated
+    async def migrate(self) -> list[int]:
+        return await connector.migrate(self._pool)
+
+    @translated
+    async def setting(self, name: str, default: str) -> str:
+        """A value every daemon on this database shares; `default` if it is the first."""
+        return str(await self._pool.fetchval(Q["setting"], name, default))
+
+    @translated
+    async def listen(self, on_work: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call `on_work` whenever work is enqueued; returns the coroutine that stops it.
+        A lost listener only delays work until the next poll."""
+        connection = await asyncpg.connect(self._dsn, timeout=10)
+        await connection.add_listener(WORK_CHANNEL, lambda *_: on_work())
+        return connection.close
+
+    async def cluster(self) -> Cluster:
+        daemons = await self.dispatch.daemons()
+        links = await self.dispatch.links()
+        queue = await self.reads.queue_state()
+        backlog = await self.notifications.backlog()
+        return Cluster(daemons, links, queue.queued, queue.oldest_due_s, backlog.mail, backlog.mail_failed,
+                       backlog.pings)

@@ -1,0 +1,217 @@
+"""The dispatchers' side: daemons and their links, claims, what the SMSC answered, and
+the reaping of dead daemons' work."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import asyncpg
+import structlog
+
+from ecosms_gw.core.gsm import Encoding
+from ecosms_gw.store.connector import one, queries, translated
+
+log = structlog.get_logger()
+Q = queries("dispatch")
+
+HEARTBEAT_S = 5.0  # a daemon's heartbeat; three missed and its links count as unbound
+ALIVE = timedelta(seconds=3 * HEARTBEAT_S)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    mailing_id: int
+    account_id: int
+    recipient: str
+    text: str
+    encoding: Encoding
+    segments: int
+    attempts: int
+    sender_id: str | None = None
+    account_tps: int | None = None
+
+
+class Accepted(NamedTuple):
+    """A part the SMSC accepted, with the id its receipt will carry."""
+    message_id: int
+    seq: int
+    smsc_message_id: str
+
+
+class Failed(NamedTuple):
+    """A message the SMSC refused for good (or that ran out of attempts)."""
+    message_id: int
+    status: str
+    code: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Daemon:
+    key: int
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    owner: int | None
+    owner_host: str | None
+    owner_pid: int | None
+    bound_since: datetime | None  # None: no living daemon has it bound
+    tps: int
+    tps_now: float
+    window_size: int
+    in_flight: int
+    routes: tuple[str, ...]
+    in_doubt: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """A link as its daemon sees it now."""
+    name: str
+    owner: int
+    routes: tuple[str, ...]
+    tps: int
+    window: int
+    bound: bool
+    tps_now: float = 0.0
+    in_flight: int = 0
+
+
+def patterns(prefixes: tuple[str, ...]) -> list[str]:
+    """Route prefixes as LIKE patterns on E.164 recipients: `*` is any, `33` is `+33%`."""
+    return ["%" if prefix == "*" else "+" + prefix.lstrip("+").replace("%", "").replace("_", "") + "%"
+            for prefix in prefixes]
+
+
+class Worker:
+    """This daemon's registration: a connection holding the advisory lock of its key for
+    as long as the daemon lives. When it dies, so does the lock, and its claims are
+    returned to the queue by the next `reap_dead_workers`."""
+
+    def __init__(self, key: int, connection: asyncpg.Connection) -> None:
+        self.key = key
+        self._connection = connection
+        self._busy = asyncio.Lock()  # one query at a time on this connection
+
+    @translated
+    async def watch(self, interval_s: float = HEARTBEAT_S) -> None:
+        """The heartbeat, until the lock connection fails (then the daemon must stop)."""
+        while True:
+            async with self._busy:
+                await self._connection.execute(Q["worker_beat"], self.key, timeout=interval_s)
+            await asyncio.sleep(interval_s)
+
+    @translated
+    async def own(self, resource: str) -> bool:
+        """Try to become the one daemon serving `resource` (an SMSC connection), for as
+        long as this daemon lives; when it dies, another one takes over."""
+        async with self._busy:
+            return bool(await self._connection.fetchval(Q["own_resource"], resource))
+
+    @translated
+    async def close(self) -> None:
+        try:
+            await self._connection.execute(Q["worker_remove"], self.key)
+        finally:
+            await self._connection.close()
+
+
+class Dispatch:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+
+    @translated
+    async def register_worker(self) -> Worker:
+        """A fresh worker key, locked on a connection of its own for the daemon's life."""
+        connection = await asyncpg.connect(self._dsn, timeout=10)
+        try:
+            while True:
+                key = secrets.randbits(63)
+                if await connection.fetchval(Q["worker_lock"], key):
+                    break
+            await connection.execute(Q["worker_register"], key, socket.gethostname(), os.getpid())
+        except BaseException:
+            await connection.close()
+            raise
+        return Worker(key, connection)
+
+    @translated
+    async def reap_dead_workers(self, in_doubt: str = "unknown") -> int:
+        """Work of daemons that died: claims go back to the queue, messages they had
+        started writing follow the in-doubt policy. Returns how many were returned."""
+        row = one(await self._pool.fetchrow(Q["workers_reap"], in_doubt))
+        if row["returned"] or row["in_doubt"]:
+            log.warning("dead_worker_reaped", returned=row["returned"], in_doubt=row["in_doubt"], policy=in_doubt)
+        return int(row["returned"])
+
+    @translated
+    async def report_link(self, link: LinkState) -> None:
+        """A link as its daemon sees it now; a standby never overwrites a living owner."""
+        await self._pool.execute(Q["link_report"], link.name, link.owner, list(link.routes), link.tps, link.window,
+                                 link.bound, link.tps_now, link.in_flight)
+
+    @translated
+    async def bound_links(self) -> dict[str, tuple[str, ...]]:
+        """Links bound now by a living daemon, with their routes: the cluster's routing."""
+        return {row["name"]: tuple(row["routes"]) for row in await self._pool.fetch(Q["bound_links"], ALIVE)}
+
+    @translated
+    async def links(self) -> list[Link]:
+        """Every SMSC link the cluster knows, with the living daemon serving it (if any)."""
+        return [Link(**{**row, "routes": tuple(row["routes"])})
+                for row in await self._pool.fetch(Q["cluster_links"], ALIVE)]
+
+    @translated
+    async def daemons(self) -> list[Daemon]:
+        return [Daemon(**row) for row in await self._pool.fetch(Q["cluster_daemons"])]
+
+    @translated
+    async def claim(self, limit: int, worker: int, routes: tuple[str, ...] = ("*",),
+                    excluded: tuple[str, ...] = ()) -> list[Claimed]:
+        """Due messages for one connection: `routes` are recipient prefixes (`*`: any),
+        `excluded` the prefixes a more specific connection serves now."""
+        rows = await self._pool.fetch(Q["claim_due"], limit, worker, patterns(routes), patterns(excluded))
+        return [Claimed(*row) for row in rows]
+
+    @translated
+    async def record_submissions(self, smsc: str, accepted: Sequence[Accepted], done: Sequence[int],
+                                 failed: Sequence[Failed], mark: Sequence[int] = ()) -> set[int]:
+        """In one transaction: parts the SMSC accepted, messages whose every part is accepted
+        (now `on`), messages that failed, and messages about to be written (`mark`: "being
+        submitted", their parts created). Receipts that came before these answers are
+        applied now. Returns the marked messages that may be written (one canceled since
+        its claim is left out)."""
+        columns = [list(column) for column in zip(*accepted, strict=True)] or [[], [], []]
+        failures = [list(column) for column in zip(*failed, strict=True)] or [[], [], [], []]
+        return set(await self._pool.fetchval(Q["record_submissions"], smsc, *columns, list(done), *failures,
+                                             list(mark)))
+
+    @translated
+    async def return_unsent(self, message_ids: list[int]) -> None:
+        await self._pool.execute(Q["return_unsent"], message_ids)
+
+    @translated
+    async def expire(self, max_age: timedelta, receipt_wait: timedelta) -> tuple[int, int]:
+        """Messages not sent within `max_age` end `ko`, those without a final receipt
+        within `receipt_wait` end `no`: (expired, silent)."""
+        row = one(await self._pool.fetchrow(Q["expire"], max_age, receipt_wait))
+        if row["expired"]:
+            log.warning("messages_expired", messages=row["expired"])
+        if row["silent"]:
+            log.warning("receipts_missing", messages=row["silent"])
+        return int(row["expired"]), int(row["silent"])

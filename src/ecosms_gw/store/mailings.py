@@ -1,0 +1,166 @@
+"""Mailings: stored whole at intake, canceled, ended, and purged after the retention."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from ecosms_gw.core.compose import Composition
+from ecosms_gw.store.connector import one, queries, translated
+
+Q = queries("mailings")
+if TYPE_CHECKING:
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+_COPY_FROM = 100  # messages; fewer go in one INSERT, which saves COPY's extra round trips
+_MESSAGE_COLUMNS = ("mailing_id", "account_id", "recipient", "text", "encoding", "segments", "line", "due_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    mailing_id: int
+    messages: int
+    parts: int
+    duplicate: bool = False  # an earlier mailing of the same source: nothing was stored
+
+
+@dataclass(frozen=True, slots=True)
+class Canceled:
+    status: str  # 'canceled', or 'interrupted' when some messages were being sent already
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    mailing_id: int
+    account_id: int
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    mailings: int = 0
+    messages: int = 0
+    events: int = 0
+    replies: int = 0
+    pings: int = 0
+    mails: int = 0
+    early_receipts: int = 0
+
+    def __add__(self, other: Purged) -> Purged:
+        return Purged(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What a mailing is stored with besides its composition."""
+    account_id: int
+    source: str
+    source_ref: str | None = None
+    dedupe_window: timedelta | None = None  # a mailing of the same source_ref within it is a duplicate
+    name: str | None = None
+    ping_url: str | None = None
+
+
+class Mailings:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def enqueue(self, submission: Submission, composition: Composition, report: dict[str, Any]) -> Enqueued:
+        """One mailing and all its messages in one transaction (COPY), and a wake-up for the
+        dispatchers that fires at commit. Once this returns, the submission is durable.
+
+        With a dedupe window, a mailing of the same account and `source_ref` within the
+        window is returned instead (`duplicate=True`), checked under a lock so that two
+        copies arriving at once cannot both pass.
+
+        A date in the past means now: a message is due at the later of its date and its
+        acceptance, so it is never older than its submission (and the maximum age counts
+        from then). The mailing keeps the date as written, which the API shows."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            if submission.dedupe_window and submission.source_ref:
+                earlier = await _earlier(connection, submission)
+                if earlier is not None:
+                    return earlier
+            mailing_id = await connection.fetchval(
+                Q["mailing_insert"], submission.account_id, submission.source, submission.source_ref,
+                composition.send_at, len(composition.messages), composition.parts, json.dumps(report),
+                submission.name, submission.ping_url)
+            await _insert_messages(connection, mailing_id, submission.account_id, composition)
+        return Enqueued(mailing_id, len(composition.messages), composition.parts)
+
+    @translated
+    async def cancel(self, mailing_id: int) -> Canceled | None:
+        """Cancel what is not yet being submitted, or None when the mailing does not exist or
+        was already ended or canceled."""
+        row = await self._pool.fetchrow(Q["cancel_mailing"], mailing_id)
+        return Canceled(row["status"], row["canceled"]) if row else None
+
+    @translated
+    async def cancel_messages(self, account_id: int, message_ids: list[int]) -> int:
+        """Cancel those of the account's messages not yet being submitted; how many."""
+        return int(await self._pool.fetchval(Q["cancel_messages"], account_id, message_ids))
+
+    @translated
+    async def owner(self, mailing_id: int) -> Owner | None:
+        row = await self._pool.fetchrow(Q["mailing_owner"], mailing_id)
+        return Owner(row["id"], row["account_id"], row["account"]) if row else None
+
+    @translated
+    async def owns(self, account_id: int, mailing_id: int) -> bool:
+        return await self._pool.fetchval(Q["api_mailing_of"], account_id, mailing_id) is not None
+
+    @translated
+    async def end_finished(self) -> int:
+        """Mailings whose every message is final become `ended`; how many."""
+        return int((await self._pool.execute(Q["end_mailings"])).split()[-1])
+
+    @translated
+    async def purge(self, horizon: timedelta, batch: int, dry_run: bool = False) -> Purged:
+        """Remove what is older than `horizon`, `batch` mailings a transaction, until none
+        is left; with `dry_run`, count it all in one transaction rolled back."""
+        if dry_run:
+            async with self._pool.acquire() as connection:
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    return Purged(**one(await connection.fetchrow(Q["purge"], horizon, None)))
+                finally:
+                    await transaction.rollback()
+        total = Purged()
+        while True:
+            batch_purged = Purged(**one(await self._pool.fetchrow(Q["purge"], horizon, batch)))
+            total += batch_purged
+            if batch_purged == Purged():
+                return total
+
+
+async def _earlier(connection: Connection, submission: Submission) -> Enqueued | None:
+    await connection.execute(Q["lock_submission"], f"{submission.account_id}:{submission.source_ref}")
+    earlier = await connection.fetchrow(Q["recent_mailing"], submission.account_id, submission.source_ref,
+                                        submission.dedupe_window)
+    return None if earlier is None else Enqueued(earlier["id"], earlier["messages"], earlier["parts"],
+                                                 duplicate=True)
+
+
+async def _insert_messages(connection: Connection, mailing_id: int, account_id: int,
+                           composition: Composition) -> None:
+    now = datetime.now(UTC)
+
+    def due(send_at: datetime | None) -> datetime:
+        return send_at if send_at is not None and send_at > now else now
+
+    messages = composition.messages
+    if len(messages) <= _COPY_FROM:
+        columns = list(zip(*((m.recipient, m.text, m.encoding, m.segments, m.line, due(m.send_at))
+                             for m in messages), strict=True))
+        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns)
+    else:
+        await connection.copy_records_to_table(
+            "messages", columns=_MESSAGE_COLUMNS,
+            records=[(mailing_id, account_id, m.recipient, m.text, m.encoding, m.segments, m.line,
+                      due(m.send_at)) for m in messages])

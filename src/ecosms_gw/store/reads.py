@@ -1,0 +1,247 @@
+"""Reads for the HTTP API, the monitor and `ecosms-gw queue`: typed filters in, typed
+rows out. Each API resource's properties are named once, in the tables below; the
+queries of reads.sql are completed with the JSON objects these tables describe."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from ecosms_gw.store.connector import one, queries, translated
+
+View = Literal["sms", "status"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str  # the property, as the API shows it
+    column: str  # its column in the row `r` of the read
+    time: bool = False  # a moment, shown in the account's time zone
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    fields: tuple[Field, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    def json(self, zone: str) -> str:
+        """The SQL of one row's JSON object; `zone` is the parameter holding the time zone."""
+        values = (f"to_char({f.column} AT TIME ZONE {zone}, 'YYYY-MM-DD HH24:MI:SS')" if f.time else f.column
+                  for f in self.fields)
+        return "json_build_object(" + ", ".join(f"'{f.name}', {value}"
+                                                for f, value in zip(self.fields, values, strict=True)) + ")"
+
+
+SMS = Resource((
+    Field("id", "r.id"), Field("status", "r.status"), Field("text", "r.text"), Field("date", "r.date", time=True),
+    Field("recipient", "r.recipient"), Field("mailingId", "r.mailing_id"), Field("mailingName", "r.mailing_name"),
+    Field("code", "r.code"), Field("description", "r.description"), Field("response", "r.response"),
+    Field("segments", "r.segments"), Field("encoding", "r.encoding"), Field("parts", "part.parts")))
+REPLY = Resource((
+    Field("id", "r.id"), Field("text", "r.text"), Field("date", "r.date", time=True),
+    Field("recipient", "r.recipient"), Field("smsId", "r.sms_id"), Field("mailingId", "r.mailing_id"),
+    Field("mailingName", "r.mailing_name")))
+STATUS = Resource((
+    Field("smsId", "r.id"), Field("status", "r.status"), Field("recipient", "r.recipient"),
+    Field("mailingId", "r.mailing_id"), Field("date", "r.status_date", time=True), Field("code", "r.code"),
+    Field("description", "r.description"), Field("response", "r.response")))
+MAILING = Resource((
+    Field("id", "r.id"), Field("name", "r.name"), Field("status", "r.status"), Field("text", "r.text"),
+    Field("date", "r.date", time=True), Field("messages", "r.messages"), Field("parts", "r.parts"),
+    Field("source", "r.source"), Field("createdAt", "r.created_at", time=True)))
+RESOURCES = {"sms": SMS, "reply": REPLY, "status": STATUS, "mailing": MAILING}
+
+
+def _completed(sql: str) -> str:
+    return re.sub(r"/\*json:(\w+):(\$\d+)\*/", lambda match: RESOURCES[match[1]].json(match[2]), sql)
+
+
+Q = {name: _completed(sql) for name, sql in queries("reads").items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which messages or replies: each None is no condition."""
+    ids: list[int] | None = None
+    recipients: list[str] | None = None
+    mailing_names: list[str] | None = None
+    mailing_ids: list[int] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    sort: str = "id"  # a sort key of the read
+    descending: bool = False
+    limit: int = 2000
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One read: how many rows, how many before limit and offset, and the rows as a JSON
+    array written by PostgreSQL, every property of the resource in its order."""
+    size: int
+    total: int
+    items: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    wait: int
+    ok: int
+    on: int
+    no: int
+    ko: int
+    rep: int
+    optout: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    queued: int
+    oldest_due_s: float  # how late the oldest due message is
+
+
+@dataclass(frozen=True, slots=True)
+class MailingProgress:
+    """A recent mailing with its messages counted by status (the monitor)."""
+    id: int
+    name: str | None
+    account: str
+    status: str
+    source: str
+    messages: int
+    created_at: datetime
+    send_at: datetime | None
+    wait: int
+    on: int
+    ok: int
+    ko: int
+    rep: int
+    no: int
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    minute: datetime
+    sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A mailing with work left, as `ecosms-gw queue` shows it."""
+    mailing_id: int
+    account: str
+    source: str
+    mailing_status: str
+    created_at: datetime
+    send_at: datetime | None
+    messages: int
+    wait: int
+    on: int
+    ok: int
+    ko: int
+    rep: int
+    no: int
+    next_attempt: datetime | None
+    last_error: str | None
+
+
+def _listing(row: asyncpg.Record) -> Listing:
+    return Listing(row["size"], row["total"], row["list"])
+
+
+def _messages_args(account_id: int, where: Filter, page: Page, zone: str, view: View) -> tuple[object, ...]:
+    return (account_id, where.ids, where.recipients, where.mailing_names, where.mailing_ids, where.since,
+            where.until, page.sort, page.descending, page.limit, page.offset, view, zone)
+
+
+class Reads:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def messages(self, account_id: int, where: Filter, page: Page, zone: str, view: View = "sms") -> Listing:
+        """Messages sent, as the sms resource or as their current statuses."""
+        return _listing(one(await self._pool.fetchrow(
+            Q["api_messages"], *_messages_args(account_id, where, page, zone, view))))
+
+    @translated
+    async def replies(self, account_id: int, where: Filter, page: Page, zone: str) -> Listing:
+        return _listing(one(await self._pool.fetchrow(
+            Q["api_replies"], account_id, where.ids, where.recipients, where.mailing_names, where.mailing_ids,
+            where.since, where.until, page.sort, page.descending, page.limit, page.offset, zone)))
+
+    @translated
+    async def mailings(self, account_id: int, ids: list[int] | None, names: list[str] | None, page: Page,
+                       zone: str) -> Listing:
+        return _listing(one(await self._pool.fetchrow(
+            Q["api_mailings"], account_id, ids, names, page.sort, page.descending, page.limit, page.offset, zone)))
+
+    @translated
+    async def history(self, account_id: int, sms_ids: list[int], limit: int, offset: int, zone: str) -> Listing:
+        """Every status these messages had, oldest first."""
+        return _listing(one(await self._pool.fetchrow(Q["api_history"], account_id, sms_ids, limit, offset, zone)))
+
+    @translated
+    async def status_queue(self, account_id: int, limit: int, zone: str) -> Listing:
+        """The oldest unread status changes, read once."""
+        return _listing(one(await self._pool.fetchrow(Q["api_status_queue"], account_id, limit, zone)))
+
+    @translated
+    async def status_version(self, account_id: int, mailing_ids: list[int]) -> str:
+        """What changes whenever one of these mailings' messages changes."""
+        return str(await self._pool.fetchval(Q["status_version"], account_id, mailing_ids))
+
+    @translated
+    async def statuses_at_version(self, account_id: int, where: Filter, page: Page,
+                                  zone: str) -> tuple[str, Listing]:
+        """The statuses of `where.mailing_ids` and their `status_version`, seen at the same
+        moment (one snapshot)."""
+        async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read",
+                                                                             readonly=True):
+            version = await connection.fetchval(Q["status_version"], account_id, where.mailing_ids)
+            row = await connection.fetchrow(Q["api_messages"], *_messages_args(account_id, where, page, zone,
+                                                                                "status"))
+            return str(version), _listing(one(row))
+
+    @translated
+    async def stats(self, account_id: int, mailing_ids: list[int] | None, names: list[str] | None,
+                    period: tuple[datetime, datetime] | None) -> Stats:
+        start, end = period or (None, None)
+        return Stats(**one(await self._pool.fetchrow(Q["api_stats"], account_id, mailing_ids, names, start, end)))
+
+    @translated
+    async def queue_state(self) -> QueueState:
+        row = one(await self._pool.fetchrow(Q["queue_state"]))
+        return QueueState(row["queued"], float(row["oldest_s"]))
+
+    @translated
+    async def message_counts(self) -> dict[str, int]:
+        """Messages by status, counted (for /metrics)."""
+        return {row["status"]: row["n"] for row in await self._pool.fetch(Q["message_counts"])}
+
+    @translated
+    async def recent_mailings(self, account_id: int | None, limit: int) -> list[MailingProgress]:
+        """The latest mailings of an account (None: of all) with their progress."""
+        return [MailingProgress(**row) for row in await self._pool.fetch(Q["monitor_mailings"], account_id, limit)]
+
+    @translated
+    async def throughput(self, account_id: int | None) -> list[Throughput]:
+        """Messages submitted per minute over the last hour."""
+        return [Throughput(**row) for row in await self._pool.fetch(Q["monitor_throughput"], account_id)]
+
+    @translated
+    async def waiting(self, account: str | None = None) -> list[Waiting]:
+        """Mailings with work left, like mailq."""
+        return [Waiting(**row) for row in await self._pool.fetch(Q["queue_view"], account)]

@@ -1,0 +1,71 @@
+"""What comes back from the SMSC: delivery receipts and replies from phones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import asyncpg
+
+from ecosms_gw.store.connector import queries, translated
+from ecosms_gw.store.notifications import Mail
+
+Q = queries("receipts")
+_QUEUE_MAIL = queries("notifications")["queue_mail"]
+
+
+class Receipt(NamedTuple):
+    """A final state of one part, by the id the SMSC gave it."""
+    smsc_message_id: str
+    state: str
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The message a reply answers."""
+    message_id: int
+    text: str
+    account: str
+    reply_email: str | None
+
+
+class Receipts:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def apply(self, smsc: str, receipts: Sequence[Receipt]) -> tuple[int, int]:
+        """Final part states in one transaction, and the messages they decide. Receipts for
+        parts not recorded yet are kept for later. Returns (applied, kept)."""
+        if not receipts:
+            return 0, 0
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(Q["lock_smsc_parts"], smsc)
+            rows = await connection.fetch(Q["apply_receipts"], smsc, *map(list, zip(*receipts, strict=True)))
+            matched = {row["smsc_message_id"] for row in rows}
+            unmatched = [receipt for receipt in receipts if receipt.smsc_message_id not in matched]
+            early: list[Receipt] = []
+            if unmatched:
+                known = {row["smsc_message_id"] for row in await connection.fetch(
+                    Q["known_parts"], smsc, [receipt.smsc_message_id for receipt in unmatched])}
+                early = [receipt for receipt in unmatched if receipt.smsc_message_id not in known]
+                if early:
+                    await connection.execute(Q["keep_pending_receipts"], smsc, *map(list, zip(*early, strict=True)))
+            if rows:
+                await connection.fetchval(Q["settle_messages"], list({row["message_id"] for row in rows}))
+        return len(matched), len(early)
+
+    @translated
+    async def record_reply(self, smsc: str, source: str, destination: str, text: str, stop: bool,
+                           mail: Callable[[Answered], Mail | None]) -> Answered | None:
+        """Store a message from a phone; the message it answers (if any) becomes `rep`, with
+        `stop` the number is opted out of that account, and the mail `mail` makes of it
+        is queued, all in one transaction. Returns what it answers."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
+            answered = Answered(**row) if row else None
+            if answered is not None and (outgoing := mail(answered)) is not None:
+                await connection.execute(_QUEUE_MAIL, *outgoing)
+        return answered

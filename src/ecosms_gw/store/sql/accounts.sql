@@ -1,0 +1,32 @@
+-- Named queries of store/accounts.py: each starts with a `-- name:` line.
+
+-- name: account_insert
+INSERT INTO accounts (code, name, senders, smtp_password, ftp_password, api_secret, country,
+                      timezone, international, mode, sender_id, reply_email, ping_url,
+                      max_messages, tps, submission_report)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+RETURNING *;
+
+-- name: account_by_code
+SELECT * FROM accounts WHERE lower(code) = lower($1);
+
+-- name: account_list
+SELECT a.*, (SELECT count(*) FROM mailings m WHERE m.account_id = a.id) AS mailings
+FROM accounts a ORDER BY lower(a.code);
+
+-- name: account_update
+UPDATE accounts SET name = $2, senders = $3, smtp_password = $4, ftp_password = $5,
+       api_secret = $6, country = $7, timezone = $8, international = $9, mode = $10,
+       sender_id = $11, reply_email = $12, ping_url = $13, max_messages = $14, tps = $15,
+       submission_report = $16, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: account_mailing_count
+SELECT count(*) FROM mailings WHERE account_id = $1;
+
+-- name: account_delete
+DELETE FROM accounts WHERE id = $1;
+
+-- name: opt_outs
+SELECT recipient FROM opt_outs WHERE account_id = $1;

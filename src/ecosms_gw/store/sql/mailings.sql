@@ -1,0 +1,109 @@
+-- Named queries of store/mailings.py: each starts with a `-- name:` line.
+
+-- name: lock_submission
+-- Serialises submissions of one source reference, so that a duplicate is always seen.
+SELECT pg_advisory_xact_lock(hashtextextended($1, 0));
+
+-- name: recent_mailing
+SELECT id, messages, parts FROM mailings
+WHERE account_id = $1 AND source_ref = $2 AND created_at > now() - $3::interval
+ORDER BY created_at DESC LIMIT 1;
+
+-- name: mailing_insert
+-- The dispatchers' wake-up rides along; it is delivered at commit.
+INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name, ping_url)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
+RETURNING id;
+
+-- name: messages_insert
+-- A small mailing in one statement; large ones go by COPY.
+INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at)
+SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[], $7::integer[],
+                             $8::timestamptz[]);
+
+-- name: cancel_mailing
+-- What is not yet being submitted is canceled, atomically against the dispatcher (which
+-- only writes messages it moved from 'claimed' to 'submitting').
+WITH c AS (
+    UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
+           description = 'canceled by request', updated_at = now()
+    WHERE mailing_id = $1 AND state IN ('queued', 'claimed')
+    RETURNING id
+)
+UPDATE mailings
+SET status = CASE WHEN (SELECT count(*) FROM c) = mailings.messages THEN 'canceled' ELSE 'interrupted' END
+WHERE id = $1 AND status = 'created' AND (SELECT count(*) FROM c) > 0
+RETURNING status, (SELECT count(*) FROM c) AS canceled;
+
+-- name: mailing_owner
+SELECT g.id, g.account_id, a.code AS account FROM mailings g JOIN accounts a ON a.id = g.account_id WHERE g.id = $1;
+
+-- name: purge
+-- The retention horizon ($1: an interval), a batch at a time ($2 mailings; NULL: all, for a
+-- dry run in a transaction rolled back): mailings created before it with nothing under way
+-- leave their totals and go with their messages (their parts go by cascade) and events;
+-- replies, ping calls and outgoing mail older than the horizon go too (a batch of each).
+WITH old AS (
+    SELECT g.id FROM mailings g
+    WHERE g.created_at < now() - $1::interval
+      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id
+                      AND m.state NOT IN ('done', 'canceled', 'submitted'))
+    ORDER BY g.id LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), totals AS (
+    INSERT INTO mailing_totals (mailing_id, account_id, name, created_at, wait, "on", ok, ko, rep, "no", optout)
+    SELECT g.id, g.account_id, g.name, g.created_at,
+           count(m.id) FILTER (WHERE m.status = 'wait'), count(m.id) FILTER (WHERE m.status = 'on'),
+           count(m.id) FILTER (WHERE m.status = 'ok'), count(m.id) FILTER (WHERE m.status = 'ko'),
+           count(m.id) FILTER (WHERE m.status = 'rep'), count(m.id) FILTER (WHERE m.status = 'no'),
+           (SELECT count(*) FROM jsonb_array_elements(g.report -> 'dropped') d WHERE d ->> 'reason' = 'opted_out')
+    FROM old JOIN mailings g ON g.id = old.id LEFT JOIN messages m ON m.mailing_id = g.id
+    GROUP BY g.id
+), events AS (
+    DELETE FROM status_events e USING messages m, old
+    WHERE m.mailing_id = old.id AND e.message_id = m.id
+    RETURNING 1
+), messages_gone AS (
+    DELETE FROM messages m USING old WHERE m.mailing_id = old.id RETURNING m.id
+), pings_gone AS (
+    DELETE FROM pings WHERE id IN (SELECT id FROM pings WHERE created_at < now() - $1::interval
+                                   OR message_id IN (SELECT id FROM messages_gone) LIMIT 10000)
+    RETURNING 1
+), mailings_gone AS (
+    DELETE FROM mailings g USING old WHERE g.id = old.id RETURNING 1
+), replies_gone AS (
+    DELETE FROM mo_messages WHERE id IN (SELECT id FROM mo_messages WHERE received_at < now() - $1::interval
+                                         ORDER BY received_at LIMIT coalesce($2 * 1000, 2147483647))
+    RETURNING 1
+), mail_gone AS (
+    DELETE FROM mail_out WHERE id IN (SELECT id FROM mail_out WHERE created_at < now() - $1::interval
+                                      LIMIT coalesce($2 * 1000, 2147483647))
+    RETURNING 1
+), early_gone AS (
+    DELETE FROM receipts_pending WHERE received_at < now() - $1::interval RETURNING 1
+)
+SELECT (SELECT count(*) FROM mailings_gone) AS mailings, (SELECT count(*) FROM messages_gone) AS messages,
+       (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM replies_gone) AS replies,
+       (SELECT count(*) FROM pings_gone) AS pings, (SELECT count(*) FROM mail_gone) AS mails,
+       (SELECT count(*) FROM early_gone) AS early_receipts;
+
+-- name: end_mailings
+-- A mailing whose every message is final has ended (one canceled while sending stays
+-- `interrupted`).
+UPDATE mailings g SET status = 'ended'
+WHERE g.status = 'created'
+  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id AND m.state NOT IN ('done', 'canceled'));
+
+-- name: api_mailing_of
+SELECT id FROM mailings WHERE account_id = $1 AND id = $2;
+
+-- name: cancel_messages
+-- Messages of the account ($1) not yet being submitted, by id ($2): canceled, as a
+-- mailing's are; how many.
+WITH c AS (
+    UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
+           description = 'canceled by request', updated_at = now()
+    WHERE account_id = $1 AND id = ANY($2::bigint[]) AND state IN ('queued', 'claimed')
+    RETURNING 1
+)
+SELECT count(*) FROM c;

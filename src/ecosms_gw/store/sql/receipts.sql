@@ -1,0 +1,53 @@
+-- Named queries of store/receipts.py: each starts with a `-- name:` line.
+
+-- name: lock_smsc_parts
+-- Receipts and answers of one SMSC, one transaction at a time (the function in 0006).
+SELECT lock_smsc_parts($1);
+
+-- name: settle_messages
+SELECT settle_messages($1);
+
+-- name: apply_receipts
+-- Final part states by SMSC message id; a part already final is left alone (duplicate
+-- receipts change nothing). Returns what matched: the rest waits in receipts_pending.
+WITH r AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS r(smsc_id, state, code)
+)
+UPDATE parts p SET state = r.state, code = r.code, done_at = now()
+FROM r
+WHERE p.smsc = $1 AND p.smsc_message_id = r.smsc_id AND p.state = 'submitted'
+RETURNING p.message_id, p.smsc_message_id;
+
+-- name: known_parts
+SELECT smsc_message_id FROM parts WHERE smsc = $1 AND smsc_message_id = ANY($2::text[]);
+
+-- name: keep_pending_receipts
+INSERT INTO receipts_pending (smsc, smsc_message_id, state, code)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+ON CONFLICT (smsc, smsc_message_id) DO NOTHING;
+
+-- name: record_reply
+-- A message from a phone: matched to the latest message sent to that number, preferring
+-- the account whose sender id it answers; stored; that message becomes `rep`.
+WITH target AS (
+    SELECT m.id, m.account_id, m.text FROM messages m
+    WHERE m.recipient = $2 AND m.state IN ('submitted', 'done') AND m.status IN ('on', 'ok', 'no', 'rep')
+    ORDER BY EXISTS (SELECT 1 FROM accounts a WHERE a.id = m.account_id AND a.sender_id = $3) DESC,
+             m.id DESC
+    LIMIT 1
+), stored AS (
+    INSERT INTO mo_messages (smsc, source, destination, text, account_id, message_id)
+    SELECT $1, $2, $3, $4, target.account_id, target.id
+    FROM (SELECT 1) AS one LEFT JOIN target ON true
+    RETURNING account_id, message_id
+), replied AS (
+    UPDATE messages SET status = 'rep', response = $4, code = NULL, description = 'the recipient replied',
+           updated_at = now()
+    FROM target WHERE messages.id = target.id
+), opted AS (
+    INSERT INTO opt_outs (account_id, recipient, reason)
+    SELECT target.account_id, $2, 'reply: ' || left($4, 40) FROM target WHERE $5
+    ON CONFLICT DO NOTHING
+)
+SELECT target.id AS message_id, target.text, a.code AS account, a.reply_email
+FROM target JOIN accounts a ON a.id = target.account_id;
