@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.smsc", "tests.support.mail"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.smsc", "tests.support.mail", "tests.support.api",
+                  "tests.support.gateway", "tests.support.ftp_drop"]
 
 TIERS = ("unit", "store", "integration", "system")
 

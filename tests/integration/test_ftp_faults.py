@@ -1,0 +1,179 @@
+"""The FTP drop under faults and load: aborted and oversized uploads, bad logins, FTPS, the database down, many accounts, a SIGKILL mid-processing."""
+
+from __future__ import annotations
+
+import asyncio
+import ftplib
+import io
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ecosms_gw.core.accounts import Account, hash_secret
+from ecosms_gw.ingest.inbox import REPORT_SUFFIX, is_final_name
+from ecosms_gw.store import Store
+from tests.support.daemon import COMMAND, environment
+from tests.support.ftp_drop import BODY, Drop, mailings, start_drop, stop_drop
+from tests.support.mail import in_thread
+
+
+async def test_aborted_and_oversized_uploads_leave_nothing(dsn: str, tmp_path: Path) -> None:
+    started, tasks = await start_drop(dsn, tmp_path / "ftp", max_file_mb=1)
+
+    def scenario() -> str:
+        client = started.client()
+        try:  # the server cuts the transfer: the client sees a reset, a 426, or both
+            client.storbinary("STOR big.txt", io.BytesIO(b"U-ACME\n" + b"x" * 2_000_000))
+            reply = "accepted"
+        except ftplib.Error as error:
+            reply = str(error)
+        except OSError:
+            try:
+                reply = client.getresp()
+            except ftplib.Error as error:
+                reply = str(error)
+        client.close()
+        with started.client() as client:
+            connection = client.transfercmd("STOR aborted.txt")
+            connection.sendall(b"U-ACME\nT-half a file")
+            client.abort()
+            connection.close()
+        return reply
+
+    try:
+        first_digit = await in_thread(scenario)
+        await asyncio.sleep(0.5)
+    finally:
+        await stop_drop(started, tasks)
+    assert first_digit.startswith("426")
+    home = tmp_path / "ftp" / "ACME"
+    assert sorted(p.name for p in home.iterdir()) == ["done", "rejected"]
+    assert list((home / "done").iterdir()) == list((home / "rejected").iterdir()) == []
+    assert await mailings(dsn) == []
+
+
+async def test_wrong_password_and_unknown_user_are_refused(drop: Drop) -> None:
+    for user, password in (("ACME", "wrong"), ("NOBODY", "ftp-pass")):
+        with pytest.raises(ftplib.error_perm, match="530"):
+            await in_thread(drop.client, user, password)
+
+
+async def test_ftps_login_with_a_generated_certificate(dsn: str, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    started, tasks = await start_drop(dsn, tmp_path / "ftp", tls_cert=str(cert), tls_key=str(key),
+                                      require_tls=True)
+
+    def scenario() -> str:
+        with pytest.raises(ftplib.error_perm):
+            started.client(tls=False)  # plain FTP login refused when TLS is required
+        with started.client(tls=True) as client:
+            client.storbinary("STOR secure.txt", io.BytesIO(BODY.encode()))
+        return started.report("secure.txt")[0]
+
+    try:
+        assert await in_thread(scenario) == "done"
+    finally:
+        await stop_drop(started, tasks)
+
+
+async def test_database_down_leaves_the_file_for_a_retry(pg_server, dsn: str, tmp_path: Path) -> None:
+    _, cluster = pg_server
+    if cluster is None:
+        pytest.skip("needs a server the tests control")
+    started, tasks = await start_drop(dsn, tmp_path / "ftp")
+    try:
+        client = await in_thread(started.client)  # logged in before the database goes down
+        await in_thread(cluster.stop, "immediate")
+        try:
+            await in_thread(client.storbinary, "STOR later.txt", io.BytesIO(BODY.encode()))
+            await in_thread(client.quit)
+            await asyncio.sleep(1.0)
+        finally:
+            await in_thread(cluster.start)
+        home = tmp_path / "ftp" / "ACME"
+        assert (home / "later.txt").exists()  # not rejected for a fault of ours
+        assert list((home / "rejected").iterdir()) == []
+        started.inbox.scan()  # what the periodic scan does
+        assert (await in_thread(started.report, "later.txt"))[0] == "done"
+    finally:
+        await stop_drop(started, tasks)
+
+
+async def test_ten_accounts_twenty_files_each(dsn: str, tmp_path: Path) -> None:
+    started, tasks = await start_drop(dsn, tmp_path / "ftp", max_files_per_minute=100)
+    for n in range(10):
+        await started.store.accounts.add(Account(id=None, code=f"C{n}", ftp_password=hash_secret("pw"),
+                                                international=True))
+
+    def uploader(n: int) -> None:
+        with started.client(f"C{n}", "pw") as client:
+            for f in range(20):
+                body = f"U-C{n}\nT-file {f}\n" + "".join(f"#-336{n:02d}{f:02d}{r:04d}\n" for r in range(1 + f % 3))
+                client.storbinary(f"STOR f{f}.txt", io.BytesIO(body.encode()))
+
+    try:
+        await asyncio.gather(*(in_thread(uploader, n) for n in range(10)))
+        reports = [await in_thread(started.report, f"f{f}.txt", f"C{n}", "pw") for n in range(10) for f in range(20)]
+    finally:
+        await stop_drop(started, tasks)
+    assert {folder for folder, _ in reports} == {"done"}
+    ids = [document["mailing_id"] for _, document in reports]
+    rows = await mailings(dsn)
+    assert sorted(ids) == [row["id"] for row in rows]
+    assert all(row["messages"] == row["rows"] for row in rows)
+    for n in range(10):
+        done = tmp_path / "ftp" / f"C{n}" / "done"
+        assert len(list(done.glob("*.report.json"))) == 20
+
+
+async def test_sigkill_mid_processing_then_restart_sends_each_file_once(dsn: str, tmp_path: Path) -> None:
+    store = await Store.open(dsn)
+    await store.accounts.add(Account(id=None, code="ACME", ftp_password=hash_secret("ftp-pass"),
+                                    international=True))
+    await store.close()
+    root = tmp_path / "ftp"
+    env = environment(ECOSMS_DATABASE_DSN=dsn, ECOSMS_FTP_ROOT=str(root),
+                      ECOSMS_FTP_MAX_FILES_PER_MINUTE="1000")
+    port = int(env["ECOSMS_FTP_LISTEN"].rpartition(":")[2])
+    daemon = subprocess.Popen([COMMAND, "run"], env=env, stdout=subprocess.DEVNULL)
+
+    def upload_all() -> None:
+        for _ in range(100):
+            try:
+                client = ftplib.FTP()
+                client.connect("127.0.0.1", port, timeout=30)
+                break
+            except OSError:
+                time.sleep(0.1)
+        client.login("ACME", "ftp-pass")
+        for n in range(40):
+            body = BODY + f"#-33699{n:06d}\n"
+            client.storbinary(f"STOR f{n}.txt", io.BytesIO(body.encode()))
+        client.close()
+
+    await in_thread(upload_all)
+    daemon.send_signal(signal.SIGKILL)  # while files are being stored and moved
+    daemon.wait(10)
+    home = root / "ACME"
+    assert (home / "f39.txt").exists() or (home / "done" / "f39.txt").exists()
+    restarted = subprocess.Popen([COMMAND, "run"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            if not [p for p in home.iterdir() if p.is_file() and is_final_name(p.name)]:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(10)
+    assert sorted(p.name for p in (home / "done").glob("*.txt")) == sorted(f"f{n}.txt" for n in range(40))
+    reports = [json.loads((home / "done" / f"f{n}.txt{REPORT_SUFFIX}").read_text()) for n in range(40)]
+    rows = await mailings(dsn)
+    assert len(rows) == 40  # each file once, none twice
+    assert sorted(r["mailing_id"] for r in reports) == [row["id"] for row in rows]
