@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import BinaryIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from ecosms_gw import admin, config, daemon, logs
-from ecosms_gw.config_values import LogFormat, LogLevel
+from ecosms_gw.config_values import LogFormat, LogLevel, country_code, time_zone
 from ecosms_gw.core import report
 from ecosms_gw.core.compose import AccountRules
 from ecosms_gw.core.mail2sms import Rejected
@@ -20,18 +19,14 @@ from ecosms_gw.smpp import simulator as smsc_sim
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
-def _country(value: str) -> str:
-    if not re.fullmatch(r"\+?[1-9][0-9]{0,2}", value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a country calling code (e.g. 33)")
-    return value.lstrip("+")
-
-
-def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(f"unknown time zone {value!r}") from None
-    return value
+def _argument(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """A value checked by `parse`, its refusal in argparse's words."""
+    def checked(value: str) -> str:
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{value!r}: {error}") from None
+    return checked
 
 
 def _positive(value: str) -> int:
@@ -62,8 +57,8 @@ def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check_parser.add_argument("path", metavar="PATH", help="body file or .eml; - for stdin")
     check_parser.add_argument("--json", action="store_true", help="print the JSON report")
     check_parser.add_argument("--config", help="configuration file (defaults come from it)")
-    check_parser.add_argument("--country", type=_country, help="default country calling code")
-    check_parser.add_argument("--timezone", type=_timezone, help="IANA zone for dates without offset")
+    check_parser.add_argument("--country", type=_argument(country_code), help="default country calling code")
+    check_parser.add_argument("--timezone", type=_argument(time_zone), help="IANA zone for dates without offset")
     check_parser.add_argument("--mode", choices=("text", "ucs2"), default="text",
                               help="text: GSM 03.38 with transliteration (default); ucs2: Unicode")
     check_parser.add_argument("--max-messages", type=_positive, help="cap of messages per file")

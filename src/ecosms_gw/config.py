@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ecosms_gw.config_values import (
     Address,
@@ -26,7 +25,9 @@ from ecosms_gw.config_values import (
     PingMethod,
     PortRange,
     ReceiptIdFormat,
+    country_code,
     member,
+    time_zone,
 )
 from ecosms_gw.errors import GatewayError
 
@@ -295,12 +296,12 @@ def _problems(config: Config) -> list[str]:
     """Values that parse but cannot work."""
     problems = []
     defaults = config.defaults
-    if not re.fullmatch(r"[1-9][0-9]{0,2}", defaults.country):
-        problems.append(f"defaults.country: {defaults.country!r} is not a country calling code")
-    try:
-        ZoneInfo(defaults.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"defaults.timezone: unknown time zone {defaults.timezone!r}")
+    for name, text, check in (("defaults.country", defaults.country, country_code),
+                              ("defaults.timezone", defaults.timezone, time_zone)):
+        try:
+            check(text)
+        except ValueError as error:
+            problems.append(f"{name}: {error} {text!r}")
     for key, value in (("defaults.max_messages", defaults.max_messages),
                        ("defaults.max_text_chars", defaults.max_text_chars),
                        ("smtp.max_size_mb", config.smtp.max_size_mb),

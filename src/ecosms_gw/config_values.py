@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*):([0-9]{1,5})")
 
@@ -98,3 +99,22 @@ def member(kind: type[StrEnum], text: str) -> StrEnum:
 def _choices(kind: type[StrEnum]) -> str:
     values = [item.value for item in kind]
     return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def country_code(text: str) -> str:
+    """A country calling code, as the configuration, the accounts and `check` take it
+    (`+33` is `33`)."""
+    code = text.strip().removeprefix("+")
+    if not re.fullmatch(r"[1-9][0-9]{0,2}", code):
+        raise ValueError("not a country calling code such as 33")
+    return code
+
+
+def time_zone(text: str) -> str:
+    """An IANA time zone name. (These two raise ValueError with the reason alone: each caller
+    names the value its own way.)"""
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone") from None
+    return text

@@ -9,9 +9,9 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ecosms_gw.config import DefaultsConfig
+from ecosms_gw.config_values import country_code, time_zone
 from ecosms_gw.core import ping
 from ecosms_gw.core.compose import AccountRules
 from ecosms_gw.errors import GatewayError
@@ -73,13 +73,13 @@ def validate(account: Account) -> Account:
     for sender in account.senders:
         if not SENDER.fullmatch(sender):
             raise InvalidAccount(f"--sender {sender!r}: an address (jane@example.com) or @domain")
-    if account.country is not None and not re.fullmatch(r"[1-9][0-9]{0,2}", account.country):
-        raise InvalidAccount(f"--country {account.country!r}: a calling code such as 33")
-    if account.timezone is not None:
+    for name, text, check in (("--country", account.country, country_code),
+                              ("--timezone", account.timezone, time_zone)):
         try:
-            ZoneInfo(account.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidAccount(f"--timezone {account.timezone!r}: unknown time zone") from None
+            if text is not None:
+                check(text)
+        except ValueError as error:
+            raise InvalidAccount(f"{name} {text!r}: {error}") from None
     if account.mode not in ("text", "ucs2"):
         raise InvalidAccount(f"--mode {account.mode!r}: text or ucs2")
     if account.sender_id is not None and not SENDER_ID.fullmatch(account.sender_id):

@@ -54,6 +54,11 @@ class Failed(NamedTuple):
     description: str
 
 
+class Expired(NamedTuple):
+    expired: int  # not sent within the maximum age: `ko`
+    silent: int  # no final receipt within the wait: `no`
+
+
 @dataclass(frozen=True, slots=True)
 class Daemon:
     key: int
@@ -206,12 +211,12 @@ class Dispatch:
         await self._pool.execute(Q["return_unsent"], message_ids)
 
     @translated
-    async def expire(self, max_age: timedelta, receipt_wait: timedelta) -> tuple[int, int]:
+    async def expire(self, max_age: timedelta, receipt_wait: timedelta) -> Expired:
         """Messages not sent within `max_age` end `ko`, those without a final receipt
-        within `receipt_wait` end `no`: (expired, silent)."""
+        within `receipt_wait` end `no`."""
         row = one(await self._pool.fetchrow(Q["expire"], max_age, receipt_wait))
         if row["expired"]:
             log.warning("messages_expired", messages=row["expired"])
         if row["silent"]:
             log.warning("receipts_missing", messages=row["silent"])
-        return int(row["expired"]), int(row["silent"])
+        return Expired(int(row["expired"]), int(row["silent"]))

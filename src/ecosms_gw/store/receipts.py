@@ -22,6 +22,11 @@ class Receipt(NamedTuple):
     code: str | None
 
 
+class Applied(NamedTuple):
+    applied: int  # receipts that decided a part
+    kept: int  # receipts that came before their part was recorded: applied when it is
+
+
 @dataclass(frozen=True, slots=True)
 class Answered:
     """The message a reply answers."""
@@ -36,11 +41,11 @@ class Receipts:
         self._pool = pool
 
     @translated
-    async def apply(self, smsc: str, receipts: Sequence[Receipt]) -> tuple[int, int]:
+    async def apply(self, smsc: str, receipts: Sequence[Receipt]) -> Applied:
         """Final part states in one transaction, and the messages they decide. Receipts for
-        parts not recorded yet are kept for later. Returns (applied, kept)."""
+        parts not recorded yet are kept for later."""
         if not receipts:
-            return 0, 0
+            return Applied(0, 0)
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(Q["lock_smsc_parts"], smsc)
             rows = await connection.fetch(Q["apply_receipts"], smsc, *map(list, zip(*receipts, strict=True)))
@@ -55,7 +60,7 @@ class Receipts:
                     await connection.execute(Q["keep_pending_receipts"], smsc, *map(list, zip(*early, strict=True)))
             if rows:
                 await connection.fetchval(Q["settle_messages"], list({row["message_id"] for row in rows}))
-        return len(matched), len(early)
+        return Applied(len(matched), len(early))
 
     @translated
     async def record_reply(self, smsc: str, source: str, destination: str, text: str, stop: bool,
