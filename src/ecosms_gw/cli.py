@@ -14,7 +14,7 @@ from ecosms_gw.config_values import LogFormat, LogLevel, country_code, time_zone
 from ecosms_gw.core import report
 from ecosms_gw.core.compose import AccountRules
 from ecosms_gw.core.mail2sms import Rejected
-from ecosms_gw.smpp import simulator as smsc_sim
+from ecosms_gw.smpp import simulator
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -144,10 +144,10 @@ def _store_command(action: Callable[..., Awaitable[int]], *, migrate_first: bool
 
 def _smsc_sim(args: argparse.Namespace, settings: config.Config) -> int:
     logs.configure(settings.log)
-    behaviour = smsc_sim.Behaviour(args.dlr_delay, args.fail_ratio, args.throttle_ratio,
+    behaviour = simulator.Behaviour(args.dlr_delay, args.fail_ratio, args.throttle_ratio,
                                    args.nack_ratio, args.reply_ratio, args.verbose)
     try:
-        asyncio.run(smsc_sim.serve(args.port, behaviour))
+        asyncio.run(simulator.serve(args.port, behaviour))
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -1,5 +1,6 @@
 """The dispatcher's parts alone, without a link or a database: the places that bound what a
-crash leaves in doubt, the outcomes stored in batches, and the routes of the cluster."""
+crash leaves in doubt, the outcomes stored in batches, the pump against a fake link, and the
+routes of the cluster."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from ecosms_gw.config import SmscConfig
 from ecosms_gw.smpp.outcomes import InFlight, Outcomes, Places
+from ecosms_gw.smpp.pump import Pump
 from ecosms_gw.smpp.routes import excluded
+from ecosms_gw.smpp.session import Response
 from ecosms_gw.store import StoreUnavailable
 from ecosms_gw.store.dispatch import Accepted, Claimed, Failed
 
@@ -99,3 +103,72 @@ async def test_nothing_to_store_makes_no_call() -> None:
 def test_a_more_specific_bound_link_takes_its_routes(mine: tuple[str, ...], cluster: dict[str, tuple[str, ...]],
                                                      expected: tuple[str, ...]) -> None:
     assert excluded("main", mine, cluster) == expected
+
+
+class FakeSession:
+    """An SMSC link that answers each submit_sm a moment later: OK with an id, or the
+    status asked for by the destination."""
+
+    def __init__(self, refuse: dict[str, int] | None = None) -> None:
+        self.closed = asyncio.Event()
+        self.written: list[dict[str, object]] = []
+        self.refuse = refuse or {}
+        self.in_flight = self.most_in_flight = 0
+
+    def send(self, command: str, **fields: object) -> asyncio.Future[Response]:
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.written.append(fields)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        status = self.refuse.get(str(fields["destination_addr"]), 0)
+        asyncio.get_running_loop().call_later(0.001, self._answer, future, status, len(self.written))
+        return future
+
+    def _answer(self, future: asyncio.Future[Response], status: int, number: int) -> None:
+        self.in_flight -= 1
+        future.set_result(Response(status, f"id{number}" if status == 0 else None))
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)
+
+
+class Queue(Recorder):
+    """The store's dispatch aggregate with messages to claim once."""
+
+    def __init__(self, messages: list[Claimed]) -> None:
+        super().__init__()
+        self.messages = messages
+
+    async def claim(self, limit: int, worker: int, routes: tuple[str, ...], excluded: tuple[str, ...]) -> list[Claimed]:
+        taken, self.messages = self.messages[:limit], self.messages[limit:]
+        return taken
+
+    async def return_unsent(self, message_ids: list[int]) -> None:
+        raise AssertionError("nothing is returned while the link lives")
+
+
+async def test_the_pump_writes_each_message_once_within_the_window() -> None:
+    messages = [Claimed(n, 1, 1, f"+336{n:08d}", "é" * 200 if n % 10 == 0 else "hi", "gsm7", 1, 1)
+                for n in range(1, 101)]
+    queue = Queue(messages)
+    smsc = SmscConfig(name="main", tps=100_000, window=8)
+    outcomes = Outcomes(queue, "main", smsc.window)  # type: ignore[arg-type]
+    pump = Pump(smsc, queue, 1, asyncio.Event(), outcomes, lambda: ())  # type: ignore[arg-type]
+    session = FakeSession(refuse={"33600000007": 0x0B})
+    running = asyncio.create_task(pump.run(session))  # type: ignore[arg-type]
+    flusher = asyncio.create_task(outcomes.flush_every())
+    try:
+        for _ in range(500):
+            done = {m for call in queue.calls for m in call[1]} | {f.message_id for call in queue.calls for f in call[2]}
+            if len(done) == 100:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        for task in (running, flusher):
+            task.cancel()
+        await asyncio.gather(running, flusher, return_exceptions=True)
+    marked = [m for call in queue.calls for m in call[3]]
+    assert sorted(marked) == list(range(1, 101))  # each marked once, before it was written
+    assert [f for call in queue.calls for f in call[2]] == [Failed(7, "ko", "11", "ESME_RINVDSTADR")]
+    assert len(session.written) == 99 + 10 + 1  # the ten long texts in two parts each
+    assert session.most_in_flight <= smsc.window

@@ -1,6 +1,6 @@
 """Delivery receipts: the deliver_sm text and TLVs to a part's final state. Pure: no
 database, no asyncio. How part states decide a message's status is in `settle_messages`
-(queries.sql), where the parts are."""
+(store/sql/receipts.sql), where the parts are."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ _CALLBACK = re.compile(r"[A-Za-z_$][0-9A-Za-z_$.]{0,63}")
 
 class Listed(NamedTuple):
     """A read's answer, the seed's {"size", "total", "list"}, with the list as the JSON
-    text PostgreSQL wrote (every property, see queries.sql) and the properties asked, in
+    text PostgreSQL wrote (every property, see store/reads.py) and the properties asked, in
     their order."""
 
     size: int
