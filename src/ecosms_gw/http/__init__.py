@@ -1,0 +1,1 @@
+"""The HTTP side: the seed-compatible API, its tokens, and the operators' pages."""

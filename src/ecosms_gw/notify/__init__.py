@@ -1,0 +1,1 @@
+"""What the gateway tells others: ping calls and outgoing mail, both retried."""
