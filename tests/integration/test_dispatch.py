@@ -28,11 +28,6 @@ from tests.support.smsc import (
 )
 
 
-@pytest.fixture
-async def account(store: Store) -> Account:
-    return await store.accounts.add(Account(id=None, code="ACME", international=True))
-
-
 def mixed_bodies(count: int) -> list[str]:
     lines = ["U-ACME"]
     for n in range(count):

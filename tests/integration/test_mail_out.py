@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from ecosms_gw.config import MailOutConfig
+from ecosms_gw.config_values import Address
 from ecosms_gw.notify.mail_out import Mailer
 from ecosms_gw.store import Store
 from ecosms_gw.store.notifications import Mail
@@ -72,7 +73,7 @@ async def run_mailer(store: Store, settings: MailOutConfig, seconds: float) -> N
 async def test_starttls_and_auth_at_the_relay(store: Store, relay) -> None:
     handler, port = relay
     await store.notifications.queue_mail(Mail("office@acme.example", "Replies", "a reply"))
-    await run_mailer(store, MailOutConfig(relay=f"127.0.0.1:{port}", starttls=True, username="relay-user",
+    await run_mailer(store, MailOutConfig(relay=Address("127.0.0.1", port), starttls=True, username="relay-user",
                                           password="relay-pass"), 3)
     assert handler.arrived.is_set()
     [(login, content)] = handler.received
@@ -83,7 +84,7 @@ async def test_starttls_and_auth_at_the_relay(store: Store, relay) -> None:
 async def test_a_mail_refused_for_good_is_given_up_and_shown(store: Store, relay) -> None:
     handler, port = relay
     await store.notifications.queue_mail(Mail("nobody@acme.example", "Replies", "a reply"))
-    await run_mailer(store, MailOutConfig(relay=f"127.0.0.1:{port}", starttls=True, username="relay-user",
+    await run_mailer(store, MailOutConfig(relay=Address("127.0.0.1", port), starttls=True, username="relay-user",
                                           password="relay-pass"), 3)
     cluster = await store.cluster()
     assert not handler.received

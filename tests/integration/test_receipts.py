@@ -12,6 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from ecosms_gw.config import Config, MailOutConfig, SmscConfig
+from ecosms_gw.config_values import Address
 from ecosms_gw.core import receipts
 from ecosms_gw.core.accounts import Account
 from ecosms_gw.core.compose import AccountRules, compose
@@ -63,11 +64,6 @@ def expected_status(part_states: list[str]) -> str | None:
     if all(state in ("delivered", "unknown") for state in part_states):
         return "no"
     return None
-
-
-@pytest.fixture
-async def account(store: Store) -> Account:
-    return await store.accounts.add(Account(id=None, code="ACME", international=True))
 
 
 async def final_statuses(dsn: str) -> list[tuple]:
@@ -252,7 +248,7 @@ async def test_replies_become_rep_are_mailed_and_stop_opts_out(store: Store, dsn
                                               reply_email="office@acme.example", sender_id="ACME"))
     simulator = Simulator(Behaviour(dlr_delay=0.1, reply_ratio=1.0, reply=reply))
     host, port = await simulator.start()
-    config = Config(mail_out=MailOutConfig(relay=f"127.0.0.1:{sink.port}"))
+    config = Config(mail_out=MailOutConfig(relay=Address("127.0.0.1", sink.port)))
     smsc = SmscConfig(name="sim", tps=1000, source_addr="ACME")
     dispatcher = Dispatcher(smsc, store, 1, asyncio.Event(), Deliveries(store, config).handler(smsc), (host, port))
     await queue_mailing(store, account, ["U-ACME\nT-Your order is ready\n#-33600000001"])
@@ -298,7 +294,7 @@ async def test_a_reply_mail_waits_for_a_relay_that_is_down_and_arrives_once(stor
     await store.dispatch.record_submissions("main", [], [], [], mark=[claimed[0].id])
     await store.dispatch.record_submissions("main", [(claimed[0].id, 1, "a")], [claimed[0].id], [])
     port = free_port()
-    settings = MailOutConfig(relay=f"127.0.0.1:{port}")
+    settings = MailOutConfig(relay=Address("127.0.0.1", port))
     deliveries = Deliveries(store, Config(mail_out=settings))
     reply = SimpleNamespace(esm_class=0, source_addr=b"33600000001", destination_addr=b"ACME",
                             data_coding=0, short_message=b"thanks")

@@ -14,6 +14,7 @@ from email.mime.text import MIMEText
 import pytest
 
 from ecosms_gw.config import MailOutConfig
+from ecosms_gw.config_values import Address
 from ecosms_gw.notify.mail_out import Mailer
 from tests.support.gateway import BODY, Gateway, mailing_id, plain, start_gateway, stored
 from tests.support.mail import Sink, in_thread
@@ -99,7 +100,7 @@ async def test_fifty_clients_twenty_mails_each(dsn: str) -> None:
 
 
 async def test_submission_report_reaches_the_sender(dsn: str, sink: Sink) -> None:
-    gw, server, handler = await start_gateway(dsn, mail_out=MailOutConfig(relay=f"127.0.0.1:{sink.port}",
+    gw, server, handler = await start_gateway(dsn, mail_out=MailOutConfig(relay=Address("127.0.0.1", sink.port),
                                                                           from_="gw@gw.example"))
     account = await gw.store.accounts.get("ACME")
     await gw.store.accounts.update(dataclasses.replace(account, submission_report="sender"))

@@ -10,6 +10,7 @@ from importlib import resources
 import asyncpg
 import pytest
 
+from ecosms_gw.core.accounts import Account
 from ecosms_gw.store import Store
 from tests.support import postgres
 
@@ -65,3 +66,9 @@ async def store(dsn: str) -> AsyncIterator[Store]:
     opened = await Store.open(dsn, max_connections=20)
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def account(store: Store) -> Account:
+    """The account ACME, which may send abroad."""
+    return await store.accounts.add(Account(id=None, code="ACME", international=True))

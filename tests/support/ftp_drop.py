@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from ecosms_gw.config import Config, DatabaseConfig, FtpConfig
+from ecosms_gw.config_values import Address, PortRange
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.ingest import ftp
 from ecosms_gw.ingest.inbox import FOLDERS, REPORT_SUFFIX, Inbox
@@ -30,7 +31,7 @@ class Drop:
 
     def __init__(self, config: Config, store: Store, inbox: Inbox) -> None:
         self.config, self.store, self.inbox = config, store, inbox
-        self.port = int(config.ftp.listen.rpartition(":")[2])
+        self.port = config.ftp.listen.port
         self.root = Path(config.ftp.root)
 
     def client(self, user: str = "ACME", password: str = "ftp-pass", tls: bool | None = None) -> ftplib.FTP:
@@ -63,8 +64,8 @@ class Drop:
 
 async def start_drop(dsn: str, root: Path, **ftp_options: object) -> tuple[Drop, list[asyncio.Task]]:
     passive = min(free_port(), 65535 - 500)
-    settings = dataclasses.replace(FtpConfig(listen=f"127.0.0.1:{free_port()}", root=str(root),
-                                             passive_ports=f"{passive}-{passive + 500}"), **ftp_options)
+    settings = dataclasses.replace(FtpConfig(listen=Address("127.0.0.1", free_port()), root=str(root),
+                                             passive_ports=PortRange(passive, passive + 500)), **ftp_options)
     config = Config(database=DatabaseConfig(dsn=dsn), ftp=settings)
     store = await Store.open(dsn, max_connections=20)
     for code in ("ACME", "OTHER"):
@@ -74,7 +75,7 @@ async def start_drop(dsn: str, root: Path, **ftp_options: object) -> tuple[Drop,
     tasks = [asyncio.create_task(inbox.run()), asyncio.create_task(ftp.FtpServer(config, store, inbox).run())]
     for _ in range(100):
         try:
-            await in_thread(lambda: ftplib.FTP().connect("127.0.0.1", int(settings.listen.rpartition(":")[2])))
+            await in_thread(lambda: ftplib.FTP().connect("127.0.0.1", settings.listen.port))
             break
         except OSError:
             await asyncio.sleep(0.05)

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from ecosms_gw.config import Config, DatabaseConfig, MailOutConfig, SmtpConfig
+from ecosms_gw.config_values import Address
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.ingest import smtp
 from ecosms_gw.store import Store
@@ -99,7 +100,7 @@ async def start_gateway(dsn: str, **smtp_options: object) -> tuple[Gateway, asyn
     mail_out = smtp_options.pop("mail_out", MailOutConfig())
     port = free_port()
     config = Config(database=DatabaseConfig(dsn=dsn), mail_out=mail_out,
-                    smtp=dataclasses.replace(SmtpConfig(listen=f"127.0.0.1:{port}",
+                    smtp=dataclasses.replace(SmtpConfig(listen=Address("127.0.0.1", port),
                                                         addresses=("sms@localhost", "SMS@gw.example")),
                                              **smtp_options))
     store = await Store.open(dsn, max_connections=20)

@@ -34,11 +34,6 @@ from tests.support.smsc import (
 )
 
 
-@pytest.fixture
-async def account(store: Store) -> Account:
-    return await store.accounts.add(Account(id=None, code="ACME", international=True))
-
-
 def messages(count: int) -> list[str]:
     return ["U-ACME\n" + "".join(f"T-m{n}\n#-336{n:08d}\n" for n in range(count))]
 

@@ -113,8 +113,19 @@ class QueueState:
 
 
 @dataclass(frozen=True, slots=True)
-class MailingProgress:
-    """A recent mailing with its messages counted by status (the monitor)."""
+class StatusCounts:
+    """A mailing's messages counted by status."""
+    wait: int
+    on: int
+    ok: int
+    ko: int
+    rep: int
+    no: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailingProgress(StatusCounts):
+    """A recent mailing with its progress (the monitor)."""
     id: int
     name: str | None
     account: str
@@ -123,12 +134,6 @@ class MailingProgress:
     messages: int
     created_at: datetime
     send_at: datetime | None
-    wait: int
-    on: int
-    ok: int
-    ko: int
-    rep: int
-    no: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,7 @@ class Throughput:
 
 
 @dataclass(frozen=True, slots=True)
-class Waiting:
+class Waiting(StatusCounts):
     """A mailing with work left, as `ecosms-gw queue` shows it."""
     mailing_id: int
     account: str
@@ -147,12 +152,6 @@ class Waiting:
     created_at: datetime
     send_at: datetime | None
     messages: int
-    wait: int
-    on: int
-    ok: int
-    ko: int
-    rep: int
-    no: int
     next_attempt: datetime | None
     last_error: str | None
 
