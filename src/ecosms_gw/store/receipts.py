@@ -8,11 +8,11 @@ from typing import NamedTuple
 
 import asyncpg
 
+from ecosms_gw.store import notifications
 from ecosms_gw.store.connector import queries, translated
 from ecosms_gw.store.notifications import Mail
 
 Q = queries("receipts")
-_QUEUE_MAIL = queries("notifications")["queue_mail"]
 
 
 class Receipt(NamedTuple):
@@ -72,5 +72,5 @@ class Receipts:
             row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
             answered = Answered(**row) if row else None
             if answered is not None and (outgoing := mail(answered)) is not None:
-                await connection.execute(_QUEUE_MAIL, *outgoing)
+                await connection.execute(notifications.Q["queue_mail"], *outgoing)
         return answered
