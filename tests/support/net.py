@@ -1,11 +1,40 @@
-"""Ports for the servers a test starts."""
+"""Ports for the servers a test starts.
+
+They are taken below the kernel's ephemeral range: a port the kernel hands out (bind to
+port 0) can be given again at once to an outgoing connection (a daemon connecting to
+PostgreSQL as it starts), and the server that was to listen on it then fails with
+"address already in use". Ports below the range are never given that way; each is handed
+out once per test session."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import socket
+from pathlib import Path
+
+LOWEST = 10_000
+
+
+def _first_ephemeral() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+_HIGHEST = max(LOWEST + 1_000, _first_ephemeral() - 600)  # room for an FTP passive range above
+_candidates = itertools.count(random.randrange(LOWEST, _HIGHEST))
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nobody listens on now, not handed out before in this session."""
+    for _ in range(_HIGHEST - LOWEST):
+        port = LOWEST + next(_candidates) % (_HIGHEST - LOWEST)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
