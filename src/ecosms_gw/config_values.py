@@ -82,18 +82,23 @@ class LogFormat(StrEnum):
 
 
 class LogLevel(StrEnum):
+    """Written in any case (`INFO` is `info`)."""
     DEBUG = "debug"
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
 
+    @classmethod
+    def _missing_(cls, value: object) -> LogLevel | None:
+        return next((level for level in cls if isinstance(value, str) and level.value == value.lower()), None)
+
 
 def member(kind: type[StrEnum], text: str) -> StrEnum:
-    """The member written `text` (levels in any case)."""
-    for candidate in kind:
-        if candidate.value == text or (kind is LogLevel and candidate.value == text.lower()):
-            return candidate
-    raise ValueError(f"{text!r} is not {_choices(kind)}")
+    """The member written `text`, or a ValueError naming the choices."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not {_choices(kind)}") from None
 
 
 def _choices(kind: type[StrEnum]) -> str:

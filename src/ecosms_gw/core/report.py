@@ -78,6 +78,10 @@ class Report:
                 | ({"body": m.body} if self.several else {})
                 for m in composition.messages
             ],
+        } | self._summary(composition)
+
+    def _summary(self, composition: Composition) -> dict[str, Any]:
+        return {
             "dropped": self.dropped_document(),
             "warnings": composition.warnings,
             "transliterated": dict(sorted(composition.transliterated.items())),
@@ -91,9 +95,10 @@ class Report:
         return {"mailing_id": self.mailing_id} | ({"duplicate": True} if self.duplicate else {})
 
     def kept(self) -> dict[str, Any]:
-        """What the mailing keeps of its report: the messages themselves are rows already."""
-        document = self.document()
-        return {key: document[key] for key in ("dropped", "warnings", "transliterated", "totals")}
+        """What the mailing keeps of its report: the messages themselves are rows already
+        (so their part of the document is not even built)."""
+        assert self.composition is not None, "only an accepted report is kept"
+        return self._summary(self.composition)
 
 
 def utc_text(moment: datetime | None) -> str | None:
