@@ -1,7 +1,7 @@
 // A third-party SMPP server for the integration tests: node-smpp, not our code.
 // Usage: node peer.js PORT RECORD_FILE [--throttle-every N] [--nack-every N]
 //        [--receipts] [--receipt-delay-ms N] [--fail-every N] [--duplicate-every N]
-//        [--early-every N] [--decimal-receipts] [--refuse-destination PREFIX]
+//        [--early-every N] [--decimal-receipts] [--same-receipt-ids] [--refuse-destination PREFIX]
 // Accepts any bind, answers submit_sm with a message id (upper-case hex with leading
 // zeros), and appends one JSON line per accepted submit_sm to RECORD_FILE (destination,
 // data_coding, esm_class, payload hex, message id, arrival time in ms). Prints "listening"
@@ -10,7 +10,8 @@
 // and TLVs) after a random delay up to --receipt-delay-ms (so they come out of order):
 // UNDELIV err:001 for every Nth (--fail-every), sent twice for every Nth
 // (--duplicate-every), sent before the submit_sm_resp for every Nth (--early-every), with
-// the id in decimal when --decimal-receipts. Destinations starting with PREFIX are
+// the id in decimal when --decimal-receipts, exactly as in the submit_sm_resp when
+// --same-receipt-ids (what Kannel's default matching needs). Destinations starting with PREFIX are
 // refused for good (ESME_RINVDSTADR). Each receipt the gateway acknowledged is
 // recorded as {"receipt": id, "stat": ..., "latency_ms": from deliver_sm to its response};
 // one it refused is sent again a second later.
@@ -34,6 +35,7 @@ const failEvery = option("--fail-every");
 const duplicateEvery = option("--duplicate-every");
 const earlyEvery = option("--early-every");
 const decimalReceipts = flag("--decimal-receipts");
+const sameReceiptIds = flag("--same-receipt-ids");
 // Written synchronously before the answer: a peer killed with SIGKILL has recorded
 // everything it answered.
 const recordFd = fs.openSync(recordFile, "a");
@@ -45,7 +47,8 @@ const stamp = (date) => date.toISOString().replace(/[-T:]/g, "").slice(2, 12);
 
 function sendReceipt(session, pdu, id, number) {
   const stat = failEvery && number % failEvery === 0 ? "UNDELIV" : "DELIVRD";
-  const shownId = decimalReceipts ? parseInt(id, 16).toString(10) : id.replace(/^0+/, "").toLowerCase();
+  const shownId = sameReceiptIds ? id
+    : decimalReceipts ? parseInt(id, 16).toString(10) : id.replace(/^0+/, "").toLowerCase();
   const now = stamp(new Date());
   const deliver = () => { const sentAt = process.hrtime.bigint(); session.deliver_sm({
     source_addr: pdu.destination_addr,

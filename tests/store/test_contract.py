@@ -13,7 +13,7 @@ import pytest
 
 from ecosms_gw.core.accounts import Account
 from ecosms_gw.store import Store, StoreConflict, StoreError
-from ecosms_gw.store.mailings import Submission
+from ecosms_gw.store.mailings import Pending, Submission
 from tests.support.fake_store import FakeStore
 from tests.support.samples import composition
 
@@ -80,6 +80,16 @@ class TestIntakeContract:
         account = await contract_store.accounts.add(Account(id=None, code="ACME"))
         enqueued = await contract_store.mailings.enqueue(Submission(account.id, "http"), composition(3, segments=2), {})
         assert (enqueued.messages, enqueued.parts, enqueued.duplicate) == (3, 6, False)
+
+    async def test_a_group_stores_each_mailing_and_answers_each_its_own(self, contract_store: Any) -> None:
+        account = await contract_store.accounts.add(Account(id=None, code="ACME"))
+        group = [Pending(Submission(account.id, "http"), composition(count), {}, zone)
+                 for count, zone in ((1, "Europe/Paris"), (3, None), (2, None))]
+        stored = await contract_store.mailings.enqueue_many(group)
+        assert [(e.messages, e.parts, e.duplicate) for e in stored] == [(1, 1, False), (3, 3, False), (2, 2, False)]
+        assert len({e.mailing_id for e in stored}) == 3
+        assert stored[0].items is not None and stored[1].items is None  # the messages, where asked
+        assert [count for _, count in await contract_store.accounts.all()] == [3]
 
     async def test_the_same_source_within_the_window_is_a_duplicate(self, contract_store: Any) -> None:
         account = await contract_store.accounts.add(Account(id=None, code="ACME"))

@@ -11,7 +11,8 @@ from typing import Any
 from ecosms_gw.core.accounts import Account
 from ecosms_gw.core.compose import Composition
 from ecosms_gw.store import StoreConflict, StoreError
-from ecosms_gw.store.mailings import Enqueued, Submission
+from ecosms_gw.store.intake import GroupCommit
+from ecosms_gw.store.mailings import Enqueued, Pending, Submission
 
 
 @dataclass
@@ -77,11 +78,17 @@ class FakeMailings:
         counts[submission.account_id] = counts.get(submission.account_id, 0) + 1
         return Enqueued(mailing.id, len(composition.messages), composition.parts)
 
+    async def enqueue_many(self, pending: list[Pending]) -> list[Enqueued]:
+        stored = [await self.enqueue(p.submission, p.composition, p.report) for p in pending]
+        return [replace(e, items="[]" if p.zone else None) for e, p in zip(stored, pending, strict=True)]
+
 
 class FakeStore:
     def __init__(self) -> None:
         self.accounts = FakeAccounts()
+        self.known = self.accounts  # nothing to keep: the rows are in memory already
         self.mailings = FakeMailings(self.accounts)
+        self.intake = GroupCommit(self.mailings)  # type: ignore[arg-type]
 
     async def opt_out(self, account_id: int, number: str) -> None:
         """What a STOP reply does, for the tests (the store does it in record_reply)."""

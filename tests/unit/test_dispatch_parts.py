@@ -15,22 +15,25 @@ from ecosms_gw.smpp.pump import Pump
 from ecosms_gw.smpp.routes import excluded
 from ecosms_gw.smpp.session import Response
 from ecosms_gw.store import StoreUnavailable
-from ecosms_gw.store.dispatch import Accepted, Claimed, Failed
+from ecosms_gw.store.dispatch import Accepted, Claimed, Failed, Take
 
 
 class Recorder:
-    """Stands for the store's dispatch aggregate: records each call, or fails when asked."""
+    """Stands for the store's dispatch aggregate: records each call, or fails when asked;
+    `messages` are the due messages, each taken once."""
 
-    def __init__(self) -> None:
+    def __init__(self, messages: list[Claimed] | None = None) -> None:
         self.calls: list[tuple[list[Accepted], list[int], list[Failed], list[int]]] = []
         self.down = False
+        self.messages = messages or []
 
-    async def record_submissions(self, smsc: str, accepted: Sequence[Accepted], done: Sequence[int],
-                                 failed: Sequence[Failed], mark: Sequence[int] = ()) -> set[int]:
+    async def record_and_take(self, smsc: str, accepted: Sequence[Accepted], done: Sequence[int],
+                              failed: Sequence[Failed], take: Take) -> list[Claimed]:
         if self.down:
             raise StoreUnavailable("database unavailable: test")
-        self.calls.append((list(accepted), list(done), list(failed), list(mark)))
-        return set(mark)
+        taken, self.messages = self.messages[:take.limit], self.messages[take.limit:]
+        self.calls.append((list(accepted), list(done), list(failed), [m.id for m in taken]))
+        return taken
 
 
 def message(id: int, segments: int = 1) -> Claimed:
@@ -58,8 +61,8 @@ async def test_a_waiting_pump_takes_the_place_freed() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
-async def test_answers_are_stored_with_the_next_group_marked() -> None:
-    recorder = Recorder()
+async def test_answers_are_stored_with_the_next_group_taken() -> None:
+    recorder = Recorder([message(3), message(4)])
     outcomes = Outcomes(recorder, "main", window=4)  # type: ignore[arg-type]
     first, second = message(1, segments=2), message(2)
     outcomes.places.take()
@@ -68,8 +71,7 @@ async def test_answers_are_stored_with_the_next_group_marked() -> None:
     assert not outcomes.accept(flight, 1, "s1")
     assert outcomes.accept(flight, 2, "s2")  # the last part: the message is done
     outcomes.fail(InFlight(second, [b"c"]), "ko", "11", "ESME_RINVDSTADR")
-    allowed = await outcomes.store([message(3)])
-    assert allowed == {3}
+    assert await outcomes.store(Take(1, worker=1)) == [message(3)]
     assert recorder.calls == [([Accepted(1, 1, "s1"), Accepted(1, 2, "s2")], [1],
                                [Failed(2, "ko", "11", "ESME_RINVDSTADR")], [3])]
     assert (outcomes.places.used, outcomes.places.known) == (0, 0)
@@ -89,7 +91,7 @@ async def test_answers_are_kept_while_the_database_is_away() -> None:
 
 async def test_nothing_to_store_makes_no_call() -> None:
     recorder = Recorder()
-    assert await Outcomes(recorder, "main", 4).store() == set()  # type: ignore[arg-type]
+    assert await Outcomes(recorder, "main", 4).store() == []  # type: ignore[arg-type]
     assert recorder.calls == []
 
 
@@ -133,15 +135,7 @@ class FakeSession:
 
 
 class Queue(Recorder):
-    """The store's dispatch aggregate with messages to claim once."""
-
-    def __init__(self, messages: list[Claimed]) -> None:
-        super().__init__()
-        self.messages = messages
-
-    async def claim(self, limit: int, worker: int, routes: tuple[str, ...], excluded: tuple[str, ...]) -> list[Claimed]:
-        taken, self.messages = self.messages[:limit], self.messages[limit:]
-        return taken
+    """The store's dispatch aggregate while the link lives."""
 
     async def return_unsent(self, message_ids: list[int]) -> None:
         raise AssertionError("nothing is returned while the link lives")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import NamedTuple
 
 import jwt
 
@@ -22,10 +23,16 @@ def issue(key: str, account_code: str, secret_hash: str, ttl_s: int, now: float 
                        "exp": issued + ttl_s, "scope": "basic"}, key, algorithm=_ALGORITHM)
 
 
-def read(key: str, token: str) -> tuple[str, str] | None:
-    """(account code, secret fingerprint) of a valid, unexpired token, else None."""
+class Claims(NamedTuple):
+    account: str  # its code
+    fingerprint: str  # of the account's API secret when the token was issued
+    expires: float  # epoch seconds
+
+
+def read(key: str, token: str) -> Claims | None:
+    """The claims of a valid, unexpired token, else None."""
     try:
         claims = jwt.decode(token, key, algorithms=[_ALGORITHM], options={"require": ["sub", "fpr", "exp"]})
     except jwt.PyJWTError:
         return None
-    return str(claims["sub"]), str(claims["fpr"])
+    return Claims(str(claims["sub"]), str(claims["fpr"]), float(claims["exp"]))

@@ -7,6 +7,7 @@ import asyncio
 import hmac
 import ipaddress
 import secrets
+import time
 from typing import Any
 
 import structlog
@@ -21,6 +22,7 @@ from ecosms_gw.store import Store, StoreError
 
 log = structlog.get_logger()
 
+TOKENS_KEPT = 10_000  # tokens whose signature was checked, kept until they expire
 TOKEN_FAILURES_PER_MINUTE = 20  # per client address: secrets cannot be guessed by volume
 SECRET_CHECKS_AT_ONCE = 4  # scrypt costs ~50 ms of CPU each: a flood queues, it does not starve
 
@@ -32,6 +34,7 @@ class Auth:
         self.key = ""
         self.failures = SlidingWindow(TOKEN_FAILURES_PER_MINUTE, 60.0)
         self.secret_checks = asyncio.Semaphore(SECRET_CHECKS_AT_ONCE)
+        self.checked: dict[str, tokens.Claims] = {}  # a signature is checked once per token
 
     async def signing_key(self) -> str:
         if not self.key:
@@ -53,7 +56,7 @@ class Auth:
             return _oauth_error("invalid_client", "too many failed attempts, wait a minute", 429)
         code, secret = str(fields.get("client_id") or ""), str(fields.get("client_secret") or "")
         try:
-            account = await self.store.accounts.get(code) if code else None
+            account = await self.store.known.get(code) if code else None
             async with self.secret_checks:
                 valid = await asyncio.to_thread(verify_secret, secret, account.api_secret if account else None)
             key = await self.signing_key()
@@ -73,12 +76,28 @@ class Auth:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             raise ApiError(401, "Authenticate failed: an Authorization: Bearer token is required")
-        found = tokens.read(await self.signing_key(), header[len("Bearer "):].strip())
-        account = await self.store.accounts.get(found[0]) if found else None
-        if found is None or account is None or account.api_secret is None or \
-                not hmac.compare_digest(tokens.fingerprint(account.api_secret), found[1]):
+        claims = await self.claims(header[len("Bearer "):].strip())
+        account = await self.store.known.get(claims.account) if claims else None
+        if claims is None or account is None or account.api_secret is None or \
+                not hmac.compare_digest(tokens.fingerprint(account.api_secret), claims.fingerprint):
             raise ApiError(401, "Authenticate failed")
         return account
+
+    async def claims(self, token: str) -> tokens.Claims | None:
+        """The claims of a valid, unexpired token. Whether the account and its secret are
+        still the same is checked on every call, against the accounts kept in memory."""
+        claims = self.checked.get(token)
+        if claims is None:
+            claims = tokens.read(await self.signing_key(), token)
+            if claims is None:
+                return None
+            if len(self.checked) >= TOKENS_KEPT:
+                self.checked.clear()
+            self.checked[token] = claims
+        if claims.expires <= time.time():
+            del self.checked[token]
+            return None
+        return claims
 
     def require_operator(self, request: web.Request) -> None:
         if not self.is_operator(request):

@@ -82,11 +82,9 @@ async def read_sms(call: Call) -> Answer:
 
 
 async def create_sms(call: Call) -> Answer:
-    outcome = await _create(call, at_most=1)
-    assert outcome.mailing_id is not None, "an accepted submission is stored"
-    created = await call.store.reads.messages(call.account_id, Filter(mailing_ids=[outcome.mailing_id]),
-                                              Page(limit=1), call.zone.key)
-    document = Listed(created.size, None, created.items, list(SMS.names), True).document()
+    outcome = await _create(call, at_most=1, zone=call.zone.key)
+    assert outcome.created is not None, "an accepted sms comes back as stored"
+    document = Listed(outcome.messages, None, outcome.created, list(SMS.names), True).document()
     return 201, document["list"][0] | {"dropped": outcome.report.dropped_document()}
 
 
@@ -97,7 +95,7 @@ async def create_mailing(call: Call) -> Answer:
                  "dropped": outcome.report.dropped_document(), "warnings": outcome.report.warnings}
 
 
-async def _create(call: Call, at_most: int) -> pipeline.Outcome:
+async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline.Outcome:
     """An sms or a mailing, composed exactly as a mail body with these contacts would be."""
     values = call.params
     text = params.single(values, "text")
@@ -118,7 +116,7 @@ async def _create(call: Call, at_most: int) -> pipeline.Outcome:
     body = params.body(call.account.code, text, people, send_at)
     outcome = pipeline.counted("http", await pipeline.enqueue(
         call.store, call.config, call.account, [body], size=len(text) * len(people), source="http", name=name,
-        ping_url=ping_url))
+        ping_url=ping_url, zone=zone))
     if outcome.report.refusal is not None:
         raise ApiError(400, f"{outcome.report.refusal.reason}: {outcome.report.refusal.detail}")
     return outcome

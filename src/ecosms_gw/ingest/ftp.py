@@ -51,7 +51,7 @@ class Authorizer:
 
     def validate_authentication(self, username: str, password: str, handler: FTPHandler) -> None:
         try:
-            account = self._on_loop(self.store.accounts.get(username))
+            account = self._on_loop(self.store.known.get(username))
         except (StoreError, concurrent.futures.TimeoutError) as error:
             log.error("ftp_store_unavailable", during="login", error=str(error))
             raise AuthenticationFailed("service temporarily unavailable, retry later") from None

@@ -19,7 +19,7 @@ from ecosms_gw.core.compose import Composition, compose
 from ecosms_gw.core.mail2sms import Body, Rejected, parse_all
 from ecosms_gw.core.report import Report
 from ecosms_gw.store import Store
-from ecosms_gw.store.mailings import Submission
+from ecosms_gw.store.mailings import Pending, Submission
 
 log = structlog.get_logger()
 
@@ -39,6 +39,7 @@ class Outcome:
     account: Account | None = None
     messages: int = 0
     parts: int = 0
+    created: str | None = None  # the messages as the sms resource shows them (JSON), when asked
 
     @property
     def accepted(self) -> bool:
@@ -89,7 +90,7 @@ async def submit(store: Store, config: Config, texts: Sequence[str], *, source: 
         bodies = await cpu_bound(size, parse_all, texts)
     except Rejected as refusal:
         return refused(refusal, len(texts))
-    account = await store.accounts.get(bodies[0].account)
+    account = await store.known.get(bodies[0].account)
     if account is None:
         return refused(Rejected("unknown_account", f"no account {bodies[0].account}"), len(texts))
     if denied := await authorise(account):
@@ -100,22 +101,30 @@ async def submit(store: Store, config: Config, texts: Sequence[str], *, source: 
 
 async def enqueue(store: Store, config: Config, account: Account, bodies: list[Body], *, size: int,
                   source: str, source_ref: str | None = None, dedupe_window: timedelta | None = None,
-                  name: str | None = None, ping_url: str | None = None) -> Outcome:
-    """Compose bodies of an account allowed to send them, and store the mailing."""
+                  name: str | None = None, ping_url: str | None = None, zone: str | None = None) -> Outcome:
+    """Compose bodies of an account allowed to send them, and store the mailing: with a
+    dedupe window on its own (checked under a lock), else committed together with the
+    others of the moment. With `zone`, its messages come back as the sms resource shows
+    them."""
     assert account.id is not None, "accounts read from the store have an id"
-    opted_out = await store.accounts.opt_outs(account.id)
+    opted_out = await store.known.opt_outs(account.id)
     try:
         composition = await cpu_bound(size, _compose, bodies, account, config, opted_out)
     except Rejected as refusal:
         return refused(refusal, len(bodies), account)
     accepted = Report.accepted(composition, len(bodies))
     submission = Submission(account.id, source, source_ref, dedupe_window, name, ping_url)
-    stored = await store.mailings.enqueue(submission, composition, accepted.kept())
-    log.info("mailing_duplicate" if stored.duplicate else "mailing_queued",
-             mailing_id=stored.mailing_id, account=account.code, source=source,
-             messages=stored.messages, parts=stored.parts, dropped=len(composition.dropped))
+    if dedupe_window and source_ref:
+        stored = await store.mailings.enqueue(submission, composition, accepted.kept())
+    else:
+        stored = await store.intake.enqueue(Pending(submission, composition, accepted.kept(), zone))
+    # an API call is one mailing: its line is for debugging, mails and files keep theirs
+    (log.debug if source == "http" else log.info)(
+        "mailing_duplicate" if stored.duplicate else "mailing_queued", mailing_id=stored.mailing_id,
+        account=account.code, source=source, messages=stored.messages, parts=stored.parts,
+        dropped=len(composition.dropped))
     return Outcome(replace(accepted, mailing_id=stored.mailing_id, duplicate=stored.duplicate), account,
-                   stored.messages, stored.parts)
+                   stored.messages, stored.parts, stored.items)
 
 
 def _compose(bodies: list[Body], account: Account, config: Config,

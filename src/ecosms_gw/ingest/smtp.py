@@ -182,7 +182,7 @@ class Handler:
     async def _login(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
         code = login.decode("utf-8", "replace")
         try:
-            account = await self.store.accounts.get(code)
+            account = await self.store.known.get(code)
         except StoreError as error:
             log.error("smtp_store_unavailable", during="auth", error=str(error))
             await server.push("454 4.7.0 temporary authentication failure, retry later")

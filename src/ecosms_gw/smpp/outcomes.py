@@ -1,7 +1,7 @@
 """What the SMSC answered, stored in batches: accepted parts, messages whose parts are all
-accepted (`on`), failures. Each batch is stored by the same call that marks the next group
-"being submitted", so that at every commit at most `window` messages are marked without a
-stored outcome (the `Places`)."""
+accepted (`on`), failures. Each batch is stored by the same call that takes the next group
+(claimed and marked "being submitted"), so that at every commit at most `window` messages
+are marked without a stored outcome (the `Places`)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import structlog
 
 from ecosms_gw import metrics
 from ecosms_gw.store import StoreError
-from ecosms_gw.store.dispatch import Accepted, Claimed, Dispatch, Failed
+from ecosms_gw.store.dispatch import Accepted, Claimed, Dispatch, Failed, Take
 
 log = structlog.get_logger()
 
 FLUSH_DELAY_S = 0.005  # answers wait this long for the pump's next call before their own
 STORE_RETRY_FLUSH_S = 1.0
+NOTHING = Take(0, 0)  # answers stored, no message taken
 
 
 class Places:
@@ -108,25 +109,24 @@ class Outcomes:
         """A new link: no place is held (what is left is settled, or left to the reaper)."""
         self.places = Places(self.window)
 
-    async def store(self, group: list[Claimed] | None = None) -> set[int]:
-        """What the SMSC answered so far and the next group marked "being submitted", in
+    async def store(self, take: Take | None = None) -> list[Claimed]:
+        """What the SMSC answered so far, and (with `take`) the next due messages taken, in
         one call; the places of the messages settled are freed. One store at a time, so
-        that a group is never committed before the answers whose places it took. Returns
-        the messages of the group that may be written."""
+        that messages are never taken before the answers whose places they use are
+        committed. Returns the messages taken."""
         async with self._storing:
             accepted, done, failed = self.accepted, self.done, self.failed
-            if not (accepted or done or failed or group):
-                return set()
+            if not (accepted or done or failed or take):
+                return []
             self.accepted, self.done, self.failed = [], [], []
             try:
-                allowed = await self.dispatch.record_submissions(self.smsc, accepted, done, failed,
-                                                                 [m.id for m in group or ()])
+                taken = await self.dispatch.record_and_take(self.smsc, accepted, done, failed, take or NOTHING)
             except BaseException:  # not written: kept (recording is idempotent)
                 self.accepted[:0], self.done[:0], self.failed[:0] = accepted, done, failed
                 raise
         metrics.PARTS_SUBMITTED.labels(self.smsc).inc(len(accepted))
         self.places.stored(len(done) + len(failed))
-        return allowed
+        return taken
 
     async def flush(self) -> bool:
         """Store what the SMSC answered; on a database fault keep it for later (False)."""

@@ -1,16 +1,17 @@
-"""The pump of one bound link: claim due messages, admit them at the link's and the
-accounts' rates, mark each small group (with the answers so far) and write it while the
-next is marked. Throttling answers slow the bucket down and the part is sent again,
+"""The pump of one bound link: take each small group of due messages (claimed and marked
+"being submitted" by the call that stores the answers so far) as the window's places
+and the link's rate allow, and write it while the next is taken, at the link's and the
+accounts' rates. Throttling answers slow the bucket down and the part is sent again,
 never failed; temporary errors are retried with backoff.
 
-A group is marked just before it is written (at most `GROUP_S` of sending at the link's
-rate), so that few marked messages were not written yet when a crash comes."""
+A group is taken just before it is written (at most `GROUP_S` of sending at the link's
+rate, and never more than the free places), so that few marked messages were not written
+yet when a crash comes."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from ecosms_gw.core.receipts import normalise_id
 from ecosms_gw.smpp.outcomes import InFlight, Outcomes
 from ecosms_gw.smpp.session import ESME_ROK, TEMPORARY, THROTTLED, Response, Session, SessionClosed, status_name
 from ecosms_gw.store import StoreError
-from ecosms_gw.store.dispatch import Claimed, Dispatch
+from ecosms_gw.store.dispatch import Claimed, Dispatch, Take
 
 log = structlog.get_logger()
 
@@ -67,7 +68,6 @@ class Pump:
         self.bucket = TokenBucket(smsc.tps)
         self.account_buckets: dict[int, TokenBucket] = {}
         self.window = asyncio.Semaphore(smsc.window)  # PDUs on the wire without an answer
-        self.batch = max(10, smsc.window * 4)
         self.written = 0  # PDUs written, for the rate shown in the cluster view
         self.in_flight: dict[int, InFlight] = {}
         self.not_started: set[int] = set()
@@ -75,40 +75,43 @@ class Pump:
         self.retries: set[asyncio.Task[None]] = set()
 
     async def run(self, session: Session) -> None:
-        """Claim; then, group by group, mark (with the answers so far) and hand the group
-        to the writer, which writes it while the next group is being marked."""
+        """Group by group: take due messages (with the answers so far) and hand them to the
+        writer, which writes them while the next group is taken."""
         await self.return_unsent()
         groups: asyncio.Queue[list[Claimed]] = asyncio.Queue()
         writer = asyncio.create_task(self._write(session, groups))
         try:
             while not session.closed.is_set():
-                claimed = await self.dispatch.claim(self.batch, self.worker, self.smsc.routes, self.excluded())
-                if not claimed:
+                group = await self._take()
+                if not group:
                     await self._idle()
                     continue
-                self.not_started.update(m.id for m in claimed)
-                waiting = deque(claimed)
-                while waiting:
-                    groups.put_nowait(await self._mark(await self._admit(waiting)))
-                    if writer.done():
-                        writer.result()  # the link failed: raise why
+                groups.put_nowait(group)
+                if writer.done():
+                    writer.result()  # the link failed: raise why
         finally:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
-    async def _mark(self, group: list[Claimed]) -> list[Claimed]:
-        """The group marked "being submitted" with the answers so far; those canceled since
-        their claim are left out."""
+    async def _take(self) -> list[Claimed]:
+        """The next group, once a place is free and the link's rate allows: as many due
+        messages as there are free places, up to `GROUP_S` of sending, claimed and marked
+        "being submitted" by the call that stores the answers so far."""
         places = self.outcomes.places
+        await places.take_when_free()
+        count, limit = 1, max(1, int(self.bucket.rate * GROUP_S))
+        while count < limit and places.take():
+            count += 1
         try:
-            allowed = await self.outcomes.store(group)
+            if (delay := self.bucket.wait_time()) > 0:
+                await asyncio.sleep(delay)
+            group = await self.outcomes.store(Take(count, self.worker, self.smsc.routes, self.excluded()))
         except BaseException:
-            places.release(len(group))
+            places.release(count)
             raise
-        canceled = [m.id for m in group if m.id not in allowed]
-        self.not_started.difference_update(canceled)
-        places.release(len(canceled))
-        return [m for m in group if m.id in allowed]
+        places.release(count - len(group))
+        self.not_started.update(m.id for m in group)
+        return group
 
     async def _write(self, session: Session, groups: asyncio.Queue[list[Claimed]]) -> None:
         while True:
@@ -123,22 +126,6 @@ class Pump:
             await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
         except TimeoutError:
             pass
-
-    async def _admit(self, waiting: deque[Claimed]) -> list[Claimed]:
-        """The next group to mark and write: the first message once a place is free and
-        the rate allows it, then those that need no wait, up to `GROUP_S` of sending."""
-        places = self.outcomes.places
-        await places.take_when_free()
-        group = [waiting.popleft()]
-        delay = max(self.bucket.wait_time(), self._account_bucket(group[0]).wait_time())
-        if delay > 0:
-            await asyncio.sleep(delay)
-        limit = max(1, int(self.bucket.rate * GROUP_S))
-        while waiting and len(group) < limit and self._account_bucket(waiting[0]).wait_time() == 0:
-            if not places.take():
-                break
-            group.append(waiting.popleft())
-        return group
 
     def _account_bucket(self, message: Claimed) -> TokenBucket:
         """The account's own cap, or the link's bucket when it has none."""

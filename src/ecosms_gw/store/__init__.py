@@ -11,8 +11,10 @@ import asyncpg
 
 from ecosms_gw.store import connector
 from ecosms_gw.store.accounts import Accounts
+from ecosms_gw.store.cache import AccountCache
 from ecosms_gw.store.connector import StoreConflict, StoreError, StoreUnavailable, queries, translated
 from ecosms_gw.store.dispatch import Daemon, Dispatch, Link
+from ecosms_gw.store.intake import GroupCommit
 from ecosms_gw.store.mailings import Mailings
 from ecosms_gw.store.notifications import Notifications
 from ecosms_gw.store.reads import Reads
@@ -22,6 +24,7 @@ __all__ = ["Cluster", "Store", "StoreConflict", "StoreError", "StoreUnavailable"
 
 Q = queries("connector")
 WORK_CHANNEL = "ecosms_work"
+ACCOUNTS_CHANNEL = "ecosms_accounts"  # see migration 0008
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,9 @@ class Store:
         self._pool = pool
         self._dsn = dsn
         self.accounts = Accounts(pool)
+        self.known = AccountCache(self.accounts)  # what the daemon reads on every call
         self.mailings = Mailings(pool)
+        self.intake = GroupCommit(self.mailings)  # small mailings, committed together
         self.dispatch = Dispatch(pool, dsn)
         self.receipts = Receipts(pool)
         self.notifications = Notifications(pool)
@@ -70,11 +75,19 @@ class Store:
 
     @translated
     async def listen(self, on_work: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-        """Call `on_work` whenever work is enqueued; returns the coroutine that stops it.
-        A lost listener only delays work until the next poll."""
+        """Call `on_work` whenever work is enqueued, and keep accounts in memory while
+        their changes are heard; returns the coroutine that stops it. A lost listener only
+        delays work until the next poll, and accounts are read again each time."""
         connection = await asyncpg.connect(self._dsn, timeout=10)
         await connection.add_listener(WORK_CHANNEL, lambda *_: on_work())
-        return connection.close
+        await connection.add_listener(ACCOUNTS_CHANNEL, lambda *_: self.known.changed())
+        connection.add_termination_listener(lambda *_: self.known.listen(False))
+        self.known.listen(True)
+
+        async def stop() -> None:
+            self.known.listen(False)
+            await connection.close()
+        return stop
 
     async def cluster(self) -> Cluster:
         daemons = await self.dispatch.daemons()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -69,6 +69,11 @@ def queries(module: str) -> dict[str, str]:
         name, _, sql = block.partition("\n")
         found[name.strip()] = sql.strip()
     return found
+
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as the arrays `unnest` takes, one per column (`width` of them when no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
 def one(row: asyncpg.Record | None) -> asyncpg.Record:

@@ -16,7 +16,7 @@ import asyncpg
 import structlog
 
 from ecosms_gw.core.gsm import Encoding
-from ecosms_gw.store.connector import one, queries, translated
+from ecosms_gw.store.connector import columns, one, queries, translated
 
 log = structlog.get_logger()
 Q = queries("dispatch")
@@ -52,6 +52,15 @@ class Failed(NamedTuple):
     status: str
     code: str
     description: str
+
+
+class Take(NamedTuple):
+    """Due messages to take for one connection: at most `limit`, for `worker`; `routes`
+    are recipient prefixes (`*`: any), `excluded` those a more specific connection serves."""
+    limit: int
+    worker: int
+    routes: tuple[str, ...] = ("*",)
+    excluded: tuple[str, ...] = ()
 
 
 class Expired(NamedTuple):
@@ -201,10 +210,19 @@ class Dispatch:
         submitted", their parts created). Receipts that came before these answers are
         applied now. Returns the marked messages that may be written (one canceled since
         its claim is left out)."""
-        columns = [list(column) for column in zip(*accepted, strict=True)] or [[], [], []]
-        failures = [list(column) for column in zip(*failed, strict=True)] or [[], [], [], []]
-        return set(await self._pool.fetchval(Q["record_submissions"], smsc, *columns, list(done), *failures,
-                                             list(mark)))
+        return set(await self._pool.fetchval(Q["record_submissions"], smsc, *columns(accepted, 3), list(done),
+                                             *columns(failed, 4), list(mark)))
+
+    @translated
+    async def record_and_take(self, smsc: str, accepted: Sequence[Accepted], done: Sequence[int],
+                              failed: Sequence[Failed], take: Take) -> list[Claimed]:
+        """In one transaction: what the SMSC answered (as `record_submissions`), then due
+        messages taken, claimed and marked "being submitted" at once (none when the limit
+        is 0). Returns those taken, to be written now."""
+        rows = await self._pool.fetch(Q["record_and_take"], smsc, *columns(accepted, 3), list(done),
+                                      *columns(failed, 4), take.limit, take.worker, patterns(take.routes),
+                                      patterns(take.excluded))
+        return [Claimed(*row) for row in rows]
 
     @translated
     async def return_unsent(self, message_ids: list[int]) -> None:

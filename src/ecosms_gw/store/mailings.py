@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -10,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ecosms_gw.core.compose import Composition
-from ecosms_gw.store.connector import one, queries, translated
+from ecosms_gw.store.connector import columns, one, queries, translated
+from ecosms_gw.store.reads import completed
 
-Q = queries("mailings")
+Q = {name: completed(sql) for name, sql in queries("mailings").items()}
 if TYPE_CHECKING:
     Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 _COPY_FROM = 100  # messages; fewer go in one INSERT, which saves COPY's extra round trips
@@ -25,6 +27,7 @@ class Enqueued:
     messages: int
     parts: int
     duplicate: bool = False  # an earlier mailing of the same source: nothing was stored
+    items: str | None = None  # its messages as the sms resource shows them (JSON), when asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,16 @@ class Submission:
     ping_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One mailing of a group commit; with `zone`, its messages come back as the sms
+    resource shows them, dates in that zone."""
+    submission: Submission
+    composition: Composition
+    report: dict[str, Any]
+    zone: str | None = None
+
+
 class Mailings:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -92,6 +105,21 @@ class Mailings:
                 submission.name, submission.ping_url)
             await _insert_messages(connection, mailing_id, submission.account_id, composition)
         return Enqueued(mailing_id, len(composition.messages), composition.parts)
+
+    @translated
+    async def enqueue_many(self, pending: Sequence[Pending]) -> list[Enqueued]:
+        """Mailings without a dedupe window, all in one statement (one transaction, one
+        wake-up): stored all together, or none of them."""
+        mailings = [(p.submission.account_id, p.submission.source, p.submission.source_ref, p.composition.send_at,
+                     len(p.composition.messages), p.composition.parts, json.dumps(p.report), p.submission.name,
+                     p.submission.ping_url) for p in pending]
+        messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
+                    for row in _message_rows(p.composition)]
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 9),
+                                      [p.zone is not None for p in pending], *columns(messages, 8),
+                                      [p.zone for p in pending])
+        return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
+                for row, p in zip(rows, pending, strict=True)]
 
     @translated
     async def cancel(self, mailing_id: int) -> Canceled | None:
@@ -147,20 +175,19 @@ async def _earlier(connection: Connection, submission: Submission) -> Enqueued |
                                                  duplicate=True)
 
 
+def _message_rows(composition: Composition) -> list[tuple[Any, ...]]:
+    """(recipient, text, encoding, segments, line, due): a message is due at the later of
+    its date and now."""
+    now = datetime.now(UTC)
+    return [(m.recipient, m.text, m.encoding, m.segments, m.line,
+             m.send_at if m.send_at is not None and m.send_at > now else now) for m in composition.messages]
+
+
 async def _insert_messages(connection: Connection, mailing_id: int, account_id: int,
                            composition: Composition) -> None:
-    now = datetime.now(UTC)
-
-    def due(send_at: datetime | None) -> datetime:
-        return send_at if send_at is not None and send_at > now else now
-
-    messages = composition.messages
-    if len(messages) <= _COPY_FROM:
-        columns = list(zip(*((m.recipient, m.text, m.encoding, m.segments, m.line, due(m.send_at))
-                             for m in messages), strict=True))
-        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns)
+    rows = _message_rows(composition)
+    if len(rows) <= _COPY_FROM:
+        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 6))
     else:
-        await connection.copy_records_to_table(
-            "messages", columns=_MESSAGE_COLUMNS,
-            records=[(mailing_id, account_id, m.recipient, m.text, m.encoding, m.segments, m.line,
-                      due(m.send_at)) for m in messages])
+        await connection.copy_records_to_table("messages", columns=_MESSAGE_COLUMNS,
+                                               records=[(mailing_id, account_id, *row) for row in rows])

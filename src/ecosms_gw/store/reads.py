@@ -59,11 +59,13 @@ MAILING = Resource((
 RESOURCES = {"sms": SMS, "reply": REPLY, "status": STATUS, "mailing": MAILING}
 
 
-def _completed(sql: str) -> str:
-    return re.sub(r"/\*json:(\w+):(\$\d+)\*/", lambda match: RESOURCES[match[1]].json(match[2]), sql)
+def completed(sql: str) -> str:
+    """`/*json:RESOURCE:ZONE*/` replaced by the JSON object of a row `r`; ZONE is the
+    parameter (`$N`) or the column (`r.zone`) that holds the time zone."""
+    return re.sub(r"/\*json:(\w+):(\$\d+|r\.\w+)\*/", lambda match: RESOURCES[match[1]].json(match[2]), sql)
 
 
-Q = {name: _completed(sql) for name, sql in queries("reads").items()}
+Q = {name: completed(sql) for name, sql in queries("reads").items()}
 
 
 @dataclass(frozen=True, slots=True)

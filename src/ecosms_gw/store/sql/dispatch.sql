@@ -113,3 +113,8 @@ SELECT (SELECT count(*) FROM unsent) AS expired, (SELECT count(*) FROM silent) A
 
 -- name: worker_remove
 DELETE FROM workers WHERE key = $1;
+
+-- name: record_and_take
+-- What the SMSC answered, and the next due messages taken (claimed and marked at once):
+-- see the functions in 0009.
+SELECT * FROM record_and_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
