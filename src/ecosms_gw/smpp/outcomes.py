@@ -33,13 +33,18 @@ class Places:
         self._changed = asyncio.Event()
 
     def take(self) -> bool:
-        if self.used - self.known >= self.size:
+        if self.free <= 0:
             return False
         self.used += 1
         return True
 
-    async def take_when_free(self) -> None:
-        while not self.take():
+    @property
+    def free(self) -> int:
+        return self.size - (self.used - self.known)
+
+    async def take_when_free(self, at_least: int = 1) -> None:
+        """Take one place once `at_least` are free (fewer calls, each for more messages)."""
+        while self.free < min(at_least, self.size) or not self.take():
             self._changed.clear()
             await self._changed.wait()
 

@@ -96,10 +96,12 @@ class Pump:
     async def _take(self) -> list[Claimed]:
         """The next group, once a place is free and the link's rate allows: as many due
         messages as there are free places, up to `GROUP_S` of sending, claimed and marked
-        "being submitted" by the call that stores the answers so far."""
+        "being submitted" by the call that stores the answers so far. It waits for a
+        quarter of the window to be free: a call per answer would cost more than it saves."""
         places = self.outcomes.places
-        await places.take_when_free()
-        count, limit = 1, max(1, int(self.bucket.rate * GROUP_S))
+        limit = max(1, int(self.bucket.rate * GROUP_S))
+        await places.take_when_free(at_least=min(limit, places.size // 4))
+        count = 1
         while count < limit and places.take():
             count += 1
         try:
