@@ -11,6 +11,7 @@ yet when a crash comes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -107,11 +108,24 @@ class Pump:
         try:
             if (delay := self.bucket.wait_time()) > 0:
                 await asyncio.sleep(delay)
-            group = await self.outcomes.store(Take(count, self.worker, self.smsc.routes, self.excluded()))
+            group = await self._taken(Take(count, self.worker, self.smsc.routes, self.excluded()))
         except BaseException:
             places.release(count)
             raise
         places.release(count - len(group))
+        return group
+
+    async def _taken(self, take: Take) -> list[Claimed]:
+        """The messages taken, known as not started before anything else can happen: a
+        pump stopped while the call runs (the link lost) waits for its answer, so that
+        what it took goes back to the queue instead of staying marked."""
+        call = asyncio.ensure_future(self.outcomes.store(take))
+        try:
+            group = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self.not_started.update(m.id for m in await call)
+            raise
         self.not_started.update(m.id for m in group)
         return group
 
