@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import signal
+import smtplib
 import statistics
 import subprocess
 import sys
@@ -122,7 +123,6 @@ def http_load(url: str, n: int, batch: int, concurrency: int, base: str) -> floa
 
 
 def smtp_load(port: int, n: int, per_mail: int) -> float:
-    import smtplib  # noqa: PLC0415
     mails = [mail("U-B\nT-Hello from the comparison\n" + "".join(
         f"#-336{k:08d}\n" for k in range(start, min(n, start + per_mail))), start) for start in range(0, n, per_mail)]
 

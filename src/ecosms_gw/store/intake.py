@@ -43,10 +43,10 @@ class GroupCommit:
                 try:
                     stored = await self._mailings.enqueue_many([pending for pending, _ in group])
                 except Exception as error:  # noqa: BLE001 - every caller of the group gets it
-                    _answer(group, error=error)
+                    _answer(group, error)
                     continue
                 except BaseException:
-                    _answer(group + self._waiting, error=StoreUnavailable("the daemon is stopping"))
+                    _answer(group + self._waiting, StoreUnavailable("the daemon is stopping"))
                     self._waiting = []
                     raise
                 _answer(group, stored)
@@ -66,11 +66,12 @@ class GroupCommit:
         return group
 
 
-def _answer(group: list[Waiting], stored: list[Enqueued] | None = None, error: BaseException | None = None) -> None:
+def _answer(group: list[Waiting], outcome: list[Enqueued] | BaseException) -> None:
+    """Each caller of the group: its own mailing, or the group's error."""
     for index, (_, future) in enumerate(group):
         if future.done():
             continue
-        if stored is None:
-            future.set_exception(error or StoreUnavailable("not stored"))
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
         else:
-            future.set_result(stored[index])
+            future.set_result(outcome[index])

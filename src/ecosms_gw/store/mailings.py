@@ -115,8 +115,7 @@ class Mailings:
                      p.submission.ping_url) for p in pending]
         messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
                     for row in _message_rows(p.composition)]
-        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 9),
-                                      [p.zone is not None for p in pending], *columns(messages, 8),
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 9), *columns(messages, 8),
                                       [p.zone for p in pending])
         return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
                 for row, p in zip(rows, pending, strict=True)]
