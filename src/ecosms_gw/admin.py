@@ -17,6 +17,7 @@ from typing import Any
 
 from ecosms_gw import retention
 from ecosms_gw.config import Config
+from ecosms_gw.core import gsm
 from ecosms_gw.core.accounts import Account, InvalidAccount, hash_secret, validate
 from ecosms_gw.errors import GatewayError
 from ecosms_gw.store import Store, StoreConflict, StoreError
@@ -57,8 +58,11 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timezone", help="IANA zone of dates without offset")
     parser.add_argument("--international", action=argparse.BooleanOptionalAction, default=None,
                         help="may send abroad (off by default)")
-    parser.add_argument("--mode", choices=("text", "ucs2"))
-    parser.add_argument("--sender-id", metavar="TPOA", help="<= 11 alphanumerics or a number")
+    parser.add_argument("--mode", choices=tuple(gsm.MODES),
+                        help="text: GSM with transliteration; ucs2: Unicode; auto: GSM when nothing is deleted")
+    parser.add_argument("--sender-id", action="append", dest="sender_ids", metavar="TPOA",
+                        help="<= 11 alphanumerics or a number (repeatable, the first is the default; "
+                             "replaces the list on set; '' empties it)")
     parser.add_argument("--reply-email", metavar="ADDR")
     parser.add_argument("--ping-url", metavar="URL")
     parser.add_argument("--max-messages", type=int, metavar="N")
@@ -69,10 +73,12 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
     names = ("name", "senders", *SECRET_OPTIONS, "country", "timezone", "international", "mode",
-             "sender_id", "reply_email", "ping_url", "max_messages", "tps", "submission_report")
+             "sender_ids", "reply_email", "ping_url", "max_messages", "tps", "submission_report")
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if "senders" in changes:
         changes["senders"] = tuple(dict.fromkeys(s.strip().lower() for s in changes["senders"]))
+    if "sender_ids" in changes:
+        changes["sender_ids"] = tuple(dict.fromkeys(s.strip() for s in changes["sender_ids"] if s.strip()))
     for name in SECRET_OPTIONS:
         if name in changes:
             secret = sys.stdin.readline().rstrip("\r\n") if changes[name] == "-" else changes[name]
@@ -141,6 +147,7 @@ def _public(account: Account) -> dict[str, Any]:
     for name in SECRET_OPTIONS:
         shown[name] = "set" if shown[name] else "not set"
     shown["senders"] = ", ".join(account.senders) or "-"
+    shown["sender_ids"] = ", ".join(account.sender_ids) or "-"
     return {name: "-" if value is None else value for name, value in shown.items()}
 
 

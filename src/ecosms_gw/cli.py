@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from ecosms_gw import admin, config, daemon, logs
 from ecosms_gw.config_values import LogFormat, LogLevel, country_code, time_zone
-from ecosms_gw.core import report
+from ecosms_gw.core import gsm, report
 from ecosms_gw.core.compose import AccountRules
 from ecosms_gw.core.mail2sms import Rejected
 from ecosms_gw.smpp import simulator
@@ -59,8 +59,9 @@ def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check_parser.add_argument("--config", help="configuration file (defaults come from it)")
     check_parser.add_argument("--country", type=_argument(country_code), help="default country calling code")
     check_parser.add_argument("--timezone", type=_argument(time_zone), help="IANA zone for dates without offset")
-    check_parser.add_argument("--mode", choices=("text", "ucs2"), default="text",
-                              help="text: GSM 03.38 with transliteration (default); ucs2: Unicode")
+    check_parser.add_argument("--mode", choices=tuple(gsm.MODES), default="text",
+                              help="text: GSM 03.38 with transliteration (default); ucs2: Unicode; "
+                                   "auto: GSM when nothing would be deleted, else UCS-2")
     check_parser.add_argument("--max-messages", type=_positive, help="cap of messages per file")
     check_parser.add_argument("--no-international", action="store_true",
                               help="only numbers of the default country")
@@ -164,7 +165,7 @@ def _check(args: argparse.Namespace, settings: config.Config) -> int:
         country=args.country or defaults.country,
         timezone=args.timezone or defaults.timezone,
         international=not args.no_international,
-        encoding="ucs2" if args.mode == "ucs2" else "gsm7",
+        encoding=gsm.MODES[args.mode],
         max_messages=args.max_messages or defaults.max_messages,
         max_text_chars=defaults.max_text_chars,
     )

@@ -29,13 +29,15 @@ async def test_account_lifecycle_never_shows_secrets(dsn: str) -> None:
     added = ecosms(dsn, "account", "add", "ACME01", "--name", "Acme", "--sender", "Office@Acme.example",
                    "--sender", "@acme.example", "--smtp-password", "s3cret-smtp", "--api-secret", "-",
                    "--country", "32", "--timezone", "Europe/Brussels", "--international",
-                   "--mode", "ucs2", "--sender-id", "ACME", "--max-messages", "500", "--tps", "5",
+                   "--mode", "auto", "--sender-id", "ACME", "--sender-id", "+33700000000", "--max-messages", "500",
+                   "--tps", "5",
                    stdin="s3cret-api\n")
     assert (added.returncode, added.stdout, added.stderr) == (0, "account ACME01 added\n", "")
 
     shown = ecosms(dsn, "account", "show", "acme01")
     assert shown.returncode == 0
     assert "senders:        office@acme.example, @acme.example" in shown.stdout
+    assert "sender_ids:     ACME, +33700000000" in shown.stdout and "mode:           auto" in shown.stdout
     assert "smtp_password:  set" in shown.stdout and "ftp_password:   not set" in shown.stdout
     assert "s3cret" not in shown.stdout and "scrypt" not in shown.stdout
 
@@ -50,7 +52,7 @@ async def test_account_lifecycle_never_shows_secrets(dsn: str) -> None:
     assert "international:  False" in ecosms(dsn, "account", "show", "ACME01").stdout
 
     listed = ecosms(dsn, "account", "list")
-    assert listed.stdout.splitlines()[1].split()[:4] == ["ACME01", "0", "ucs2", "no"]
+    assert listed.stdout.splitlines()[1].split()[:4] == ["ACME01", "0", "auto", "no"]
 
     removed = ecosms(dsn, "account", "remove", "ACME01")
     assert (removed.returncode, removed.stdout) == (0, "account ACME01 removed\n")

@@ -245,7 +245,7 @@ def test_stop_keywords_ignore_case_accents_and_punctuation(text: str, word: str)
 async def test_replies_become_rep_are_mailed_and_stop_opts_out(store: Store, dsn: str, sink,
                                                               reply: str, opted_out: bool) -> None:
     account = await store.accounts.add(Account(id=None, code="ACME", international=True,
-                                              reply_email="office@acme.example", sender_id="ACME"))
+                                              reply_email="office@acme.example", sender_ids=("ACME",)))
     simulator = Simulator(Behaviour(dlr_delay=0.1, reply_ratio=1.0, reply=reply))
     host, port = await simulator.start()
     config = Config(mail_out=MailOutConfig(relay=Address("127.0.0.1", sink.port)))
@@ -288,7 +288,7 @@ async def test_a_reply_mail_waits_for_a_relay_that_is_down_and_arrives_once(stor
     """The relay is down for 60 s, then up: the reply e-mail arrives exactly once (a
     short backoff stands in for the real 30 s doubling)."""
     account = await store.accounts.add(Account(id=None, code="ACME", international=True,
-                                              reply_email="office@acme.example", sender_id="ACME"))
+                                              reply_email="office@acme.example", sender_ids=("ACME",)))
     await queue_mailing(store, account, ["U-ACME\nT-Your order is ready\n#-33600000001"])
     claimed = await store.dispatch.claim(10, 1)
     await store.dispatch.record_submissions("main", [], [], [], mark=[claimed[0].id])

@@ -172,7 +172,7 @@ async def test_two_daemons_with_different_links_route_across_the_cluster(
 
 async def test_per_account_rate_cap_and_sender_id(store: Store, dsn: str, tmp_path: Path) -> None:
     slow = await store.accounts.add(Account(id=None, code="SLOW", international=True, tps=5,
-                                           sender_id="SLOWCO"))
+                                           sender_ids=("SLOWCO",)))
     peer = Peer(tmp_path)
     try:
         await queue_mailing(store, slow, ["U-SLOW\n" + "".join(f"T-m{n}\n#-336{n:08d}\n" for n in range(11))])

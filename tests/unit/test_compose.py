@@ -224,3 +224,30 @@ def test_a_field_too_long_after_the_cap_still_wins() -> None:
     many = "".join(f"#-336{n:08d};x\n" for n in range(2001))
     refusal = refused("U-A\nT-#1#\n" + many + "#-33699999999;" + "b" * 1025)
     assert (refusal.reason, refusal.line) == ("text_too_long", 2)
+
+
+# ---------------------------------------------------------------- auto mode (issue 16)
+
+@pytest.mark.parametrize(("text", "encoding", "final"), [
+    ("Привет", "ucs2", "Привет"),
+    ("café", "gsm7", "café"),
+    ("l’été – “ok”…", "gsm7", "l'été - \"ok\"..."),  # look-alikes map into GSM
+    ("Île «fête»", "gsm7", "Ile \"fete\""),  # the seed's transliterations delete nothing
+    ("À bientôt", "ucs2", "À bientôt"),  # À would be deleted: the text goes whole, as UCS-2
+    ("ok 👍", "ucs2", "ok 👍"),
+])
+def test_auto_sends_gsm_when_nothing_is_deleted_else_ucs2(text: str, encoding: str, final: str) -> None:
+    [message] = run(f"U-X\nT-{text}\n#-0612345678", encoding="auto").messages
+    assert (message.encoding, message.text) == (encoding, final)
+
+
+def test_auto_chooses_per_recipient_and_says_why() -> None:
+    result = run("U-X\nT-Hello #1#\n#-0612345678;Jean\n#-0612345679;Дмитрий", encoding="auto")
+    assert [(m.text, m.encoding, m.segments) for m in result.messages] == [
+        ("Hello Jean", "gsm7", 1), ("Hello Дмитрий", "ucs2", 1)]
+    assert list(result.no_gsm) == ["Д", "м", "и", "т", "р", "й"]
+
+
+def test_text_mode_keeps_the_seeds_table_exactly() -> None:
+    [message] = run("U-X\nT-l’été – “ok”\n#-0612345678").messages
+    assert (message.encoding, message.text) == ("gsm7", "lété  ok")

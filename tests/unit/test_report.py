@@ -42,3 +42,12 @@ def test_several_bodies_are_numbered() -> None:
 def test_a_utf16_file_is_told_to_be_saved_as_utf8() -> None:
     checked = report.check("U-ACME\nT-x\n#-+33612345678\n".encode("utf-16"), AccountRules())
     assert checked.refusal is not None and "save it as UTF-8" in checked.refusal.detail
+
+
+def test_auto_mode_says_which_encoding_was_chosen_and_why() -> None:
+    checked = report.check(b"U-X\nT-Bonjour\n#-0612345678\nT-\xd0\x9f\xd1\x80\xd0\xb8\n#-0612345679\n",
+                    AccountRules(encoding="auto"))
+    assert checked.document()["encoding"] == {"mode": "auto", "gsm7": 1, "ucs2": 1, "no_gsm_form": ["П", "р", "и"]}
+    assert ("Encoding auto: 1 messages in GSM 7-bit (every character has a GSM form), "
+            "1 in UCS-2 (no GSM form for 'П', 'р', 'и')") in report.as_text(checked, ZoneInfo("UTC"))
+    assert "encoding" not in report.check(b"U-X\nT-Bonjour\n#-0612345678\n", AccountRules()).document()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ecosms_gw.config import DefaultsConfig
 from ecosms_gw.config_values import country_code, time_zone
-from ecosms_gw.core import ping
+from ecosms_gw.core import gsm, ping
 from ecosms_gw.core.compose import AccountRules
 from ecosms_gw.errors import GatewayError
 
@@ -27,6 +27,15 @@ class InvalidAccount(GatewayError, ValueError):
     """An account option that cannot be stored; the message names it."""
 
 
+class InvalidSender(GatewayError, ValueError):
+    """A sender id this account may not send with; the message names those it may."""
+
+
+def is_number(sender_id: str) -> bool:
+    """A numeric sender id (a phone number or short code), which recipients can reply to."""
+    return sender_id.lstrip("+").isdigit()
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     id: int | None
@@ -39,24 +48,40 @@ class Account:
     country: str | None = None  # None: the configured default
     timezone: str | None = None
     international: bool = False
-    mode: str = "text"
-    sender_id: str | None = None
+    mode: str = "text"  # text | ucs2 | auto
+    sender_ids: tuple[str, ...] = ()  # the first is the default
     reply_email: str | None = None
     ping_url: str | None = None
     max_messages: int | None = None
     tps: int | None = None
     submission_report: str = "off"  # off | sender | reply-email
 
-    def rules(self, defaults: DefaultsConfig) -> AccountRules:
-        """How this account's bodies are composed, its own settings over the defaults."""
+    def rules(self, defaults: DefaultsConfig, mode: str | None = None) -> AccountRules:
+        """How this account's bodies are composed, its own settings over the defaults; `mode`
+        (text, ucs2, auto) over the account's, for one submission."""
         return AccountRules(
             country=self.country or defaults.country,
             timezone=self.timezone or defaults.timezone,
             international=self.international,
-            encoding="ucs2" if self.mode == "ucs2" else "gsm7",
+            encoding=gsm.MODES[mode or self.mode],
             max_messages=self.max_messages or defaults.max_messages,
             max_text_chars=defaults.max_text_chars,
         )
+
+    def sender_id(self, asked: str | None = None, numeric: bool = False) -> str | None:
+        """The sender id a message is stored with: `asked` when it is one of the account's,
+        else the default (the first; None when the account has none). `numeric` (replies
+        wanted) needs a number. Refused with `InvalidSender`, naming the allowed ones."""
+        allowed = [s for s in self.sender_ids if is_number(s)] if numeric else list(self.sender_ids)
+        if asked is None:
+            if numeric and not allowed:
+                raise InvalidSender("type 2 (replies wanted) needs a numeric sender id, and this account has none")
+            return allowed[0] if allowed else None
+        if asked not in allowed:
+            kind = "numeric sender ids" if numeric else "sender ids"
+            raise InvalidSender(f"sender {asked!r} is not one of this account's {kind}: "
+                                f"{', '.join(allowed) or 'none'}")
+        return asked
 
     def allows_sender(self, address: str) -> bool:
         """Whether a mail's envelope sender is one of the allowed addresses or domains."""
@@ -80,10 +105,11 @@ def validate(account: Account) -> Account:
                 check(text)
         except ValueError as error:
             raise InvalidAccount(f"{name} {text!r}: {error}") from None
-    if account.mode not in ("text", "ucs2"):
-        raise InvalidAccount(f"--mode {account.mode!r}: text or ucs2")
-    if account.sender_id is not None and not SENDER_ID.fullmatch(account.sender_id):
-        raise InvalidAccount(f"--sender-id {account.sender_id!r}: at most 11 letters and digits, or a number")
+    if account.mode not in gsm.MODES:
+        raise InvalidAccount(f"--mode {account.mode!r}: text, ucs2 or auto")
+    for sender_id in account.sender_ids:
+        if not SENDER_ID.fullmatch(sender_id):
+            raise InvalidAccount(f"--sender-id {sender_id!r}: at most 11 letters and digits, or a number")
     if account.ping_url is not None and (problem := ping.url_problem(account.ping_url)):
         raise InvalidAccount(f"--ping-url {account.ping_url!r}: {problem}")
     if account.submission_report not in ("off", "sender", "reply-email"):

@@ -31,7 +31,7 @@ class AccountRules:
     country: str = "33"
     timezone: str = "Europe/Paris"
     international: bool = True
-    encoding: gsm.Encoding = "gsm7"
+    encoding: gsm.Choice = "gsm7"
     max_messages: int = 2000
     max_text_chars: int = 1024
 
@@ -62,6 +62,8 @@ class Composition:
     dropped: list[Dropped]
     warnings: list[str]
     transliterated: dict[str, str] = field(default_factory=dict)  # char -> replacement
+    encoding: gsm.Choice = "gsm7"
+    no_gsm: dict[str, None] = field(default_factory=dict)  # `auto`: the characters that chose UCS-2
 
     @property
     def parts(self) -> int:
@@ -73,6 +75,7 @@ class _Final(NamedTuple):
     units: int
     segments: int
     empty: bool
+    encoding: gsm.Encoding
 
 
 _new_final = tuple.__new__  # _Final(...) without the Python-level namedtuple __new__
@@ -80,15 +83,14 @@ _new_final = tuple.__new__  # _Final(...) without the Python-level namedtuple __
 
 class _Texts:
     """Rule 10's order for every text of one submission: (substituted) text -> NFC ->
-    GSM reduction (recording what it changed) -> length -> units and parts."""
+    GSM reduction (recording what it changed) -> length -> units and parts. In `auto`
+    mode the reduction waits for the final text: GSM when it deletes nothing, else UCS-2."""
 
-    def __init__(self, rules: AccountRules, transliterated: dict[str, str]) -> None:
+    def __init__(self, rules: AccountRules, transliterated: dict[str, str], no_gsm: dict[str, None]) -> None:
         self.encoding = rules.encoding
         self.max_chars = rules.max_text_chars
         self.transliterated = transliterated
-        gsm7 = rules.encoding == "gsm7"
-        self.count_units = gsm.septet_count if gsm7 else gsm.utf16_units
-        self.single_limit = gsm.GSM_SINGLE_LIMIT if gsm7 else gsm.UCS2_SINGLE_LIMIT
+        self.no_gsm = no_gsm
 
     def reduce(self, text: str) -> str:
         """NFC, then in text mode the seed's transliterations and the deletions."""
@@ -108,13 +110,30 @@ class _Texts:
         return fields.isascii()
 
     def final(self, text: str, line: int, body: int) -> _Final:
-        """A reduced text with its length checked, its units and parts counted."""
+        """A reduced text with its length checked, its encoding chosen, its units and parts
+        counted."""
+        encoding = self.encoding
+        if encoding == "auto":
+            text, encoding = self._choose(text)
         if len(text) > self.max_chars:
             raise Rejected("text_too_long",
                            f"{len(text)} characters, at most {self.max_chars}", line, body)
-        units = self.count_units(text)
-        segments = 1 if units <= self.single_limit else gsm.segment_count(text, self.encoding, units)
-        return _new_final(_Final, (text, units, segments, not text.strip()))
+        if encoding == "gsm7":
+            units, single_limit = gsm.septet_count(text), gsm.GSM_SINGLE_LIMIT
+        else:
+            units, single_limit = gsm.utf16_units(text), gsm.UCS2_SINGLE_LIMIT
+        segments = 1 if units <= single_limit else gsm.segment_count(text, encoding, units)
+        return _new_final(_Final, (text, units, segments, not text.strip(), encoding))
+
+    def _choose(self, text: str) -> tuple[str, gsm.Encoding]:
+        """`auto`: the GSM form when nothing is deleted, else the text as UCS-2."""
+        reduced = gsm.auto_gsm_text(text)
+        if reduced is None:
+            self.no_gsm.update(dict.fromkeys(gsm.not_gsm(text)))
+            return text, "ucs2"
+        if reduced != text:
+            self.transliterated.update(gsm.auto_changes(text))
+        return reduced, "gsm7"
 
 
 class _Template:
@@ -179,9 +198,10 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
     dropped: list[Dropped] = []
     warnings: list[str] = []
     transliterated: dict[str, str] = {}
-    texts = _Texts(rules, transliterated)
+    no_gsm: dict[str, None] = {}
+    texts = _Texts(rules, transliterated, no_gsm)
     seen: set[tuple[str, str, datetime | None]] = set()
-    encoding, country, international = rules.encoding, rules.country, rules.international
+    country, international = rules.country, rules.international
     new_message, final_of = tuple.__new__, texts.final  # Message(...) without namedtuple's __new__
     max_messages, over_cap = rules.max_messages, False
 
@@ -221,7 +241,7 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
                 else:
                     seen.add(key)
                     messages.append(new_message(Message, (
-                        number, text, encoding, final.units, final.segments, send_at, line, index)))
+                        number, text, final.encoding, final.units, final.segments, send_at, line, index)))
                     over_cap = len(messages) > max_messages
 
     if not messages:
@@ -229,4 +249,4 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
     if over_cap:
         raise Rejected("too_many_messages", f"more than {max_messages} messages")
     return Composition(account, send_time(bodies[0].date, zone), messages, dropped,
-                       warnings, transliterated)
+                       warnings, transliterated, rules.encoding, no_gsm)

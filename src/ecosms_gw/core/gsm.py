@@ -12,6 +12,8 @@ import unicodedata
 from typing import Literal
 
 Encoding = Literal["gsm7", "ucs2"]
+Choice = Literal["gsm7", "ucs2", "auto"]  # `auto`: GSM when nothing would be deleted, else UCS-2
+MODES: dict[str, Choice] = {"text": "gsm7", "ucs2": "ucs2", "auto": "auto"}  # account and API names
 
 # 3GPP TS 23.038 default alphabet, index = septet value (0x1B is the escape, not a char).
 BASIC = (
@@ -31,9 +33,21 @@ TRANSLITERATION = {
     "`": "", "’": "", "…": "...",
 }
 
+# `auto` mode only (text mode keeps the seed's table exactly): characters that look like
+# GSM ones are sent as those rather than forcing the whole message into UCS-2.
+LOOK_ALIKES = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'", "\u00b4": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2039": "'", "\u203a": "'",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u2009": " ", "\u200a": " ", "\u2002": " ", "\u2003": " ",
+    "\t": " ", "\u2026": "...", "\u2022": "*", "\u00b7": ".", "\u200b": "", "\ufeff": "",
+}
+
 GSM_CHARS = frozenset(BASIC.replace("\x1b", "")) | frozenset(EXTENSION) | {CEDILLA_SMALL}
 
 _TRANSLITERATE = str.maketrans(TRANSLITERATION)
+_LOOK_ALIKE = str.maketrans(LOOK_ALIKES)
 _NOT_GSM = re.compile("[^" + re.escape("".join(sorted(GSM_CHARS))) + "]+")
 _EXTENSION_CHAR = re.compile("[" + re.escape("".join(EXTENSION)) + "]")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
@@ -66,6 +80,24 @@ def to_gsm_text(text: str) -> str:
 def transliterations(text: str) -> dict[str, str]:
     """What `to_gsm_text` changes in `text`: char -> replacement ('' when deleted)."""
     return {c: TRANSLITERATION.get(c, "") for c in set(text) if c not in GSM_CHARS}
+
+
+def auto_gsm_text(text: str) -> str | None:
+    """`auto` mode: the text in GSM (look-alikes, then the seed's transliterations) when
+    that deletes nothing, else None (the text goes as UCS-2)."""
+    reduced = text.translate(_LOOK_ALIKE).translate(_TRANSLITERATE)
+    return None if _NOT_GSM.search(reduced) else reduced
+
+
+def auto_changes(text: str) -> dict[str, str]:
+    """What `auto_gsm_text` changes in `text`: char -> replacement."""
+    return {c: LOOK_ALIKES.get(c, TRANSLITERATION.get(c, "")) for c in set(text) if c not in GSM_CHARS}
+
+
+def not_gsm(text: str) -> list[str]:
+    """The characters of `text` that have no GSM form, even in `auto` mode, in order."""
+    reduced = text.translate(_LOOK_ALIKE).translate(_TRANSLITERATE)
+    return list(dict.fromkeys("".join(_NOT_GSM.findall(reduced))))
 
 
 def septet_count(gsm_text: str) -> int:

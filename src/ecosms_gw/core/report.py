@@ -87,7 +87,7 @@ class Report:
             "transliterated": dict(sorted(composition.transliterated.items())),
             "totals": {"messages": len(composition.messages), "segments": composition.parts,
                        "dropped": len(composition.dropped)},
-        }
+        } | ({"encoding": _choice(composition)} if composition.encoding == "auto" else {})
 
     def _stored(self) -> dict[str, Any]:
         if self.mailing_id is None:
@@ -99,6 +99,23 @@ class Report:
         (so their part of the document is not even built)."""
         assert self.composition is not None, "only an accepted report is kept"
         return self._summary(self.composition)
+
+
+def _choice(composition: Composition) -> dict[str, Any]:
+    """`auto` mode: how many messages went each way, and the characters that chose UCS-2."""
+    ucs2 = sum(1 for m in composition.messages if m.encoding == "ucs2")
+    return {"mode": "auto", "gsm7": len(composition.messages) - ucs2, "ucs2": ucs2,
+            "no_gsm_form": list(composition.no_gsm)}
+
+
+def choice_line(composition: Composition) -> str:
+    """`auto` mode, for a person: which encoding was chosen and why."""
+    choice = _choice(composition)
+    line = f"Encoding auto: {choice['gsm7']} messages in GSM 7-bit (every character has a GSM form)"
+    if choice["ucs2"]:
+        shown = ", ".join(repr(c) for c in choice["no_gsm_form"][:10])
+        line += f", {choice['ucs2']} in UCS-2 (no GSM form for {shown})"
+    return line
 
 
 def utc_text(moment: datetime | None) -> str | None:
@@ -145,6 +162,8 @@ def as_text(report: Report, zone: ZoneInfo) -> str:
         changes = ", ".join(f"{c!r} -> {r!r}" if r else f"{c!r} deleted"
                             for c, r in sorted(composition.transliterated.items()))
         lines.append(f"Transliterated for GSM: {changes}")
+    if composition.encoding == "auto":
+        lines.append(choice_line(composition))
     if composition.dropped:
         lines += ["", "Left out:"]
         lines += [f"  line {d.line:>5}  {d.recipient:<20} {d.reason}" for d in composition.dropped]

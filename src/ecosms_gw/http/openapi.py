@@ -48,7 +48,13 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         "type": "object", "required": ["text", "contacts"], "properties": {
             "text": {"type": "string", "description": "#field# is replaced by each contact's field"},
             "name": {"type": "string"}, "date": {"type": "string", "example": "2017-05-07 11:12:25"},
-            "sender": {"type": "string"}, "type": {"type": "string"},
+            "sender": {"type": "string", "description": "one of the account's sender ids (default: the first)"},
+            "type": {"type": "string", "enum": ["1", "2"],
+                     "description": "2: replies wanted, sent from one of the account's numeric sender ids"},
+            "encoding": {"type": "string", "enum": ["text", "ucs2", "auto"],
+                         "description": "text: GSM with the seed's transliteration; ucs2: Unicode; auto: GSM "
+                                        "when nothing would be deleted (look-alikes mapped), else UCS-2"},
+            "flash": {"type": "boolean", "description": "message class 0: shown at once, not stored"},
             "pingUrl": {"type": "string", "description": "called on each change instead of the account's"},
             "contacts": {"type": "array", "maxItems": 200, "items": {
                 "type": "object", "required": ["recipient"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -117,6 +117,16 @@ def flag(params: Mapping[str, Any], name: str) -> bool:
     if value not in ("true", "false", "1", "0"):
         raise ApiError(400, f"{name}: true or false")
     return value in ("true", "1")
+
+
+def choice(params: Mapping[str, Any], name: str, allowed: Collection[str]) -> str | None:
+    """One of `allowed`, or None when absent or empty."""
+    value = single(params, name)
+    if value is None or value == "":
+        return None
+    if value not in allowed:
+        raise ApiError(400, f"{name}: one of {', '.join(allowed)}")
+    return value
 
 
 def page(params: Mapping[str, Any]) -> tuple[int, int]:

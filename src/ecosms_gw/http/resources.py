@@ -14,7 +14,8 @@ import structlog
 
 from ecosms_gw.config import Config
 from ecosms_gw.core import ping
-from ecosms_gw.core.accounts import Account
+from ecosms_gw.core.accounts import Account, InvalidSender
+from ecosms_gw.core.gsm import MODES
 from ecosms_gw.http import params
 from ecosms_gw.http.params import ApiError
 from ecosms_gw.http.render import Listed
@@ -102,9 +103,6 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
     if not text:
         raise ApiError(417, "text is required")
     people = params.contacts(values, at_most)
-    sender = params.single(values, "sender")
-    if sender and sender != call.account.sender_id:
-        raise ApiError(400, f"sender {sender!r} is not this account's approved sender id")
     date = params.single(values, "date")
     send_at = params.moment(date, call.zone, "date")[0] if date else None
     name = params.single(values, "name")
@@ -113,13 +111,25 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
     ping_url = params.single(values, "pingUrl") or None
     if ping_url and (problem := ping.url_problem(ping_url)):
         raise ApiError(400, f"pingUrl: {problem}")
+    options = pipeline.Options(name, ping_url, _sender_id(call), params.choice(values, "encoding", MODES),
+                               params.flag(values, "flash"))
     body = params.body(call.account.code, text, people, send_at)
     outcome = pipeline.counted("http", await pipeline.enqueue(
-        call.store, call.config, call.account, [body], size=len(text) * len(people), source="http", name=name,
-        ping_url=ping_url, zone=zone))
+        call.store, call.config, call.account, [body], size=len(text) * len(people), source="http",
+        options=options, zone=zone))
     if outcome.report.refusal is not None:
         raise ApiError(400, f"{outcome.report.refusal.reason}: {outcome.report.refusal.detail}")
     return outcome
+
+
+def _sender_id(call: Call) -> str | None:
+    """`sender` (one of the account's sender ids) and `type` (2: replies wanted, which needs
+    a numeric sender id)."""
+    kind = params.choice(call.params, "type", ("1", "2"))
+    try:
+        return call.account.sender_id(params.single(call.params, "sender") or None, numeric=kind == "2")
+    except InvalidSender as error:
+        raise ApiError(400, str(error)) from None
 
 
 async def read_mailing(call: Call) -> Answer:

@@ -58,6 +58,17 @@ class Outcome:
         return self.report.duplicate
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What an API call may choose for its mailing; mails and files take the defaults."""
+
+    name: str | None = None
+    ping_url: str | None = None
+    sender_id: str | None = None  # one of the account's (checked); None: its default
+    mode: str | None = None  # text, ucs2 or auto; None: the account's
+    flash: bool = False
+
+
 INLINE_LIMIT = 256 * 1024  # below this, parsing costs less than a hop to a worker thread
 T = TypeVar("T")
 
@@ -101,7 +112,7 @@ async def submit(store: Store, config: Config, texts: Sequence[str], *, source: 
 
 async def enqueue(store: Store, config: Config, account: Account, bodies: list[Body], *, size: int,
                   source: str, source_ref: str | None = None, dedupe_window: timedelta | None = None,
-                  name: str | None = None, ping_url: str | None = None, zone: str | None = None) -> Outcome:
+                  options: Options = Options(), zone: str | None = None) -> Outcome:
     """Compose bodies of an account allowed to send them, and store the mailing: with a
     dedupe window on its own (checked under a lock), else committed together with the
     others of the moment. With `zone`, its messages come back as the sms resource shows
@@ -109,11 +120,12 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
     assert account.id is not None, "accounts read from the store have an id"
     opted_out = await store.known.opt_outs(account.id)
     try:
-        composition = await cpu_bound(size, _compose, bodies, account, config, opted_out)
+        composition = await cpu_bound(size, _compose, bodies, account, config, opted_out, options.mode)
     except Rejected as refusal:
         return refused(refusal, len(bodies), account)
     accepted = Report.accepted(composition, len(bodies))
-    submission = Submission(account.id, source, source_ref, dedupe_window, name, ping_url)
+    submission = Submission(account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
+                            options.sender_id or account.sender_id(), options.flash)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())
     else:
@@ -128,5 +140,5 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
 
 
 def _compose(bodies: list[Body], account: Account, config: Config,
-             opted_out: frozenset[str]) -> Composition:
-    return compose(bodies, account.rules(config.defaults), opted_out)
+             opted_out: frozenset[str], mode: str | None) -> Composition:
+    return compose(bodies, account.rules(config.defaults, mode), opted_out)

@@ -20,6 +20,7 @@ import structlog
 
 from ecosms_gw.config import SmscConfig
 from ecosms_gw.core import gsm
+from ecosms_gw.core.accounts import is_number
 from ecosms_gw.core.ratelimit import TokenBucket, backoff
 from ecosms_gw.core.receipts import normalise_id
 from ecosms_gw.smpp.outcomes import InFlight, Outcomes
@@ -39,19 +40,20 @@ def source_address(sender_id: str | None) -> tuple[str, int, int]:
     """(address, TON, NPI): alphanumeric senders are TON 5 NPI 0, numbers TON 1 NPI 1."""
     if not sender_id:
         return "", 0, 0
-    if sender_id.lstrip("+").isdigit():
+    if is_number(sender_id):
         return sender_id.lstrip("+"), 1, 1
     return sender_id, 5, 0
 
 
 def submit_fields(recipient: str, payload: bytes, encoding: str, multipart: bool,
-                  source: tuple[str, int, int]) -> dict[str, Any]:
+                  source: tuple[str, int, int], flash: bool = False) -> dict[str, Any]:
+    """A part's submit_sm; flash is message class 0 (data_coding 0x10 for GSM, 0x18 for UCS-2)."""
     address, ton, npi = source
     return {
         "source_addr": address, "source_addr_ton": ton, "source_addr_npi": npi,
         "destination_addr": recipient.lstrip("+"), "dest_addr_ton": 1, "dest_addr_npi": 1,
         "esm_class": 0x40 if multipart else 0x00, "registered_delivery": 1,
-        "data_coding": 0x00 if encoding == "gsm7" else 0x08, "short_message": payload,
+        "data_coding": (0x00 if encoding == "gsm7" else 0x08) | (0x10 if flash else 0), "short_message": payload,
     }
 
 
@@ -167,7 +169,8 @@ class Pump:
                 await self._account_bucket(message).acquire()
             await self.bucket.acquire()
             fields = submit_fields(message.recipient, flight.parts[seq - 1], message.encoding,
-                                   len(flight.parts) > 1, source_address(message.sender_id or self.smsc.source_addr))
+                                   len(flight.parts) > 1, source_address(message.sender_id or self.smsc.source_addr),
+                                   message.flash)
             future = session.send("submit_sm", **fields)
         except BaseException:
             self.window.release()

@@ -17,6 +17,7 @@ _FIELDS = tuple(f.name for f in fields(Account))
 def _account(row: asyncpg.Record) -> Account:
     values = {name: row[name] for name in _FIELDS}
     values["senders"] = tuple(values["senders"])
+    values["sender_ids"] = tuple(values["sender_ids"])
     return Account(**values)
 
 
@@ -24,7 +25,7 @@ def _values(account: Account) -> list[Any]:
     """The account's columns after code/id, in the order of the insert and update queries."""
     return [account.name, list(account.senders), account.smtp_password, account.ftp_password,
             account.api_secret, account.country, account.timezone, account.international,
-            account.mode, account.sender_id, account.reply_email, account.ping_url,
+            account.mode, list(account.sender_ids), account.reply_email, account.ping_url,
             account.max_messages, account.tps, account.submission_report]
 
 

@@ -35,8 +35,9 @@ class Claimed:
     encoding: Encoding
     segments: int
     attempts: int
-    sender_id: str | None = None
+    sender_id: str | None = None  # the message's, else its account's default
     account_tps: int | None = None
+    flash: bool = False
 
 
 class Accepted(NamedTuple):

@@ -18,7 +18,8 @@ Q = {name: completed(sql) for name, sql in queries("mailings").items()}
 if TYPE_CHECKING:
     Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 _COPY_FROM = 100  # messages; fewer go in one INSERT, which saves COPY's extra round trips
-_MESSAGE_COLUMNS = ("mailing_id", "account_id", "recipient", "text", "encoding", "segments", "line", "due_at")
+_MESSAGE_COLUMNS = ("mailing_id", "account_id", "recipient", "text", "encoding", "segments", "line", "due_at",
+                    "sender_id", "flash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ class Submission:
     dedupe_window: timedelta | None = None  # a mailing of the same source_ref within it is a duplicate
     name: str | None = None
     ping_url: str | None = None
+    sender_id: str | None = None  # of its messages; None: the account's default when sent
+    flash: bool = False  # message class 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +106,7 @@ class Mailings:
                 Q["mailing_insert"], submission.account_id, submission.source, submission.source_ref,
                 composition.send_at, len(composition.messages), composition.parts, json.dumps(report),
                 submission.name, submission.ping_url)
-            await _insert_messages(connection, mailing_id, submission.account_id, composition)
+            await _insert_messages(connection, mailing_id, submission, composition)
         return Enqueued(mailing_id, len(composition.messages), composition.parts)
 
     @translated
@@ -114,8 +117,8 @@ class Mailings:
                      len(p.composition.messages), p.composition.parts, json.dumps(p.report), p.submission.name,
                      p.submission.ping_url) for p in pending]
         messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
-                    for row in _message_rows(p.composition)]
-        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 9), *columns(messages, 8),
+                    for row in _message_rows(p.submission, p.composition)]
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 9), *columns(messages, 10),
                                       [p.zone for p in pending])
         return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
                 for row, p in zip(rows, pending, strict=True)]
@@ -174,19 +177,22 @@ async def _earlier(connection: Connection, submission: Submission) -> Enqueued |
                                                  duplicate=True)
 
 
-def _message_rows(composition: Composition) -> list[tuple[Any, ...]]:
-    """(recipient, text, encoding, segments, line, due): a message is due at the later of
-    its date and now."""
+def _message_rows(submission: Submission, composition: Composition) -> list[tuple[Any, ...]]:
+    """(recipient, text, encoding, segments, line, due, sender id, flash): a message is due
+    at the later of its date and now."""
     now = datetime.now(UTC)
+    sender_id, flash = submission.sender_id, submission.flash
     return [(m.recipient, m.text, m.encoding, m.segments, m.line,
-             m.send_at if m.send_at is not None and m.send_at > now else now) for m in composition.messages]
+             m.send_at if m.send_at is not None and m.send_at > now else now, sender_id, flash)
+            for m in composition.messages]
 
 
-async def _insert_messages(connection: Connection, mailing_id: int, account_id: int,
+async def _insert_messages(connection: Connection, mailing_id: int, submission: Submission,
                            composition: Composition) -> None:
-    rows = _message_rows(composition)
+    rows = _message_rows(submission, composition)
+    account_id = submission.account_id
     if len(rows) <= _COPY_FROM:
-        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 6))
+        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 8))
     else:
         await connection.copy_records_to_table("messages", columns=_MESSAGE_COLUMNS,
                                                records=[(mailing_id, account_id, *row) for row in rows])

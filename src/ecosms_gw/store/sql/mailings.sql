@@ -18,10 +18,10 @@ RETURNING id;
 -- name: mailings_insert_many
 -- A group commit: several mailings and all their messages in one statement, with one
 -- wake-up for the dispatchers (delivered at commit). Mailings are given by arrays
--- ($1-$9, one element each) and numbered by their position; messages by arrays ($10-$17)
+-- ($1-$9, one element each) and numbered by their position; messages by arrays ($10-$19)
 -- whose first ($10) is the position of their mailing. Their ids are taken first, so that
 -- each message finds its mailing's. Returns per mailing its position, id and, where a
--- time zone is given ($18, one per mailing), its messages as the sms resource shows them.
+-- time zone is given ($20, one per mailing), its messages as the sms resource shows them.
 WITH k AS (
     SELECT k, nextval(pg_get_serial_sequence('mailings', 'id')) AS id
     FROM generate_series(1, cardinality($1::bigint[])) AS k
@@ -35,26 +35,28 @@ WITH k AS (
     JOIN k USING (k) CROSS JOIN (SELECT pg_notify('ecosms_work', '')) AS wake
     RETURNING id, name, send_at, created_at
 ), m AS (
-    INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at)
-    SELECT k.id, y.account_id, y.recipient, y.text, y.encoding, y.segments, y.line, y.due_at
+    INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash)
+    SELECT k.id, y.account_id, y.recipient, y.text, y.encoding, y.segments, y.line, y.due_at, y.sender_id, y.flash
     FROM unnest($10::integer[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::smallint[],
-                $16::integer[], $17::timestamptz[]) AS y(k, account_id, recipient, text, encoding, segments, line, due_at)
+                $16::integer[], $17::timestamptz[], $18::text[], $19::boolean[])
+         AS y(k, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash)
     JOIN k USING (k)
-    RETURNING id, mailing_id, status, text, recipient, code, description, response, segments, encoding
+    RETURNING id, mailing_id, status, text, recipient, code, description, response, segments, encoding,
+              sender_id, flash
 )
-SELECT k.k, k.id, CASE WHEN ($18::text[])[k.k] IS NOT NULL THEN (
+SELECT k.k, k.id, CASE WHEN ($20::text[])[k.k] IS NOT NULL THEN (
     SELECT json_agg(/*json:sms:r.zone*/ ORDER BY r.id)::text
     FROM (SELECT m.*, coalesce(g.send_at, g.created_at) AS date, g.name AS mailing_name,
-                 ($18::text[])[k.k] AS zone
+                 ($20::text[])[k.k] AS zone
           FROM m JOIN g ON g.id = m.mailing_id WHERE m.mailing_id = k.id) r,
          (SELECT NULL::json AS parts) part) END AS items
 FROM k ORDER BY k.k;
 
 -- name: messages_insert
 -- A small mailing in one statement; large ones go by COPY.
-INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at)
+INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash)
 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[], $7::integer[],
-                             $8::timestamptz[]);
+                             $8::timestamptz[], $9::text[], $10::boolean[]);
 
 -- name: cancel_mailing
 -- What is not yet being submitted is canceled, atomically against the dispatcher (which

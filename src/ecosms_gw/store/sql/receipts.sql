@@ -28,11 +28,12 @@ ON CONFLICT (smsc, smsc_message_id) DO NOTHING;
 
 -- name: record_reply
 -- A message from a phone: matched to the latest message sent to that number, preferring
--- the account whose sender id it answers; stored; that message becomes `rep`.
+-- those sent from the sender id it answers; stored; that message becomes `rep`.
 WITH target AS (
     SELECT m.id, m.account_id, m.text FROM messages m
     WHERE m.recipient = $2 AND m.state IN ('submitted', 'done') AND m.status IN ('on', 'ok', 'no', 'rep')
-    ORDER BY EXISTS (SELECT 1 FROM accounts a WHERE a.id = m.account_id AND a.sender_id = $3) DESC,
+    ORDER BY coalesce(m.sender_id, (SELECT a.sender_ids[1] FROM accounts a WHERE a.id = m.account_id))
+                 IS NOT DISTINCT FROM $3 DESC,
              m.id DESC
     LIMIT 1
 ), stored AS (

@@ -1,0 +1,75 @@
+-- Sending options per message (issue 16): an account has several sender ids (the first is
+-- its default), picks GSM or UCS-2 itself in `auto` mode, and a message may name its
+-- sender id and be sent as a flash SMS (message class 0).
+ALTER TABLE accounts ADD COLUMN sender_ids text[] NOT NULL DEFAULT '{}';
+UPDATE accounts SET sender_ids = ARRAY[sender_id] WHERE sender_id IS NOT NULL;
+ALTER TABLE accounts DROP COLUMN sender_id;
+ALTER TABLE accounts DROP CONSTRAINT accounts_mode_check;
+ALTER TABLE accounts ADD CONSTRAINT accounts_mode_check CHECK (mode IN ('text', 'ucs2', 'auto'));
+
+-- NULL: the account's default sender id when the message is sent.
+ALTER TABLE messages ADD COLUMN sender_id text;
+ALTER TABLE messages ADD COLUMN flash boolean NOT NULL DEFAULT false;
+
+-- The claims return what the PDU needs of each message: its sender id (or the account's
+-- default) and whether it is a flash SMS.
+DROP FUNCTION record_and_take(text, bigint[], smallint[], text[], bigint[], bigint[], text[], text[], text[],
+                              integer, bigint, text[], text[]);
+DROP FUNCTION take_due(text, integer, bigint, text[], text[]);
+DROP FUNCTION claim_due(integer, bigint, text[], text[]);
+
+CREATE FUNCTION claim_due(_limit integer, _worker bigint, _routes text[], _excluded text[])
+RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
+               encoding text, segments smallint, attempts smallint, sender_id text, account_tps integer,
+               flash boolean)
+LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    WITH m AS (
+        UPDATE messages m
+        SET state = 'claimed', claimed_by = _worker, attempts = m.attempts + 1, updated_at = now()
+        FROM due_ids(_limit, _routes, _excluded) AS due(id)
+        WHERE m.id = due.id
+        RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+                  m.sender_id, m.flash
+    )
+    SELECT m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+           coalesce(m.sender_id, a.sender_ids[1]), a.tps, m.flash
+    FROM m JOIN accounts a ON a.id = m.account_id
+$$;
+
+CREATE FUNCTION take_due(_smsc text, _limit integer, _worker bigint, _routes text[], _excluded text[])
+RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
+               encoding text, segments smallint, attempts smallint, sender_id text, account_tps integer,
+               flash boolean)
+LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    WITH m AS (
+        UPDATE messages m
+        SET state = 'submitting', claimed_by = _worker, smsc = _smsc, attempts = m.attempts + 1, updated_at = now()
+        FROM due_ids(_limit, _routes, _excluded) AS due(id)
+        WHERE m.id = due.id
+        RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+                  m.sender_id, m.flash
+    ), created AS (
+        INSERT INTO parts (message_id, seq, smsc)
+        SELECT m.id, s, _smsc FROM m, generate_series(1, m.segments) AS s
+    )
+    SELECT m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+           coalesce(m.sender_id, a.sender_ids[1]), a.tps, m.flash
+    FROM m JOIN accounts a ON a.id = m.account_id ORDER BY m.id
+$$;
+
+CREATE FUNCTION record_and_take(_smsc text, _part_message bigint[], _part_seq smallint[],
+                                _part_smsc_id text[], _done bigint[], _failed bigint[],
+                                _failed_status text[], _failed_code text[], _failed_description text[],
+                                _limit integer, _worker bigint, _routes text[], _excluded text[])
+RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
+               encoding text, segments smallint, attempts smallint, sender_id text, account_tps integer,
+               flash boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM record_submissions(_smsc, _part_message, _part_seq, _part_smsc_id, _done, _failed, _failed_status,
+                               _failed_code, _failed_description, '{}');
+    IF _limit > 0 THEN
+        RETURN QUERY SELECT * FROM take_due(_smsc, _limit, _worker, _routes, _excluded);
+    END IF;
+END
+$$;

@@ -1,0 +1,84 @@
+"""Per-message sending options (issue 16) as a developer uses them: each option chosen
+over HTTP reaches the submit_sm the SMSC (node-smpp) receives, and the sms resource shows
+what was chosen."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from ecosms_gw.core.accounts import Account, hash_secret
+from ecosms_gw.store import Store
+from tests.support.api import SECRET, Client, daemon
+from tests.support.smsc import Peer
+
+# recipient -> the create call's options
+CALLS = {
+    "+33600000001": {"text": "default sender"},
+    "+33600000002": {"text": "second brand", "sender": "BRAND2"},
+    "+33600000003": {"text": "replies wanted", "type": "2"},
+    "+33600000004": {"text": "Привет", "encoding": "auto"},
+    "+33600000005": {"text": "café", "encoding": "auto"},
+    "+33600000006": {"text": "flash", "flash": "true"},
+    "+33600000007": {"text": "flash ünïcode", "flash": "true", "encoding": "ucs2"},
+}
+# recipient -> (source_addr, source TON, data_coding) at the SMSC
+EXPECTED = {
+    "33600000001": ("ACME", 5, 0x00),
+    "33600000002": ("BRAND2", 5, 0x00),
+    "33600000003": ("33700000000", 1, 0x00),
+    "33600000004": ("ACME", 5, 0x08),
+    "33600000005": ("ACME", 5, 0x00),
+    "33600000006": ("ACME", 5, 0x10),
+    "33600000007": ("ACME", 5, 0x18),
+}
+
+
+async def test_each_option_reaches_the_pdu(dsn: str, store: Store, tmp_path: Path) -> None:
+    await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True,
+                                     sender_ids=("ACME", "BRAND2", "+33700000000")))
+    peer = Peer(tmp_path)
+    try:
+        async with daemon(dsn, tmp_path, peer_port=peer.port) as base, aiohttp.ClientSession() as session:
+            client = Client(session, base)
+            assert (await client.login()).status == 200
+            for recipient, options in CALLS.items():
+                status, created = await client.call("POST", "/rest/sms",
+                                                     json=options | {"contacts": [{"recipient": recipient}]})
+                assert status == 201, created
+            for _ in range(300):
+                if len(peer.received()) >= len(CALLS):
+                    break
+                await asyncio.sleep(0.1)
+            status, shown = await client.call(
+                "GET", "/rest/sms?properties=recipient,sender,encoding,flash,text&sort=recipient ASC")
+    finally:
+        peer.stop()
+    assert {pdu["destination"]: (pdu["source"], pdu["source_ton"], pdu["data_coding"])
+            for pdu in peer.received()} == EXPECTED
+    assert status == 200
+    assert [(item["recipient"], item["sender"], item["encoding"], item["flash"]) for item in shown["list"]] == [
+        ("+33600000001", "ACME", "gsm7", False), ("+33600000002", "BRAND2", "gsm7", False),
+        ("+33600000003", "+33700000000", "gsm7", False), ("+33600000004", "ACME", "ucs2", False),
+        ("+33600000005", "ACME", "gsm7", False), ("+33600000006", "ACME", "gsm7", True),
+        ("+33600000007", "ACME", "ucs2", True)]
+    assert shown["list"][4]["text"] == "café"
+
+
+async def test_a_sender_id_not_the_accounts_is_refused_naming_the_allowed(dsn: str, store: Store,
+                                                                          tmp_path: Path) -> None:
+    await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True,
+                                     sender_ids=("ACME", "BRAND2")))
+    async with daemon(dsn, tmp_path) as base, aiohttp.ClientSession() as session:
+        client = Client(session, base)
+        assert (await client.login()).status == 200
+        contacts = [{"recipient": "+33600000001"}]
+        other = await client.call("POST", "/rest/sms", json={"text": "x", "contacts": contacts, "sender": "OTHER"})
+        alphanumeric = await client.call("POST", "/rest/sms", json={"text": "x", "contacts": contacts,
+                                                                    "sender": "ACME", "type": "2"})
+    assert other == (400, {"status": 400,
+                           "message": "sender 'OTHER' is not one of this account's sender ids: ACME, BRAND2"})
+    assert alphanumeric == (400, {"status": 400,
+                                  "message": "sender 'ACME' is not one of this account's numeric sender ids: none"})
