@@ -24,11 +24,13 @@ class Sink:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.envelope_senders: list[str] = []
         self.received = threading.Event()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         from email import message_from_bytes, policy
         self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+        self.envelope_senders.append(envelope.mail_from)
         self.received.set()
         return "250 OK"
 

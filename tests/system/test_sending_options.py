@@ -5,6 +5,7 @@ what was chosen."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +13,9 @@ import aiohttp
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.store import Store
 from tests.support.api import SECRET, Client, daemon
+from tests.support.daemon import COMMAND
+from tests.support.mail import Sink
+from tests.support.net import free_port
 from tests.support.smsc import Peer
 
 # recipient -> the create call's options
@@ -82,3 +86,38 @@ async def test_a_sender_id_not_the_accounts_is_refused_naming_the_allowed(dsn: s
                            "message": "sender 'OTHER' is not one of this account's sender ids: ACME, BRAND2"})
     assert alphanumeric == (400, {"status": 400,
                                   "message": "sender 'ACME' is not one of this account's numeric sender ids: none"})
+
+
+async def test_a_reply_is_mailed_where_its_message_said(dsn: str, store: Store, tmp_path: Path, sink: Sink) -> None:
+    """`email`, `emailSender` and `emailSubject` on the create: the reply (from the
+    simulator, every recipient answering) reaches that address, with that From and subject,
+    instead of the account's --reply-email; the envelope sender stays the gateway's."""
+    await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True,
+                                     sender_ids=("+33700000000",), reply_email="office@acme.example"))
+    port = free_port()
+    simulator = subprocess.Popen([COMMAND, "smsc-sim", "--port", str(port), "--dlr-delay", "0.1",
+                                  "--reply-ratio", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with daemon(dsn, tmp_path, peer_port=port, ECOSMS_MAIL_OUT_RELAY=f"127.0.0.1:{sink.port}",
+                          ECOSMS_MAIL_OUT_FROM="gateway@ecosms.example") as base, \
+                aiohttp.ClientSession() as session:
+            client = Client(session, base)
+            assert (await client.login()).status == 200
+            status, created = await client.call("POST", "/rest/sms", json={
+                "text": "Your table is booked", "type": "2", "email": "shop@brand.example",
+                "emailSender": "bookings@brand.example", "emailSubject": "A guest answered",
+                "contacts": [{"recipient": "+33600000001"}]})
+            assert status == 201, created
+            assert await asyncio.to_thread(sink.received.wait, 30)
+            _, shown = await client.call("GET", f"/rest/sms?id={created['id']}&properties=email,emailSender,"
+                                                "emailSubject,sender,status")
+    finally:
+        simulator.terminate()
+        simulator.wait(10)
+    [mail] = sink.messages
+    assert (mail["To"], mail["From"], mail["Subject"]) == (
+        "shop@brand.example", "bookings@brand.example", "A guest answered")
+    assert "Your table is booked" in mail.get_content()
+    assert sink.envelope_senders == ["gateway@ecosms.example"]
+    assert shown["list"] == [{"email": "shop@brand.example", "emailSender": "bookings@brand.example",
+                              "emailSubject": "A guest answered", "sender": "+33700000000", "status": "rep"}]

@@ -18,6 +18,7 @@ from ecosms_gw.errors import GatewayError
 
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SENDER = re.compile(r"[^@\s]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")  # jane@example.com or @example.com
+ADDRESS = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")  # jane@example.com
 SENDER_ID = re.compile(r"[A-Za-z0-9 ]{1,11}|\+?[0-9]{1,15}")
 # scrypt at n=2**14, r=8: ~16 MiB and some 50 ms per check, the standard library's own.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -110,6 +111,8 @@ def validate(account: Account) -> Account:
     for sender_id in account.sender_ids:
         if not SENDER_ID.fullmatch(sender_id):
             raise InvalidAccount(f"--sender-id {sender_id!r}: at most 11 letters and digits, or a number")
+    if account.reply_email is not None and not ADDRESS.fullmatch(account.reply_email):
+        raise InvalidAccount(f"--reply-email {account.reply_email!r}: an address (jane@example.com)")
     if account.ping_url is not None and (problem := ping.url_problem(account.ping_url)):
         raise InvalidAccount(f"--ping-url {account.ping_url!r}: {problem}")
     if account.submission_report not in ("off", "sender", "reply-email"):

@@ -55,6 +55,9 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                          "description": "text: GSM with the seed's transliteration; ucs2: Unicode; auto: GSM "
                                         "when nothing would be deleted (look-alikes mapped), else UCS-2"},
             "flash": {"type": "boolean", "description": "message class 0: shown at once, not stored"},
+            "email": {"type": "string", "description": "replies are mailed here instead of --reply-email"},
+            "emailSender": {"type": "string", "description": "the From of those reply mails"},
+            "emailSubject": {"type": "string", "maxLength": 200, "description": "their subject"},
             "pingUrl": {"type": "string", "description": "called on each change instead of the account's"},
             "contacts": {"type": "array", "maxItems": 200, "items": {
                 "type": "object", "required": ["recipient"],

@@ -14,7 +14,7 @@ import structlog
 
 from ecosms_gw.config import Config
 from ecosms_gw.core import ping
-from ecosms_gw.core.accounts import Account, InvalidSender
+from ecosms_gw.core.accounts import ADDRESS, Account, InvalidSender
 from ecosms_gw.core.gsm import MODES
 from ecosms_gw.http import params
 from ecosms_gw.http.params import ApiError
@@ -22,6 +22,7 @@ from ecosms_gw.http.render import Listed
 from ecosms_gw.http.status_cache import StatusCache
 from ecosms_gw.ingest import pipeline
 from ecosms_gw.store import Store
+from ecosms_gw.store.mailings import ReplyRouting
 from ecosms_gw.store.reads import MAILING, REPLY, SMS, STATUS, Filter, Listing, Page, Resource, Stats
 
 log = structlog.get_logger()
@@ -112,7 +113,7 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
     if ping_url and (problem := ping.url_problem(ping_url)):
         raise ApiError(400, f"pingUrl: {problem}")
     options = pipeline.Options(name, ping_url, _sender_id(call), params.choice(values, "encoding", MODES),
-                               params.flag(values, "flash"))
+                               params.flag(values, "flash"), _reply_routing(values))
     body = params.body(call.account.code, text, people, send_at)
     outcome = pipeline.counted("http", await pipeline.enqueue(
         call.store, call.config, call.account, [body], size=len(text) * len(people), source="http",
@@ -130,6 +131,19 @@ def _sender_id(call: Call) -> str | None:
         return call.account.sender_id(params.single(call.params, "sender") or None, numeric=kind == "2")
     except InvalidSender as error:
         raise ApiError(400, str(error)) from None
+
+
+def _reply_routing(values: dict[str, Any]) -> ReplyRouting | None:
+    """`email`, `emailSender` and `emailSubject`: where and how this mailing's replies are
+    mailed, each instead of the account's."""
+    email, sender = params.single(values, "email") or None, params.single(values, "emailSender") or None
+    subject = params.single(values, "emailSubject") or None
+    for name, address in (("email", email), ("emailSender", sender)):
+        if address is not None and not ADDRESS.fullmatch(address):
+            raise ApiError(400, f"{name}: {address!r} is not an address like jane@example.com")
+    if subject is not None and (len(subject) > 200 or not subject.isprintable()):
+        raise ApiError(400, "emailSubject: at most 200 characters, on one line")
+    return ReplyRouting(email, sender, subject) if email or sender or subject else None
 
 
 async def read_mailing(call: Call) -> Answer:

@@ -19,7 +19,7 @@ from ecosms_gw.core.compose import Composition, compose
 from ecosms_gw.core.mail2sms import Body, Rejected, parse_all
 from ecosms_gw.core.report import Report
 from ecosms_gw.store import Store
-from ecosms_gw.store.mailings import Pending, Submission
+from ecosms_gw.store.mailings import Pending, ReplyRouting, Submission
 
 log = structlog.get_logger()
 
@@ -67,6 +67,7 @@ class Options:
     sender_id: str | None = None  # one of the account's (checked); None: its default
     mode: str | None = None  # text, ucs2 or auto; None: the account's
     flash: bool = False
+    replies: ReplyRouting | None = None  # None: replies go the account's way
 
 
 INLINE_LIMIT = 256 * 1024  # below this, parsing costs less than a hop to a worker thread
@@ -125,7 +126,7 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
         return refused(refusal, len(bodies), account)
     accepted = Report.accepted(composition, len(bodies))
     submission = Submission(account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
-                            options.sender_id or account.sender_id(), options.flash)
+                            options.sender_id or account.sender_id(), options.flash, options.replies)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())
     else:

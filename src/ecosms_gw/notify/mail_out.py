@@ -27,8 +27,10 @@ IDLE_S = 1.0
 
 
 def message(settings: MailOutConfig, mail: QueuedMail) -> EmailMessage:
+    """The mail as sent: From is the mail's own sender when it has one (a mailing's
+    `emailSender`); the envelope sender stays `mail_out.from`, so that bounces come to us."""
     built = EmailMessage()
-    built["From"] = settings.from_
+    built["From"] = mail.sender or settings.from_
     built["To"] = mail.recipient
     built["Subject"] = mail.subject
     built["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
@@ -43,7 +45,7 @@ def deliver(settings: MailOutConfig, built: EmailMessage) -> None:
             relay.starttls(context=ssl.create_default_context())
         if settings.username:
             relay.login(settings.username, settings.password)
-        relay.send_message(built)
+        relay.send_message(built, from_addr=settings.from_)
 
 
 def permanent(error: Exception) -> bool:

@@ -96,7 +96,7 @@ class Deliveries:
 
     async def _on_reply(self, smsc: SmscConfig, pdu: Any) -> int:
         """A message from a phone: the message it answers becomes `rep`; STOP opts out;
-        the account's reply address gets it by e-mail."""
+        its mailing's reply address (else the account's) gets it by e-mail."""
         number = "+" + _text(pdu.source_addr).lstrip("+")
         text = reply_text(pdu)
         stop = keyword(text) in self.stop_keywords
@@ -105,10 +105,11 @@ class Deliveries:
             """The reply e-mail, stored with the reply (sent by the mailer, retried)."""
             if not answered.reply_email:
                 return None
-            subject = self.config.replies.subject.format(number=number, id=answered.message_id)
+            subject = answered.reply_subject or self.config.replies.subject.format(number=number,
+                                                                                  id=answered.message_id)
             body = f"{number} answered SMS #{answered.message_id}:\n\n{text}\n\n" \
                    f"Your SMS was:\n\n{answered.text}\n" + ("\nThe number is now opted out.\n" if stop else "")
-            return Mail(answered.reply_email, subject, body)
+            return Mail(answered.reply_email, subject, body, answered.reply_from)
 
         try:
             answered = await self.store.receipts.record_reply(smsc.name, number, _text(pdu.destination_addr),

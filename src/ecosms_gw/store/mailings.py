@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncpg
 
@@ -17,6 +17,7 @@ from ecosms_gw.store.reads import completed
 Q = {name: completed(sql) for name, sql in queries("mailings").items()}
 if TYPE_CHECKING:
     Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+_NO_ROUTING = (None, None, None)
 _COPY_FROM = 100  # messages; fewer go in one INSERT, which saves COPY's extra round trips
 _MESSAGE_COLUMNS = ("mailing_id", "account_id", "recipient", "text", "encoding", "segments", "line", "due_at",
                     "sender_id", "flash")
@@ -58,6 +59,13 @@ class Purged:
         return Purged(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
+class ReplyRouting(NamedTuple):
+    """How replies to a mailing's messages are mailed; each None: the account's way."""
+    email: str | None = None  # None: the account's --reply-email
+    sender: str | None = None  # the mail's From
+    subject: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Submission:
     """What a mailing is stored with besides its composition."""
@@ -69,6 +77,7 @@ class Submission:
     ping_url: str | None = None
     sender_id: str | None = None  # of its messages; None: the account's default when sent
     flash: bool = False  # message class 0
+    replies: ReplyRouting | None = None  # None: replies go to the account's --reply-email
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ class Mailings:
             mailing_id = await connection.fetchval(
                 Q["mailing_insert"], submission.account_id, submission.source, submission.source_ref,
                 composition.send_at, len(composition.messages), composition.parts, json.dumps(report),
-                submission.name, submission.ping_url)
+                submission.name, submission.ping_url, *(submission.replies or _NO_ROUTING))
             await _insert_messages(connection, mailing_id, submission, composition)
         return Enqueued(mailing_id, len(composition.messages), composition.parts)
 
@@ -115,10 +124,10 @@ class Mailings:
         wake-up): stored all together, or none of them."""
         mailings = [(p.submission.account_id, p.submission.source, p.submission.source_ref, p.composition.send_at,
                      len(p.composition.messages), p.composition.parts, json.dumps(p.report), p.submission.name,
-                     p.submission.ping_url) for p in pending]
+                     p.submission.ping_url, *(p.submission.replies or _NO_ROUTING)) for p in pending]
         messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
                     for row in _message_rows(p.submission, p.composition)]
-        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 9), *columns(messages, 10),
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 12), *columns(messages, 10),
                                       [p.zone for p in pending])
         return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
                 for row, p in zip(rows, pending, strict=True)]

@@ -18,6 +18,7 @@ class Mail(NamedTuple):
     to: str
     subject: str
     body: str
+    sender: str | None = None  # the From header; None: mail_out.from
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class QueuedMail:
     subject: str
     body: str
     attempts: int
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ SMS = Resource((
     Field("recipient", "r.recipient"), Field("mailingId", "r.mailing_id"), Field("mailingName", "r.mailing_name"),
     Field("code", "r.code"), Field("description", "r.description"), Field("response", "r.response"),
     Field("segments", "r.segments"), Field("encoding", "r.encoding"), Field("parts", "part.parts"),
-    Field("sender", "r.sender_id"), Field("flash", "r.flash")))
+    Field("sender", "r.sender_id"), Field("flash", "r.flash"), Field("email", "r.reply_email"),
+    Field("emailSender", "r.reply_from"), Field("emailSubject", "r.reply_subject")))
 REPLY = Resource((
     Field("id", "r.id"), Field("text", "r.text"), Field("date", "r.date", time=True),
     Field("recipient", "r.recipient"), Field("smsId", "r.sms_id"), Field("mailingId", "r.mailing_id"),

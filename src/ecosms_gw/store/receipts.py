@@ -33,7 +33,9 @@ class Answered:
     message_id: int
     text: str
     account: str
-    reply_email: str | None
+    reply_email: str | None  # the mailing's `email`, else the account's
+    reply_from: str | None  # the mailing's `emailSender`
+    reply_subject: str | None  # the mailing's `emailSubject`
 
 
 class Receipts:

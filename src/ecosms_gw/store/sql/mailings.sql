@@ -11,43 +11,47 @@ ORDER BY created_at DESC LIMIT 1;
 
 -- name: mailing_insert
 -- The dispatchers' wake-up rides along; it is delivered at commit.
-INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name, ping_url)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
+INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name, ping_url,
+                      reply_email, reply_from, reply_subject)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
 RETURNING id;
 
 -- name: mailings_insert_many
 -- A group commit: several mailings and all their messages in one statement, with one
 -- wake-up for the dispatchers (delivered at commit). Mailings are given by arrays
--- ($1-$9, one element each) and numbered by their position; messages by arrays ($10-$19)
+-- ($1-$12, one element each) and numbered by their position; messages by arrays ($13-$22)
 -- whose first ($10) is the position of their mailing. Their ids are taken first, so that
 -- each message finds its mailing's. Returns per mailing its position, id and, where a
--- time zone is given ($20, one per mailing), its messages as the sms resource shows them.
+-- time zone is given ($23, one per mailing), its messages as the sms resource shows them.
 WITH k AS (
     SELECT k, nextval(pg_get_serial_sequence('mailings', 'id')) AS id
     FROM generate_series(1, cardinality($1::bigint[])) AS k
 ), g AS (
-    INSERT INTO mailings (id, account_id, source, source_ref, send_at, messages, parts, report, name, ping_url)
+    INSERT INTO mailings (id, account_id, source, source_ref, send_at, messages, parts, report, name, ping_url,
+                          reply_email, reply_from, reply_subject)
     OVERRIDING SYSTEM VALUE
-    SELECT k.id, x.account_id, x.source, x.source_ref, x.send_at, x.messages, x.parts, x.report, x.name, x.ping_url
+    SELECT k.id, x.account_id, x.source, x.source_ref, x.send_at, x.messages, x.parts, x.report, x.name, x.ping_url,
+           x.reply_email, x.reply_from, x.reply_subject
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[], $6::integer[],
-                $7::jsonb[], $8::text[], $9::text[])
-         WITH ORDINALITY AS x(account_id, source, source_ref, send_at, messages, parts, report, name, ping_url, k)
+                $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+         WITH ORDINALITY AS x(account_id, source, source_ref, send_at, messages, parts, report, name, ping_url,
+                              reply_email, reply_from, reply_subject, k)
     JOIN k USING (k) CROSS JOIN (SELECT pg_notify('ecosms_work', '')) AS wake
-    RETURNING id, name, send_at, created_at
+    RETURNING id, name, send_at, created_at, reply_email, reply_from, reply_subject
 ), m AS (
     INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash)
     SELECT k.id, y.account_id, y.recipient, y.text, y.encoding, y.segments, y.line, y.due_at, y.sender_id, y.flash
-    FROM unnest($10::integer[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::smallint[],
-                $16::integer[], $17::timestamptz[], $18::text[], $19::boolean[])
+    FROM unnest($13::integer[], $14::bigint[], $15::text[], $16::text[], $17::text[], $18::smallint[],
+                $19::integer[], $20::timestamptz[], $21::text[], $22::boolean[])
          AS y(k, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash)
     JOIN k USING (k)
     RETURNING id, mailing_id, status, text, recipient, code, description, response, segments, encoding,
               sender_id, flash
 )
-SELECT k.k, k.id, CASE WHEN ($20::text[])[k.k] IS NOT NULL THEN (
+SELECT k.k, k.id, CASE WHEN ($23::text[])[k.k] IS NOT NULL THEN (
     SELECT json_agg(/*json:sms:r.zone*/ ORDER BY r.id)::text
-    FROM (SELECT m.*, coalesce(g.send_at, g.created_at) AS date, g.name AS mailing_name,
-                 ($20::text[])[k.k] AS zone
+    FROM (SELECT m.*, coalesce(g.send_at, g.created_at) AS date, g.name AS mailing_name, g.reply_email,
+                 g.reply_from, g.reply_subject, ($23::text[])[k.k] AS zone
           FROM m JOIN g ON g.id = m.mailing_id WHERE m.mailing_id = k.id) r,
          (SELECT NULL::json AS parts) part) END AS items
 FROM k ORDER BY k.k;

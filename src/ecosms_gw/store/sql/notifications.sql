@@ -33,7 +33,7 @@ SELECT count(*) FILTER (WHERE given_up_at IS NULL) AS mail,
 FROM mail_out;
 
 -- name: queue_mail
-INSERT INTO mail_out (recipient, subject, body) VALUES ($1, $2, $3);
+INSERT INTO mail_out (recipient, subject, body, sender) VALUES ($1, $2, $3, $4);
 
 -- name: claim_mail
 -- Due mail, leased like pings: a daemon that dies while sending leaves it to another.
@@ -44,7 +44,7 @@ WITH due AS (
 UPDATE mail_out o SET due_at = now() + $2::interval
 FROM due
 WHERE o.id = due.id
-RETURNING o.id, o.recipient, o.subject, o.body, o.attempts;
+RETURNING o.id, o.recipient, o.subject, o.body, o.attempts, o.sender;
 
 -- name: mail_sent
 DELETE FROM mail_out WHERE id = $1;

@@ -30,7 +30,7 @@ ON CONFLICT (smsc, smsc_message_id) DO NOTHING;
 -- A message from a phone: matched to the latest message sent to that number, preferring
 -- those sent from the sender id it answers; stored; that message becomes `rep`.
 WITH target AS (
-    SELECT m.id, m.account_id, m.text FROM messages m
+    SELECT m.id, m.account_id, m.mailing_id, m.text FROM messages m
     WHERE m.recipient = $2 AND m.state IN ('submitted', 'done') AND m.status IN ('on', 'ok', 'no', 'rep')
     ORDER BY coalesce(m.sender_id, (SELECT a.sender_ids[1] FROM accounts a WHERE a.id = m.account_id))
                  IS NOT DISTINCT FROM $3 DESC,
@@ -50,5 +50,6 @@ WITH target AS (
     SELECT target.account_id, $2, 'reply: ' || left($4, 40) FROM target WHERE $5
     ON CONFLICT DO NOTHING
 )
-SELECT target.id AS message_id, target.text, a.code AS account, a.reply_email
-FROM target JOIN accounts a ON a.id = target.account_id;
+SELECT target.id AS message_id, target.text, a.code AS account, coalesce(g.reply_email, a.reply_email) AS reply_email,
+       g.reply_from, g.reply_subject
+FROM target JOIN accounts a ON a.id = target.account_id JOIN mailings g ON g.id = target.mailing_id;

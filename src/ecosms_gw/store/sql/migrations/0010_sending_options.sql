@@ -7,6 +7,13 @@ ALTER TABLE accounts DROP COLUMN sender_id;
 ALTER TABLE accounts DROP CONSTRAINT accounts_mode_check;
 ALTER TABLE accounts ADD CONSTRAINT accounts_mode_check CHECK (mode IN ('text', 'ucs2', 'auto'));
 
+-- Where the replies to a mailing's messages are mailed, instead of the account's
+-- `--reply-email`: the address, the From of that mail and its subject.
+ALTER TABLE mailings ADD COLUMN reply_email text;
+ALTER TABLE mailings ADD COLUMN reply_from text;
+ALTER TABLE mailings ADD COLUMN reply_subject text;
+ALTER TABLE mail_out ADD COLUMN sender text;  -- the From header; NULL: mail_out.from
+
 -- NULL: the account's default sender id when the message is sent.
 ALTER TABLE messages ADD COLUMN sender_id text;
 ALTER TABLE messages ADD COLUMN flash boolean NOT NULL DEFAULT false;
