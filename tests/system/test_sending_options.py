@@ -121,3 +121,32 @@ async def test_a_reply_is_mailed_where_its_message_said(dsn: str, store: Store, 
     assert sink.envelope_senders == ["gateway@ecosms.example"]
     assert shown["list"] == [{"email": "shop@brand.example", "emailSender": "bookings@brand.example",
                               "emailSubject": "A guest answered", "sender": "+33700000000", "status": "rep"}]
+
+
+async def test_ten_identical_calls_with_one_idempotency_key_send_one_sms(dsn: str, store: Store,
+                                                                         tmp_path: Path) -> None:
+    await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
+    peer = Peer(tmp_path)
+    call = {"text": "Your code is 1234", "contacts": [{"recipient": "+33600000001"}]}
+    try:
+        async with daemon(dsn, tmp_path, peer_port=peer.port) as base, aiohttp.ClientSession() as session:
+            client = Client(session, base)
+            assert (await client.login()).status == 200
+            key = {"Idempotency-Key": "order-42"}
+            answers = await asyncio.gather(*(client.call("POST", "/rest/sms", json=call, headers=key)
+                                             for _ in range(10)))
+            other = await client.call("POST", "/rest/sms", json=call | {"text": "Your code is 9999"}, headers=key)
+            fresh = await client.call("POST", "/rest/sms", json=call, headers={"Idempotency-Key": "order-43"})
+            await asyncio.sleep(1)  # time for anything wrongly sent twice to reach the SMSC
+            for _ in range(100):
+                if len(peer.received()) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        peer.stop()
+    assert {status for status, _ in answers} == {201}
+    assert len({(answer["id"], answer["mailingId"]) for _, answer in answers}) == 1
+    assert other == (422, {"status": 422,
+                           "message": "Idempotency-Key: used within 24 h for a call with other parameters"})
+    assert fresh[0] == 201 and fresh[1]["id"] != answers[0][1]["id"]
+    assert sorted(pdu["destination"] for pdu in peer.received()) == ["33600000001", "33600000001"]

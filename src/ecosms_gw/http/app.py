@@ -65,7 +65,9 @@ class Api:
             action = params.single(values, "action") or ACTIONS.get(request.method, "")
             handler = _handler(request.match_info["resource"], action)
             zone = ZoneInfo(account.rules(self.config.defaults).timezone)
-            status, document = await handler(Call(self.store, self.config, self.statuses, account, values, zone))
+            key = params.idempotency_key(request.headers.get("Idempotency-Key"))
+            status, document = await handler(Call(self.store, self.config, self.statuses, account, values, zone,
+                                                  key))
         except ApiError as error:
             status, document = error.status, {"status": error.status, "message": error.message}
         except StoreError as error:

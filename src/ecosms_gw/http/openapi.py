@@ -62,6 +62,9 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
             "contacts": {"type": "array", "maxItems": 200, "items": {
                 "type": "object", "required": ["recipient"],
                 "properties": {"recipient": {"type": "string"}}, "additionalProperties": {"type": "string"}}}}}}}}
+    idempotency = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255},
+                   "description": "the same key from the same account within 24 h answers the first result "
+                                  "again and sends nothing; other parameters under a used key: 422"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "ecosms-gw SMS API", "version": "1",
@@ -93,7 +96,7 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                     _parameter("way", "string", "mt (default) or mo"), *(_parameter(*p) for p in _PAGING)],
                     "responses": _responses("the sms list")},
                 "post": {"summary": "Send one SMS (one contact)", "requestBody": create,
-                         "responses": _responses("created", 417)},
+                         "parameters": [idempotency], "responses": _responses("created", 417, 422)},
                 "delete": {"summary": "Cancel messages not sent yet",
                            "parameters": [_parameter("id", "string", f"message ids: {_LIST}", required=True)],
                            "responses": _responses("how many were canceled", 304, 417)}},
@@ -102,7 +105,7 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                     *_filters(("id", "mailing ids"), ("name", "mailing names")), *(_parameter(*p) for p in _PAGING)],
                     "responses": _responses("the mailing list")},
                 "post": {"summary": "Send a mailing (at most 200 contacts)", "requestBody": create,
-                         "responses": _responses("created", 417)},
+                         "parameters": [idempotency], "responses": _responses("created", 417, 422)},
                 "delete": {"summary": "Cancel what is not sent yet of a mailing",
                            "parameters": [_parameter("id", "integer", "the mailing", required=True)],
                            "responses": _responses("what was canceled", 304, 404, 417)}},

@@ -129,6 +129,13 @@ def choice(params: Mapping[str, Any], name: str, allowed: Collection[str]) -> st
     return value
 
 
+def idempotency_key(value: str | None) -> str | None:
+    """The `Idempotency-Key` header of a create: 1 to 255 printable characters."""
+    if value is not None and not (0 < len(value) <= 255 and value.isprintable()):
+        raise ApiError(400, "Idempotency-Key: 1 to 255 printable characters")
+    return value
+
+
 def page(params: Mapping[str, Any]) -> tuple[int, int]:
     """(limit, offset): at most MAX_READ per read."""
     numbers = []

@@ -5,8 +5,11 @@ account's ids are answered exactly as ids that do not exist."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +24,7 @@ from ecosms_gw.http.params import ApiError
 from ecosms_gw.http.render import Listed
 from ecosms_gw.http.status_cache import StatusCache
 from ecosms_gw.ingest import pipeline
-from ecosms_gw.store import Store
+from ecosms_gw.store import Store, StoreConflict
 from ecosms_gw.store.mailings import ReplyRouting
 from ecosms_gw.store.reads import MAILING, REPLY, SMS, STATUS, Filter, Listing, Page, Resource, Stats
 
@@ -33,6 +36,7 @@ SORT_MESSAGES = {"id": "id", "date": "date", "status": "status", "recipient": "r
 SORT_MAILINGS = {"id": "id", "date": "date", "name": "name"}
 
 Answer = tuple[int, dict[str, Any] | Listed]
+IDEMPOTENCY_WINDOW = timedelta(hours=24)  # a create repeated with its key within it sends nothing
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Call:
     account: Account
     params: dict[str, Any]
     zone: ZoneInfo
+    idempotency_key: str | None = None  # the create's Idempotency-Key header
 
     @property
     def account_id(self) -> int:
@@ -85,8 +90,12 @@ async def read_sms(call: Call) -> Answer:
 
 async def create_sms(call: Call) -> Answer:
     outcome = await _create(call, at_most=1, zone=call.zone.key)
-    assert outcome.created is not None, "an accepted sms comes back as stored"
-    document = Listed(outcome.messages, None, outcome.created, list(SMS.names), True).document()
+    created = outcome.created
+    if created is None:  # stored on its own (Idempotency-Key), perhaps by an earlier call: read back
+        assert outcome.mailing_id is not None, "a duplicate names the mailing stored first"
+        created = (await call.store.reads.messages(call.account_id, Filter(mailing_ids=[outcome.mailing_id]),
+                                                   Page(), call.zone.key)).items
+    document = Listed(outcome.messages, None, created, list(SMS.names), True).document()
     return 201, document["list"][0] | {"dropped": outcome.report.dropped_document()}
 
 
@@ -115,9 +124,17 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
     options = pipeline.Options(name, ping_url, _sender_id(call), params.choice(values, "encoding", MODES),
                                params.flag(values, "flash"), _reply_routing(values))
     body = params.body(call.account.code, text, people, send_at)
-    outcome = pipeline.counted("http", await pipeline.enqueue(
-        call.store, call.config, call.account, [body], size=len(text) * len(people), source="http",
-        options=options, zone=zone))
+    key = call.idempotency_key
+    if key is not None:
+        options = dataclasses.replace(options, request_hash=hashlib.sha256(
+            json.dumps(values, sort_keys=True).encode()).hexdigest())
+    try:
+        outcome = pipeline.counted("http", await pipeline.enqueue(
+            call.store, call.config, call.account, [body], size=len(text) * len(people), source="http",
+            source_ref=None if key is None else f"idempotency-key:{key}",
+            dedupe_window=None if key is None else IDEMPOTENCY_WINDOW, options=options, zone=zone))
+    except StoreConflict:
+        raise ApiError(422, "Idempotency-Key: used within 24 h for a call with other parameters") from None
     if outcome.report.refusal is not None:
         raise ApiError(400, f"{outcome.report.refusal.reason}: {outcome.report.refusal.detail}")
     return outcome

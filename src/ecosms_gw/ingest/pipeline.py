@@ -68,6 +68,7 @@ class Options:
     mode: str | None = None  # text, ucs2 or auto; None: the account's
     flash: bool = False
     replies: ReplyRouting | None = None  # None: replies go the account's way
+    request_hash: str | None = None  # with an idempotency key: the call's parameters
 
 
 INLINE_LIMIT = 256 * 1024  # below this, parsing costs less than a hop to a worker thread
@@ -126,7 +127,8 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
         return refused(refusal, len(bodies), account)
     accepted = Report.accepted(composition, len(bodies))
     submission = Submission(account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
-                            options.sender_id or account.sender_id(), options.flash, options.replies)
+                            options.sender_id or account.sender_id(), options.flash, options.replies,
+                            options.request_hash)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())
     else:

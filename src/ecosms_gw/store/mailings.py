@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import asyncpg
 
 from ecosms_gw.core.compose import Composition
-from ecosms_gw.store.connector import columns, one, queries, translated
+from ecosms_gw.store.connector import StoreConflict, columns, one, queries, translated
 from ecosms_gw.store.reads import completed
 
 Q = {name: completed(sql) for name, sql in queries("mailings").items()}
@@ -78,6 +78,7 @@ class Submission:
     sender_id: str | None = None  # of its messages; None: the account's default when sent
     flash: bool = False  # message class 0
     replies: ReplyRouting | None = None  # None: replies go to the account's --reply-email
+    request_hash: str | None = None  # an API call's parameters: another under the same source_ref is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,8 @@ class Mailings:
 
         With a dedupe window, a mailing of the same account and `source_ref` within the
         window is returned instead (`duplicate=True`), checked under a lock so that two
-        copies arriving at once cannot both pass.
+        copies arriving at once cannot both pass; one stored with another `request_hash`
+        is a `StoreConflict`.
 
         A date in the past means now: a message is due at the later of its date and its
         acceptance, so it is never older than its submission (and the maximum age counts
@@ -114,7 +116,8 @@ class Mailings:
             mailing_id = await connection.fetchval(
                 Q["mailing_insert"], submission.account_id, submission.source, submission.source_ref,
                 composition.send_at, len(composition.messages), composition.parts, json.dumps(report),
-                submission.name, submission.ping_url, *(submission.replies or _NO_ROUTING))
+                submission.name, submission.ping_url, *(submission.replies or _NO_ROUTING),
+                submission.request_hash)
             await _insert_messages(connection, mailing_id, submission, composition)
         return Enqueued(mailing_id, len(composition.messages), composition.parts)
 
@@ -182,8 +185,11 @@ async def _earlier(connection: Connection, submission: Submission) -> Enqueued |
     await connection.execute(Q["lock_submission"], f"{submission.account_id}:{submission.source_ref}")
     earlier = await connection.fetchrow(Q["recent_mailing"], submission.account_id, submission.source_ref,
                                         submission.dedupe_window)
-    return None if earlier is None else Enqueued(earlier["id"], earlier["messages"], earlier["parts"],
-                                                 duplicate=True)
+    if earlier is None:
+        return None
+    if earlier["request_hash"] != submission.request_hash:
+        raise StoreConflict(f"{submission.source_ref} was used for other parameters")
+    return Enqueued(earlier["id"], earlier["messages"], earlier["parts"], duplicate=True)
 
 
 def _message_rows(submission: Submission, composition: Composition) -> list[tuple[Any, ...]]:

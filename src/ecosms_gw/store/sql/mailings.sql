@@ -5,15 +5,15 @@
 SELECT pg_advisory_xact_lock(hashtextextended($1, 0));
 
 -- name: recent_mailing
-SELECT id, messages, parts FROM mailings
+SELECT id, messages, parts, request_hash FROM mailings
 WHERE account_id = $1 AND source_ref = $2 AND created_at > now() - $3::interval
 ORDER BY created_at DESC LIMIT 1;
 
 -- name: mailing_insert
 -- The dispatchers' wake-up rides along; it is delivered at commit.
 INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name, ping_url,
-                      reply_email, reply_from, reply_subject)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
+                      reply_email, reply_from, reply_subject, request_hash)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
 RETURNING id;
 
 -- name: mailings_insert_many

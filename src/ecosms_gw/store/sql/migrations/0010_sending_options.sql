@@ -13,6 +13,9 @@ ALTER TABLE mailings ADD COLUMN reply_email text;
 ALTER TABLE mailings ADD COLUMN reply_from text;
 ALTER TABLE mailings ADD COLUMN reply_subject text;
 ALTER TABLE mail_out ADD COLUMN sender text;  -- the From header; NULL: mail_out.from
+-- An API create with an Idempotency-Key: its `source_ref` is the key, this the digest of
+-- its parameters (the same key with other parameters is refused).
+ALTER TABLE mailings ADD COLUMN request_hash text;
 
 -- NULL: the account's default sender id when the message is sent.
 ALTER TABLE messages ADD COLUMN sender_id text;
