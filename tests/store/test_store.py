@@ -174,3 +174,13 @@ async def test_database_down_is_a_temporary_error(pg_server, dsn: str) -> None:
     await store.mailings.enqueue(Submission(account.id, "smtp", None), composition(5), {})
     assert len(await store.dispatch.claim(10, worker=1)) == 5
     await store.close()
+
+
+async def test_dialing_code_finds_every_calling_code_phonenumbers_knows(dsn: str, store: Store) -> None:
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+    codes = sorted(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
+    connection = await asyncpg.connect(dsn)
+    found = await connection.fetch("SELECT dialing_code('+' || code || '612345678') FROM unnest($1::text[]) AS code",
+                                   codes)
+    await connection.close()
+    assert [row[0] for row in found] == codes

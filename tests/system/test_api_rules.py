@@ -43,7 +43,11 @@ async def test_each_format(client: Client) -> None:
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"), [
     ("GET", "/rest/nothing", {}, 404, "unknown resource 'nothing'"),
-    ("PUT", "/rest/mailing", {}, 405, "mailing: no action 'update'"),
+    ("PUT", "/rest/status", {}, 405, "status: no action 'update'"),
+    ("PUT", "/rest/mailing", {}, 417, "id or name is required: the mailings to update"),
+    ("PUT", "/rest/mailing?id=1", {}, 417, "metaData is required: a JSON object of the attributes to change"),
+    ("PUT", "/rest/mailing?id=1", {"data": {"metaData": '{"description": "x"}'}}, 400,
+     "metaData: description cannot be changed (name and date can)"),
     ("GET", "/rest/sms?action=update", {}, 405, "sms: no action 'update'"),
     ("DELETE", "/rest/sms", {}, 417, "id is required: the messages to cancel"),
     ("POST", "/rest/mailing", {"json": {"contacts": [{"recipient": "+33600000001"}]}}, 417, "text is required"),

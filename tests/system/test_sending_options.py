@@ -150,3 +150,62 @@ async def test_ten_identical_calls_with_one_idempotency_key_send_one_sms(dsn: st
                            "message": "Idempotency-Key: used within 24 h for a call with other parameters"})
     assert fresh[0] == 201 and fresh[1]["id"] != answers[0][1]["id"]
     assert sorted(pdu["destination"] for pdu in peer.received()) == ["33600000001", "33600000001"]
+
+
+async def test_a_mailing_shows_its_template_options_and_counts(client: Client) -> None:
+    status, created = await client.call("POST", "/rest/mailing", json={
+        "text": "Hello #firstName#", "name": "March", "pingUrl": "https://example.com/ping",
+        "email": "shop@brand.example", "emailSubject": "Answers",
+        "contacts": [{"recipient": "+33600000001", "firstName": "Jean"}, {"recipient": "+4915100000002"},
+                     {"recipient": "+12025550003", "firstName": "Ann"}]})
+    assert status == 201, created
+    _, mailings = await client.call("GET", f"/rest/mailing?id={created['id']}")
+    _, counted = await client.call("GET", f"/rest/mailing?id={created['id']}&properties=id,stats")
+    _, messages = await client.call("GET", f"/rest/sms?mailingId={created['id']}&sort=id ASC"
+                                           "&properties=recipient,dialingCode,pingUrl,email,emailSubject,text")
+    [mailing] = mailings["list"]
+    assert (mailing["text"], mailing["pingUrl"], mailing["email"], mailing["emailSender"], mailing["emailSubject"]) \
+        == ("Hello #firstName#", "https://example.com/ping", "shop@brand.example", None, "Answers")
+    assert "stats" not in mailing
+    assert counted["list"] == [{"id": created["id"], "stats": {"wait": 3, "on": 0, "ok": 0, "ko": 0, "rep": 0,
+                                                               "no": 0}}]
+    assert [(m["recipient"], m["dialingCode"], m["text"]) for m in messages["list"]] == [
+        ("+33600000001", "33", "Hello Jean"), ("+4915100000002", "49", "Hello "), ("+12025550003", "1", "Hello Ann")]
+    assert {(m["pingUrl"], m["email"], m["emailSubject"]) for m in messages["list"]} == {
+        ("https://example.com/ping", "shop@brand.example", "Answers")}
+
+
+async def test_update_renames_and_reschedules_a_waiting_mailing_only(dsn: str, store: Store, tmp_path: Path) -> None:
+    """A mailing for 2099 is moved to now and leaves at once; once sent, its date can no
+    longer change, but its name still can (the seed's update, section 1.5)."""
+    await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
+    peer = Peer(tmp_path)
+    try:
+        async with daemon(dsn, tmp_path, peer_port=peer.port) as base, aiohttp.ClientSession() as session:
+            client = Client(session, base)
+            assert (await client.login()).status == 200
+            _, created = await client.call("POST", "/rest/mailing", json={
+                "text": "Sale", "name": "Later", "date": "2099-01-01 09:00:00",
+                "contacts": [{"recipient": "+33600000001"}, {"recipient": "+33600000002"}]})
+            await asyncio.sleep(1)
+            assert peer.received() == []  # waits for 2099
+            moved = await client.call("PUT", "/rest/mailing", data={
+                "name": "Later", "metaData": '{"name": "Now", "date": "2020-01-01 00:00:00"}'})
+            for _ in range(100):
+                if len(peer.received()) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            refused = await client.call("POST", "/rest/mailing", data={
+                "action": "update", "id": str(created["id"]), "metaData": '{"date": "2099-01-01"}'})
+            renamed = await client.call("PUT", "/rest/mailing", data={
+                "id": str(created["id"]), "metaData": '{"name": "Sent"}'})
+            _, shown = await client.call("GET", f"/rest/mailing?id={created['id']}&properties=name,date")
+    finally:
+        peer.stop()
+    assert moved == (200, {"count": 1})
+    assert sorted(pdu["destination"] for pdu in peer.received()) == ["33600000001", "33600000002"]
+    assert refused == (400, {"status": 400, "message": f"date: mailing {created['id']} has started: 2 of its "
+                                                       "messages are sent or being sent; only the name can still "
+                                                       "change"})
+    assert renamed == (200, {"count": 1})
+    assert shown["list"] == [{"name": "Sent", "date": "2020-01-01 00:00:00"}]

@@ -238,6 +238,22 @@ def month_range(value: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
+def meta_data(params: Mapping[str, Any]) -> dict[str, Any]:
+    """An update's `metaData`: the attributes to change, a JSON object (or its text)."""
+    raw = params.get("metaData")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "metaData: a JSON object of the attributes to change") from None
+    if not raw:
+        raise ApiError(417, "metaData is required: a JSON object of the attributes to change")
+    if not isinstance(raw, dict):
+        raise ApiError(400, "metaData: a JSON object of the attributes to change")
+    check_text(raw)
+    return raw
+
+
 def contacts(params: Mapping[str, Any], at_most: int) -> list[dict[str, str]]:
     """The `contacts` of a create call: a JSON list (or its text), or form arrays
     `contacts[0][recipient]=...`. Each needs a `recipient`."""

@@ -25,8 +25,8 @@ from ecosms_gw.http.render import Listed
 from ecosms_gw.http.status_cache import StatusCache
 from ecosms_gw.ingest import pipeline
 from ecosms_gw.store import Store, StoreConflict
-from ecosms_gw.store.mailings import ReplyRouting
-from ecosms_gw.store.reads import MAILING, REPLY, SMS, STATUS, Filter, Listing, Page, Resource, Stats
+from ecosms_gw.store.mailings import Change, ReplyRouting
+from ecosms_gw.store.reads import MAILING, MAILING_DEFAULT, REPLY, SMS, STATUS, Filter, Listing, Page, Resource, Stats
 
 log = structlog.get_logger()
 
@@ -122,7 +122,7 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
     if ping_url and (problem := ping.url_problem(ping_url)):
         raise ApiError(400, f"pingUrl: {problem}")
     options = pipeline.Options(name, ping_url, _sender_id(call), params.choice(values, "encoding", MODES),
-                               params.flag(values, "flash"), _reply_routing(values))
+                               params.flag(values, "flash"), _reply_routing(values), text=text)
     body = params.body(call.account.code, text, people, send_at)
     key = call.idempotency_key
     if key is not None:
@@ -166,10 +166,36 @@ def _reply_routing(values: dict[str, Any]) -> ReplyRouting | None:
 async def read_mailing(call: Call) -> Answer:
     values = call.params
     page = page_of(values, SORT_MAILINGS)
-    chosen = call.chosen(MAILING)
+    chosen = call.chosen(MAILING, MAILING_DEFAULT)
     listing = await call.store.reads.mailings(call.account_id, params.ids(values, "id"), params.values(values, "name"),
-                                              page, call.zone.key)
+                                              page, call.zone.key, "stats" in chosen)
     return 200, call.listed(listing, MAILING, chosen)
+
+
+async def update_mailing(call: Call) -> Answer:
+    """The seed's update (section 1.5): filters `id` and `name`, and `metaData` with a new
+    `name` (at any time) and `date` (while nothing of the mailing was sent)."""
+    values = call.params
+    ids, names = params.ids(values, "id"), params.values(values, "name")
+    if not ids and not names:
+        raise ApiError(417, "id or name is required: the mailings to update")
+    meta = params.meta_data(values)
+    if unknown := sorted(set(meta) - {"name", "date"}):
+        raise ApiError(400, f"metaData: {', '.join(unknown)} cannot be changed (name and date can)")
+    name = meta.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise ApiError(400, "metaData: name is a text of at most 200 characters")
+    date = meta.get("date")
+    if date is not None and not isinstance(date, str):
+        raise ApiError(400, "metaData: date is a text like 2017-05-07 11:12:25")
+    change = Change(name, "date" in meta, params.moment(date, call.zone, "date")[0] if date else None)
+    try:
+        count = await call.store.mailings.update(call.account_id, ids, names, change)
+    except StoreConflict as refusal:
+        raise ApiError(400, f"date: {refusal}; only the name can still change") from None
+    log.info("mailings_updated", account=call.account.code, mailings=count, renamed=name is not None,
+             rescheduled=change.date_given)
+    return 200, {"count": count}
 
 
 async def cancel_mailing(call: Call) -> Answer:
@@ -243,6 +269,7 @@ Handler = Callable[[Call], Awaitable[Answer]]
 ROUTES: dict[tuple[str, str], Handler] = {
     ("sms", "read"): read_sms, ("sms", "create"): create_sms, ("sms", "delete"): cancel_sms,
     ("mailing", "read"): read_mailing, ("mailing", "create"): create_mailing, ("mailing", "delete"): cancel_mailing,
+    ("mailing", "update"): update_mailing,
     ("status", "read"): read_status, ("status", "queue"): status_queue,
     ("smsstatus", "read"): read_history,
     ("stats", "read"): read_stats,

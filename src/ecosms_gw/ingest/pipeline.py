@@ -69,6 +69,7 @@ class Options:
     flash: bool = False
     replies: ReplyRouting | None = None  # None: replies go the account's way
     request_hash: str | None = None  # with an idempotency key: the call's parameters
+    text: str | None = None  # the text as written, shown as the mailing's
 
 
 INLINE_LIMIT = 256 * 1024  # below this, parsing costs less than a hop to a worker thread
@@ -128,7 +129,7 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
     accepted = Report.accepted(composition, len(bodies))
     submission = Submission(account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
                             options.sender_id or account.sender_id(), options.flash, options.replies,
-                            options.request_hash)
+                            options.request_hash, options.text)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())
     else:

@@ -39,6 +39,15 @@ class Canceled:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """What an update changes of mailings: a name (None: kept) and, when given, the date
+    (None: at once)."""
+    name: str | None = None
+    date_given: bool = False
+    send_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Owner:
     mailing_id: int
     account_id: int
@@ -79,6 +88,7 @@ class Submission:
     flash: bool = False  # message class 0
     replies: ReplyRouting | None = None  # None: replies go to the account's --reply-email
     request_hash: str | None = None  # an API call's parameters: another under the same source_ref is refused
+    text: str | None = None  # an API mailing's text as written (placeholders and all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +127,7 @@ class Mailings:
                 Q["mailing_insert"], submission.account_id, submission.source, submission.source_ref,
                 composition.send_at, len(composition.messages), composition.parts, json.dumps(report),
                 submission.name, submission.ping_url, *(submission.replies or _NO_ROUTING),
-                submission.request_hash)
+                submission.request_hash, submission.text)
             await _insert_messages(connection, mailing_id, submission, composition)
         return Enqueued(mailing_id, len(composition.messages), composition.parts)
 
@@ -127,13 +137,34 @@ class Mailings:
         wake-up): stored all together, or none of them."""
         mailings = [(p.submission.account_id, p.submission.source, p.submission.source_ref, p.composition.send_at,
                      len(p.composition.messages), p.composition.parts, json.dumps(p.report), p.submission.name,
-                     p.submission.ping_url, *(p.submission.replies or _NO_ROUTING)) for p in pending]
+                     p.submission.ping_url, *(p.submission.replies or _NO_ROUTING), p.submission.text)
+                    for p in pending]
         messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
                     for row in _message_rows(p.submission, p.composition)]
-        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 12), *columns(messages, 10),
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 13), *columns(messages, 10),
                                       [p.zone for p in pending])
         return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
                 for row, p in zip(rows, pending, strict=True)]
+
+    @translated
+    async def update(self, account_id: int, ids: list[int] | None, names: list[str] | None,
+                     change: Change) -> int:
+        """Rename and reschedule the account's mailings the filters name, all or none; how
+        many. A new date needs every message of each still waiting (`StoreConflict`, which
+        names the first that started, otherwise)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            found = await connection.fetch(Q["lock_mailings_to_update"], account_id, ids, names)
+            chosen = [row["id"] for row in found]
+            if change.date_given:
+                for row in found:
+                    if row["status"] != "created":
+                        raise StoreConflict(f"mailing {row['id']} is {row['status']}")
+                started = await connection.fetch(Q["written_messages"], chosen)
+                if started:
+                    raise StoreConflict(f"mailing {started[0]['mailing_id']} has started: {started[0]['written']} "
+                                        "of its messages are sent or being sent")
+            return int(await connection.fetchval(Q["update_mailings"], chosen, change.name, change.date_given,
+                                                 change.send_at))
 
     @translated
     async def cancel(self, mailing_id: int) -> Canceled | None:

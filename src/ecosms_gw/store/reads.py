@@ -45,7 +45,8 @@ SMS = Resource((
     Field("code", "r.code"), Field("description", "r.description"), Field("response", "r.response"),
     Field("segments", "r.segments"), Field("encoding", "r.encoding"), Field("parts", "part.parts"),
     Field("sender", "r.sender_id"), Field("flash", "r.flash"), Field("email", "r.reply_email"),
-    Field("emailSender", "r.reply_from"), Field("emailSubject", "r.reply_subject")))
+    Field("emailSender", "r.reply_from"), Field("emailSubject", "r.reply_subject"),
+    Field("dialingCode", "dialing_code(r.recipient)"), Field("pingUrl", "r.ping_url")))
 REPLY = Resource((
     Field("id", "r.id"), Field("text", "r.text"), Field("date", "r.date", time=True),
     Field("recipient", "r.recipient"), Field("smsId", "r.sms_id"), Field("mailingId", "r.mailing_id"),
@@ -57,7 +58,10 @@ STATUS = Resource((
 MAILING = Resource((
     Field("id", "r.id"), Field("name", "r.name"), Field("status", "r.status"), Field("text", "r.text"),
     Field("date", "r.date", time=True), Field("messages", "r.messages"), Field("parts", "r.parts"),
-    Field("source", "r.source"), Field("createdAt", "r.created_at", time=True)))
+    Field("source", "r.source"), Field("createdAt", "r.created_at", time=True), Field("sender", "r.sender"),
+    Field("pingUrl", "r.ping_url"), Field("email", "r.reply_email"), Field("emailSender", "r.reply_from"),
+    Field("emailSubject", "r.reply_subject"), Field("stats", "r.stats")))
+MAILING_DEFAULT = tuple(name for name in MAILING.names if name != "stats")  # counted only when asked
 RESOURCES = {"sms": SMS, "reply": REPLY, "status": STATUS, "mailing": MAILING}
 
 
@@ -187,9 +191,11 @@ class Reads:
 
     @translated
     async def mailings(self, account_id: int, ids: list[int] | None, names: list[str] | None, page: Page,
-                       zone: str) -> Listing:
+                       zone: str, stats: bool = False) -> Listing:
+        """With `stats`, each mailing's messages counted by status (else `stats` is null)."""
         return _listing(one(await self._pool.fetchrow(
-            Q["api_mailings"], account_id, ids, names, page.sort, page.descending, page.limit, page.offset, zone)))
+            Q["api_mailings"], account_id, ids, names, page.sort, page.descending, page.limit, page.offset, zone,
+            stats)))
 
     @translated
     async def history(self, account_id: int, sms_ids: list[int], limit: int, offset: int, zone: str) -> Listing:

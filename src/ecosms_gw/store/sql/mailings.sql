@@ -12,46 +12,46 @@ ORDER BY created_at DESC LIMIT 1;
 -- name: mailing_insert
 -- The dispatchers' wake-up rides along; it is delivered at commit.
 INSERT INTO mailings (account_id, source, source_ref, send_at, messages, parts, report, name, ping_url,
-                      reply_email, reply_from, reply_subject, request_hash)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
+                      reply_email, reply_from, reply_subject, request_hash, text)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM (SELECT pg_notify('ecosms_work', '')) AS wake
 RETURNING id;
 
 -- name: mailings_insert_many
 -- A group commit: several mailings and all their messages in one statement, with one
 -- wake-up for the dispatchers (delivered at commit). Mailings are given by arrays
--- ($1-$12, one element each) and numbered by their position; messages by arrays ($13-$22)
+-- ($1-$13, one element each) and numbered by their position; messages by arrays ($14-$23)
 -- whose first ($10) is the position of their mailing. Their ids are taken first, so that
 -- each message finds its mailing's. Returns per mailing its position, id and, where a
--- time zone is given ($23, one per mailing), its messages as the sms resource shows them.
+-- time zone is given ($24, one per mailing), its messages as the sms resource shows them.
 WITH k AS (
     SELECT k, nextval(pg_get_serial_sequence('mailings', 'id')) AS id
     FROM generate_series(1, cardinality($1::bigint[])) AS k
 ), g AS (
     INSERT INTO mailings (id, account_id, source, source_ref, send_at, messages, parts, report, name, ping_url,
-                          reply_email, reply_from, reply_subject)
+                          reply_email, reply_from, reply_subject, text)
     OVERRIDING SYSTEM VALUE
     SELECT k.id, x.account_id, x.source, x.source_ref, x.send_at, x.messages, x.parts, x.report, x.name, x.ping_url,
-           x.reply_email, x.reply_from, x.reply_subject
+           x.reply_email, x.reply_from, x.reply_subject, x.text
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[], $6::integer[],
-                $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+                $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
          WITH ORDINALITY AS x(account_id, source, source_ref, send_at, messages, parts, report, name, ping_url,
-                              reply_email, reply_from, reply_subject, k)
+                              reply_email, reply_from, reply_subject, text, k)
     JOIN k USING (k) CROSS JOIN (SELECT pg_notify('ecosms_work', '')) AS wake
-    RETURNING id, name, send_at, created_at, reply_email, reply_from, reply_subject
+    RETURNING id, name, send_at, created_at, ping_url, reply_email, reply_from, reply_subject
 ), m AS (
     INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash)
     SELECT k.id, y.account_id, y.recipient, y.text, y.encoding, y.segments, y.line, y.due_at, y.sender_id, y.flash
-    FROM unnest($13::integer[], $14::bigint[], $15::text[], $16::text[], $17::text[], $18::smallint[],
-                $19::integer[], $20::timestamptz[], $21::text[], $22::boolean[])
+    FROM unnest($14::integer[], $15::bigint[], $16::text[], $17::text[], $18::text[], $19::smallint[],
+                $20::integer[], $21::timestamptz[], $22::text[], $23::boolean[])
          AS y(k, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash)
     JOIN k USING (k)
     RETURNING id, mailing_id, status, text, recipient, code, description, response, segments, encoding,
               sender_id, flash
 )
-SELECT k.k, k.id, CASE WHEN ($23::text[])[k.k] IS NOT NULL THEN (
+SELECT k.k, k.id, CASE WHEN ($24::text[])[k.k] IS NOT NULL THEN (
     SELECT json_agg(/*json:sms:r.zone*/ ORDER BY r.id)::text
-    FROM (SELECT m.*, coalesce(g.send_at, g.created_at) AS date, g.name AS mailing_name, g.reply_email,
-                 g.reply_from, g.reply_subject, ($23::text[])[k.k] AS zone
+    FROM (SELECT m.*, coalesce(g.send_at, g.created_at) AS date, g.name AS mailing_name, g.ping_url,
+                 g.reply_email, g.reply_from, g.reply_subject, ($24::text[])[k.k] AS zone
           FROM m JOIN g ON g.id = m.mailing_id WHERE m.mailing_id = k.id) r,
          (SELECT NULL::json AS parts) part) END AS items
 FROM k ORDER BY k.k;
@@ -148,3 +148,33 @@ WITH c AS (
     RETURNING 1
 )
 SELECT count(*) FROM c;
+
+-- name: lock_mailings_to_update
+-- The account's mailings an update names (ids $2, names $3; NULL: any), locked until it
+-- commits.
+SELECT id, status FROM mailings
+WHERE account_id = $1 AND ($2::bigint[] IS NULL OR id = ANY($2)) AND ($3::text[] IS NULL OR name = ANY($3))
+ORDER BY id
+FOR UPDATE;
+
+-- name: written_messages
+-- Per mailing, its messages no longer waiting: locked first, so that a dispatcher taking
+-- some now is waited for (and skips them from then on).
+WITH locked AS (SELECT id FROM messages WHERE mailing_id = ANY($1) FOR UPDATE)
+SELECT m.mailing_id, count(*) AS written
+FROM messages m JOIN locked USING (id)
+WHERE m.state <> 'queued'
+GROUP BY m.mailing_id ORDER BY m.mailing_id;
+
+-- name: update_mailings
+-- A new name ($2, NULL: kept) and, with $3, a new date ($4) for mailings whose messages all
+-- wait: they are due at the later of it and now, and dispatchers are woken for them.
+WITH g AS (
+    UPDATE mailings SET name = coalesce($2, name), send_at = CASE WHEN $3 THEN $4 ELSE send_at END
+    WHERE id = ANY($1)
+    RETURNING id
+), m AS (
+    UPDATE messages SET due_at = greatest($4, now()), updated_at = now()
+    WHERE $3 AND mailing_id = ANY($1) AND state = 'queued'
+)
+SELECT count(*) FROM g CROSS JOIN (SELECT CASE WHEN $3 THEN pg_notify('ecosms_work', '') END) AS wake;

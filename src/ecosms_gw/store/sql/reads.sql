@@ -39,7 +39,7 @@ ORDER BY g.id;
 WITH r AS (
     SELECT m.id, m.status, m.text, coalesce(g.send_at, g.created_at) AS date, m.recipient,
            m.mailing_id, g.name AS mailing_name, m.code, m.description, m.response,
-           m.segments, m.encoding, m.sender_id, m.flash, g.reply_email, g.reply_from, g.reply_subject,
+           m.segments, m.encoding, m.sender_id, m.flash, g.ping_url, g.reply_email, g.reply_from, g.reply_subject,
            m.updated_at AS status_date, count(*) OVER () AS total
     FROM messages m JOIN mailings g ON g.id = m.mailing_id
     WHERE m.account_id = $1 AND g.account_id = $1
@@ -126,13 +126,23 @@ SELECT count(*) AS size, count(*) AS total, coalesce(json_agg(/*json:status:$3*/
 FROM r;
 
 -- name: api_mailings
--- $8: zone.
+-- $8: zone; $9: count each mailing's messages by status (`stats`).
 WITH r AS (
     SELECT g.id, g.name, g.status, coalesce(g.send_at, g.created_at) AS date, g.messages,
-           g.parts, g.source, g.created_at,
-           (SELECT m.text FROM messages m WHERE m.mailing_id = g.id ORDER BY m.id LIMIT 1) AS text,
+           g.parts, g.source, g.created_at, g.ping_url, g.reply_email, g.reply_from, g.reply_subject,
+           coalesce(g.text, first.text) AS text, first.sender_id AS sender,
+           CASE WHEN $9 THEN (
+               SELECT json_build_object('wait', count(*) FILTER (WHERE m.status = 'wait'),
+                                        'on', count(*) FILTER (WHERE m.status = 'on'),
+                                        'ok', count(*) FILTER (WHERE m.status = 'ok'),
+                                        'ko', count(*) FILTER (WHERE m.status = 'ko'),
+                                        'rep', count(*) FILTER (WHERE m.status = 'rep'),
+                                        'no', count(*) FILTER (WHERE m.status = 'no'))
+               FROM messages m WHERE m.mailing_id = g.id) END AS stats,
            count(*) OVER () AS total
     FROM mailings g
+    LEFT JOIN LATERAL (SELECT m.text, m.sender_id FROM messages m WHERE m.mailing_id = g.id
+                       ORDER BY m.id LIMIT 1) first ON true
     WHERE g.account_id = $1
       AND ($2::bigint[] IS NULL OR g.id = ANY($2))
       AND ($3::text[] IS NULL OR g.name = ANY($3))

@@ -16,6 +16,22 @@ ALTER TABLE mail_out ADD COLUMN sender text;  -- the From header; NULL: mail_out
 -- An API create with an Idempotency-Key: its `source_ref` is the key, this the digest of
 -- its parameters (the same key with other parameters is refused).
 ALTER TABLE mailings ADD COLUMN request_hash text;
+-- An API mailing's text as written, placeholders and all (mails and files: NULL, their
+-- first message's text is shown).
+ALTER TABLE mailings ADD COLUMN text text;
+
+-- The country calling code of an E.164 number (`+33...` -> `33`). Calling codes are a
+-- prefix code: 1 and 7 are the one-digit codes, these the two-digit ones, the rest has
+-- three (tests/store checks every code phonenumbers knows).
+CREATE FUNCTION dialing_code(_number text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN substr(_number, 2, 1) IN ('1', '7') THEN substr(_number, 2, 1)
+                WHEN substr(_number, 2, 2) IN ('20', '27', '30', '31', '32', '33', '34', '36', '39', '40', '41',
+                                               '43', '44', '45', '46', '47', '48', '49', '51', '52', '53', '54',
+                                               '55', '56', '57', '58', '60', '61', '62', '63', '64', '65', '66',
+                                               '81', '82', '84', '86', '90', '91', '92', '93', '94', '95', '98')
+                     THEN substr(_number, 2, 2)
+                ELSE substr(_number, 2, 3) END
+$$;
 
 -- NULL: the account's default sender id when the message is sent.
 ALTER TABLE messages ADD COLUMN sender_id text;
