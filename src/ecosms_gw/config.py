@@ -77,6 +77,8 @@ class HttpConfig:
     # Bearer token of operators for /metrics and /monitor; empty: they answer only on loopback.
     operator_token: str = ""
     max_body_kb: int = 1024  # a create call with 200 contacts is well under 100 KB
+    tls_cert: str = ""  # HTTPS on `listen` when set (PEM chain), with tls_key
+    tls_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +322,7 @@ def _problems(config: Config) -> list[str]:
             problems.append(f"{key}: must be at least 1, not {value}")
     if not config.mail_out.relay.host:
         problems.append("mail_out.relay: a host to connect to, not every interface")
-    for section in ("smtp", "ftp"):
+    for section in ("smtp", "ftp", "http"):
         tls = getattr(config, section)
         if bool(tls.tls_cert) != bool(tls.tls_key):
             problems.append(f"{section}.tls_cert and {section}.tls_key: give both or neither")

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from ecosms_gw import retention, systemd
-from ecosms_gw.config import Config
+from ecosms_gw.config import Config, HttpConfig
 from ecosms_gw.config_values import Address
 from ecosms_gw.http.app import Api
 from ecosms_gw.ingest import ftp, smtp
@@ -30,6 +30,7 @@ from ecosms_gw.smpp.simulator import Simulator
 from ecosms_gw.store import Store, StoreError, StoreUnavailable
 from ecosms_gw.store.database import DatabaseSetupError, database_dsn
 from ecosms_gw.store.dispatch import HEARTBEAT_S
+from ecosms_gw.tls import server_context
 
 log = structlog.get_logger()
 
@@ -116,12 +117,13 @@ async def _serve_smtp(server: asyncio.Server, handler: smtp.Handler) -> None:
         log.info("smtp_closed")
 
 
-async def _serve_http(app: web.Application, listen: Address) -> None:
+async def _serve_http(app: web.Application, listen: Address, tls: HttpConfig) -> None:
     """The API until cancelled; then calls under way get their answer."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, listen.bind_host, listen.port).start()
-    log.info("http_listening", address=str(listen))
+    context = server_context(tls.tls_cert, tls.tls_key)
+    await web.TCPSite(runner, listen.bind_host, listen.port, ssl_context=context).start()
+    log.info("http_listening", address=str(listen), https=context is not None)
     try:
         await asyncio.Event().wait()
     finally:
@@ -163,7 +165,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     smtp_server, smtp_handler = await smtp.serve(config, store)
     supervisor.start("smtp", _serve_smtp(smtp_server, smtp_handler))
     api = Api(store, config, lambda: {dispatcher.smsc.name: dispatcher.bound for dispatcher in dispatchers})
-    supervisor.start("http", _serve_http(api.app(), config.http.listen))
+    supervisor.start("http", _serve_http(api.app(), config.http.listen, config.http))
     supervisor.start("ftp", ftp.FtpServer(config, store, inbox).run())
     supervisor.start("watchdog", systemd.watchdog())
     log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)

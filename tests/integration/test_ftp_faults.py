@@ -19,6 +19,7 @@ from ecosms_gw.store import Store
 from tests.support.daemon import COMMAND, environment
 from tests.support.ftp_drop import BODY, Drop, mailings, start_drop, stop_drop
 from tests.support.mail import in_thread
+from tests.support.net import self_signed
 
 
 async def test_aborted_and_oversized_uploads_leave_nothing(dsn: str, tmp_path: Path) -> None:
@@ -63,10 +64,7 @@ async def test_wrong_password_and_unknown_user_are_refused(drop: Drop) -> None:
 
 
 async def test_ftps_login_with_a_generated_certificate(dsn: str, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = self_signed(tmp_path)
     started, tasks = await start_drop(dsn, tmp_path / "ftp", tls_cert=str(cert), tls_key=str(key),
                                       require_tls=True)
 

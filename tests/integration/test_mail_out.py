@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import threading
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from ecosms_gw.config_values import Address
 from ecosms_gw.notify.mail_out import Mailer
 from ecosms_gw.store import Store
 from ecosms_gw.store.notifications import Mail
-from tests.support.net import free_port
+from tests.support.net import free_port, self_signed
 
 
 class Relay:
@@ -48,10 +47,7 @@ class Relay:
 
 @pytest.fixture
 def relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=relay",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = self_signed(tmp_path, "relay")
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the gateway checks the relay's certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)

@@ -37,9 +37,10 @@ async def test_purge_removes_what_is_past_the_horizon_and_keeps_statistics(store
     await connection.execute("UPDATE mail_out SET created_at = $1 WHERE subject = 'old'", long_ago)
     month = (long_ago.replace(day=1, hour=0, minute=0, second=0, microsecond=0),
              (long_ago.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0))
-    before = await store.reads.stats(account.id, None, None, month)
-    by_id = await store.reads.stats(account.id, [old], None, None)
-    everything = await store.reads.stats(account.id, None, None, None)
+    before = await store.reads.stats(account.id, None, None, *month)
+    by_id = await store.reads.stats(account.id, [old], None, None, None)
+    everything = await store.reads.stats(account.id, None, None, None, None)
+    by_day = await store.reads.stats(account.id, None, None, None, None, "day", "Europe/Paris")
     root = tmp_path / "ftp"
     for name, age_days in (("old.txt", 40), ("new.txt", 1)):
         for folder in ("done", "rejected"):
@@ -68,7 +69,9 @@ async def test_purge_removes_what_is_past_the_horizon_and_keeps_statistics(store
     assert await connection.fetchval("SELECT array_agg(subject) FROM mail_out") == ["new"]
     await connection.close()
     assert sorted(p.name for p in root.rglob("*.txt")) == ["new.txt", "new.txt"]
-    assert await store.reads.stats(account.id, None, None, month) == before
-    assert before.ok == 2 and before.ko == 1 and before.total == 3
-    assert await store.reads.stats(account.id, [old], None, None) == by_id
-    assert await store.reads.stats(account.id, None, None, None) == everything
+    assert await store.reads.stats(account.id, None, None, *month) == before
+    assert len(before) == 1 and before[0].ok == 2 and before[0].ko == 1 and before[0].total == 3
+    assert await store.reads.stats(account.id, [old], None, None, None) == by_id
+    assert await store.reads.stats(account.id, None, None, None, None) == everything
+    assert await store.reads.stats(account.id, None, None, None, None, "day", "Europe/Paris") == by_day
+    assert len(by_day) == 2 and sum(day.total for day in by_day) == everything[0].total

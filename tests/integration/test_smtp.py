@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import shutil
 import smtplib
-import subprocess
 from datetime import UTC, datetime, timedelta
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -18,6 +17,7 @@ import pytest
 from ecosms_gw.core.accounts import Account
 from tests.support.gateway import BODY, PHP_BODY, Gateway, mailing_id, plain, start_gateway, stored
 from tests.support.mail import in_thread
+from tests.support.net import self_signed
 from tests.support.samples import ADVANCED, VENDOR_EXAMPLE
 
 
@@ -99,10 +99,7 @@ async def test_php_mail_shape_from_an_allowed_domain(gateway: Gateway) -> None:
 
 
 async def test_authenticated_sender_after_starttls(dsn: str, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = self_signed(tmp_path)
     gw, server, handler = await start_gateway(dsn, tls_cert=str(cert), tls_key=str(key))
 
     def scenario() -> dict[str, object]:

@@ -84,7 +84,8 @@ async def test_each_format(client: Client) -> None:
     ("GET", "/rest/sms?sort=text DESC", {}, 400, "sort: 'NAME ASC' or 'NAME DESC' with NAME one of id, date, status, recipient, smsId"),
     ("GET", "/rest/sms?properties=DEFAULT,password", {}, 400,
      "properties: unknown property 'password'; known: id, status, text, date, recipient, mailingId, mailingName, "
-     "code, description, response, segments, encoding, parts, sender, flash, email, emailSender, emailSubject"),
+     "code, description, response, segments, encoding, parts, sender, flash, email, emailSender, emailSubject, "
+     "dialingCode, pingUrl"),
     ("GET", "/rest/sms?id=1,x", {}, 400, "id: ids are whole numbers"),
     ("GET", "/rest/sms?limit=-1", {}, 400, "limit: a whole number"),
     ("GET", "/rest/sms?date[1][operator]=~&date[1][value]=2017-01-01", {}, 400,

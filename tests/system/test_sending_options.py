@@ -5,17 +5,19 @@ what was chosen."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.store import Store
 from tests.support.api import SECRET, Client, daemon
-from tests.support.daemon import COMMAND
+from tests.support.daemon import COMMAND, Daemon, environment
 from tests.support.mail import Sink
-from tests.support.net import free_port
+from tests.support.net import free_port, self_signed
 from tests.support.smsc import Peer
 
 # recipient -> the create call's options
@@ -209,3 +211,48 @@ async def test_update_renames_and_reschedules_a_waiting_mailing_only(dsn: str, s
                                                        "change"})
     assert renamed == (200, {"count": 1})
     assert shown["list"] == [{"name": "Sent", "date": "2020-01-01 00:00:00"}]
+
+
+async def test_statistics_by_day_and_month_between_two_dates(client: Client, dsn: str) -> None:
+    for name in ("Monday", "Tuesday"):
+        status, _ = await client.call("POST", "/rest/mailing", json={
+            "text": "x", "name": name, "contacts": [{"recipient": "+33600000001"}, {"recipient": "+33600000002"}]})
+        assert status == 201
+    connection = await asyncpg.connect(dsn)
+    await connection.execute("UPDATE mailings SET created_at = '2026-11-02 10:00+01' WHERE name = 'Monday'")
+    await connection.execute("UPDATE mailings SET created_at = '2026-11-03 23:30+01' WHERE name = 'Tuesday'")
+    await connection.close()
+    _, by_day = await client.call("GET", "/rest/stats?period=day&properties=wait,total")
+    _, by_month = await client.call("GET", "/rest/stats?period=month&dateStart=2026-11-03&dateEnd=2026-11-30")
+    _, one_day = await client.call("GET", "/rest/stats?dateStart=2026-11-02&dateEnd=2026-11-02&properties=total")
+    refused = await client.call("GET", "/rest/stats?period=week")
+    assert by_day["list"] == [{"period": "2026-11-02", "wait": 2, "total": 2},
+                              {"period": "2026-11-03", "wait": 2, "total": 2}]  # in the account's zone (Paris)
+    assert [(row["period"], row["total"]) for row in by_month["list"]] == [("2026-11", 2)]
+    assert one_day["list"] == [{"total": 2}]
+    assert refused == (400, {"status": 400, "message": "period: one of day, month"})
+
+
+async def test_https_with_a_self_signed_certificate_through_curl(dsn: str, store: Store, tmp_path: Path) -> None:
+    await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    daemon_process = Daemon(env=environment(ECOSMS_DATABASE_DSN=dsn, ECOSMS_HTTP_LISTEN=f"127.0.0.1:{port}",
+                                            ECOSMS_HTTP_TLS_CERT=str(cert), ECOSMS_HTTP_TLS_KEY=str(key)))
+    try:
+        listening = await asyncio.to_thread(daemon_process.wait_for, "http_listening")
+        base = f"https://localhost:{port}"
+        token = await asyncio.to_thread(subprocess.run, [
+            "curl", "-sS", "--cacert", str(cert), "-d", "grant_type=client_credentials", "-d", "client_id=ACME",
+            "-d", f"client_secret={SECRET}", base + "/token"], capture_output=True, text=True, timeout=30)
+        untrusted = await asyncio.to_thread(subprocess.run, ["curl", "-sS", base + "/health/live"],
+                                            capture_output=True, text=True, timeout=30)
+        plain = await asyncio.to_thread(subprocess.run, ["curl", "-sS", f"http://localhost:{port}/health/live"],
+                                        capture_output=True, text=True, timeout=30)
+    finally:
+        daemon_process.process.terminate()
+        daemon_process.finish(30)
+    assert listening["https"] is True
+    assert json.loads(token.stdout)["token_type"] == "bearer"
+    assert untrusted.returncode == 60  # curl: the certificate is not trusted without --cacert
+    assert plain.returncode != 0  # no clear-text answer on the HTTPS port

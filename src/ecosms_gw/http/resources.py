@@ -30,7 +30,7 @@ from ecosms_gw.store.reads import MAILING, MAILING_DEFAULT, REPLY, SMS, STATUS, 
 
 log = structlog.get_logger()
 
-STATS = tuple(field.name for field in dataclasses.fields(Stats))
+STATS = tuple(field.name for field in dataclasses.fields(Stats) if field.name != "period")
 # The names a resource sorts by -> the key its query sorts by.
 SORT_MESSAGES = {"id": "id", "date": "date", "status": "status", "recipient": "recipient", "smsId": "id"}
 SORT_MAILINGS = {"id": "id", "date": "date", "name": "name"}
@@ -259,10 +259,21 @@ async def read_stats(call: Call) -> Answer:
     month = params.single(values, "month")
     if month and (mailing_ids or names):
         raise ApiError(400, "month cannot be combined with mailingId or mailingName")
+    since, until = params.month_range(month, call.zone) if month else (None, None)
+    start, end = params.single(values, "dateStart"), params.single(values, "dateEnd")
+    if month and (start or end):
+        raise ApiError(400, "month cannot be combined with dateStart or dateEnd")
+    if start:
+        since = params.moment(start, call.zone, "dateStart")[0]
+    if end:
+        moment, unit = params.moment(end, call.zone, "dateEnd")
+        until = moment + unit  # the day or the second it names, included
+    period = params.choice(values, "period", ("day", "month"))
     chosen = params.properties(values, STATS, STATS)
-    stats = await call.store.reads.stats(call.account_id, mailing_ids, names,
-                                         params.month_range(month, call.zone) if month else None)
-    return 200, {"size": 1, "total": None, "list": [{name: getattr(stats, name) for name in chosen}]}
+    shown = ["period", *chosen] if period else chosen
+    rows = await call.store.reads.stats(call.account_id, mailing_ids, names, since, until, period, call.zone.key)
+    return 200, {"size": len(rows), "total": None,
+                 "list": [{name: getattr(stats, name) for name in shown} for stats in rows]}
 
 
 Handler = Callable[[Call], Awaitable[Answer]]

@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import re
-import ssl
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from ecosms_gw.core.ratelimit import SlidingWindow
 from ecosms_gw.ingest.pipeline import ACCESS_REASONS, Outcome, counted, cpu_bound, refused, submit
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.store.notifications import Mail
+from ecosms_gw.tls import server_context
 
 log = structlog.get_logger()
 
@@ -273,19 +273,11 @@ class _Session(SMTP):
         super().connection_lost(error)
 
 
-def tls_context(config: Config) -> ssl.SSLContext | None:
-    if not config.smtp.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.smtp.tls_cert, config.smtp.tls_key)
-    return context
-
-
 async def serve(config: Config, store: Store) -> tuple[asyncio.Server, Handler]:
     """Listen as configured on the running loop; the caller closes and drains."""
     handler = Handler(config, store)
     connections = _Connections(config.smtp.max_connections_per_ip)
-    context = tls_context(config)
+    context = server_context(config.smtp.tls_cert, config.smtp.tls_key)
     options: dict[str, Any] = dict(
         data_size_limit=config.smtp.max_size_mb * 1_000_000,
         enable_SMTPUTF8=True,

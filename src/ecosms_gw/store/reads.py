@@ -112,6 +112,7 @@ class Stats:
     rep: int
     optout: int
     total: int
+    period: str | None = None  # `2026-11-02` or `2026-11`, when counted by period
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +227,12 @@ class Reads:
 
     @translated
     async def stats(self, account_id: int, mailing_ids: list[int] | None, names: list[str] | None,
-                    period: tuple[datetime, datetime] | None) -> Stats:
-        start, end = period or (None, None)
-        return Stats(**one(await self._pool.fetchrow(Q["api_stats"], account_id, mailing_ids, names, start, end)))
+                    since: datetime | None, until: datetime | None, period: str | None = None,
+                    zone: str = "UTC") -> list[Stats]:
+        """Counts of the mailings created in [since, until): one `Stats`, or with `period`
+        (day, month: in `zone`) one per period that has any, oldest first."""
+        return [Stats(**row) for row in await self._pool.fetch(Q["api_stats"], account_id, mailing_ids, names,
+                                                                since, until, period, zone)]
 
     @translated
     async def queue_state(self) -> QueueState:

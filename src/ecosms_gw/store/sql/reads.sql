@@ -157,42 +157,66 @@ SELECT count(*) AS size, coalesce(max(total), 0) AS total, coalesce(json_agg(/*j
 FROM r;
 
 -- name: api_stats
--- Counts by status of the account's messages, of some mailings or of a month's; `optout`
--- counts the recipients left out because they had opted out. Mailings removed by the
--- retention purge count through the totals they left.
+-- Counts by status of the account's messages, of some mailings ($2 ids, $3 names) or of
+-- those created in [$4, $5) (each NULL: no bound), in one row, or with $6 ('day' or
+-- 'month') one row per period of creation in zone $7, oldest first. `optout` counts the
+-- recipients left out because they had opted out. Mailings removed by the retention purge
+-- count through the totals they left.
 WITH g AS (
-    SELECT id, report FROM mailings
+    SELECT id, report, CASE $6::text WHEN 'day' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM-DD')
+                                     WHEN 'month' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM') END AS period
+    FROM mailings
     WHERE account_id = $1
       AND ($2::bigint[] IS NULL OR id = ANY($2))
       AND ($3::text[] IS NULL OR name = ANY($3))
-      AND ($4::timestamptz IS NULL OR (created_at >= $4 AND created_at < $5))
+      AND ($4::timestamptz IS NULL OR created_at >= $4)
+      AND ($5::timestamptz IS NULL OR created_at < $5)
 ), live AS (
-    SELECT count(*) FILTER (WHERE m.status = 'wait') AS wait,
+    SELECT g.period,
+           count(*) FILTER (WHERE m.status = 'wait') AS wait,
            count(*) FILTER (WHERE m.status = 'ok') AS ok,
            count(*) FILTER (WHERE m.status = 'on') AS "on",
            count(*) FILTER (WHERE m.status = 'no') AS "no",
            count(*) FILTER (WHERE m.status = 'ko') AS ko,
            count(*) FILTER (WHERE m.status = 'rep') AS rep,
-           (SELECT count(*) FROM g, jsonb_array_elements(g.report -> 'dropped') d
-            WHERE d ->> 'reason' = 'opted_out') AS optout,
            count(m.id) AS total
-    FROM g JOIN messages m ON m.mailing_id = g.id
+    FROM g LEFT JOIN messages m ON m.mailing_id = g.id
+    GROUP BY g.period
+), dropped AS (
+    SELECT g.period, count(*) AS optout
+    FROM g, jsonb_array_elements(g.report -> 'dropped') d
+    WHERE d ->> 'reason' = 'opted_out'
+    GROUP BY g.period
 ), kept AS (
-    SELECT coalesce(sum(wait), 0) AS wait, coalesce(sum(ok), 0) AS ok, coalesce(sum("on"), 0) AS "on",
-           coalesce(sum("no"), 0) AS "no", coalesce(sum(ko), 0) AS ko, coalesce(sum(rep), 0) AS rep,
-           coalesce(sum(optout), 0) AS optout
+    SELECT CASE $6::text WHEN 'day' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM-DD')
+                         WHEN 'month' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM') END AS period,
+           sum(wait) AS wait, sum(ok) AS ok, sum("on") AS "on", sum("no") AS "no", sum(ko) AS ko, sum(rep) AS rep,
+           sum(optout) AS optout
     FROM mailing_totals
     WHERE account_id = $1
       AND ($2::bigint[] IS NULL OR mailing_id = ANY($2))
       AND ($3::text[] IS NULL OR name = ANY($3))
-      AND ($4::timestamptz IS NULL OR (created_at >= $4 AND created_at < $5))
+      AND ($4::timestamptz IS NULL OR created_at >= $4)
+      AND ($5::timestamptz IS NULL OR created_at < $5)
+    GROUP BY 1
+), periods AS (
+    SELECT period FROM live UNION SELECT period FROM kept UNION SELECT NULL WHERE $6::text IS NULL
 )
-SELECT (live.wait + kept.wait)::bigint AS wait, (live.ok + kept.ok)::bigint AS ok,
-       (live."on" + kept."on")::bigint AS "on", (live."no" + kept."no")::bigint AS "no",
-       (live.ko + kept.ko)::bigint AS ko, (live.rep + kept.rep)::bigint AS rep,
-       (live.optout + kept.optout)::bigint AS optout,
-       (live.total + kept.wait + kept.ok + kept."on" + kept."no" + kept.ko + kept.rep)::bigint AS total
-FROM live, kept;
+SELECT (coalesce(live.wait, 0) + coalesce(kept.wait, 0))::bigint AS wait,
+       (coalesce(live.ok, 0) + coalesce(kept.ok, 0))::bigint AS ok,
+       (coalesce(live."on", 0) + coalesce(kept."on", 0))::bigint AS "on",
+       (coalesce(live."no", 0) + coalesce(kept."no", 0))::bigint AS "no",
+       (coalesce(live.ko, 0) + coalesce(kept.ko, 0))::bigint AS ko,
+       (coalesce(live.rep, 0) + coalesce(kept.rep, 0))::bigint AS rep,
+       (coalesce(dropped.optout, 0) + coalesce(kept.optout, 0))::bigint AS optout,
+       (coalesce(live.total, 0) + coalesce(kept.wait + kept.ok + kept."on" + kept."no" + kept.ko + kept.rep, 0))::bigint
+           AS total,
+       p.period
+FROM periods p
+LEFT JOIN live ON live.period IS NOT DISTINCT FROM p.period
+LEFT JOIN dropped ON dropped.period IS NOT DISTINCT FROM p.period
+LEFT JOIN kept ON kept.period IS NOT DISTINCT FROM p.period
+ORDER BY p.period;
 
 -- name: queue_state
 -- The queue: its depth and how late its oldest due message is (the partial index only).
