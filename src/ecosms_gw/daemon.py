@@ -144,6 +144,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     supervisor.start("mailer", Mailer(store, config.mail_out).run())
     supervisor.start("retention", retention.purge_daily(store, config))
     deliveries = Deliveries(store, config)
+    supervisor.start("reply_parts", deliveries.complete_stale_replies())
     simulators: list[Simulator] = []
     dispatchers = []
     for smsc in config.smsc:

@@ -321,3 +321,31 @@ async def test_a_reply_mail_waits_for_a_relay_that_is_down_and_arrives_once(stor
         await asyncio.gather(mailer, return_exceptions=True)
     assert len(relay.messages) == 1 and "thanks" in relay.messages[0].get_content()
     assert (await store.cluster()).mail_backlog == 0
+
+
+async def test_a_reply_missing_a_part_is_stored_with_what_came_after_the_wait(store: Store, dsn: str) -> None:
+    """Parts 1 and 3 of 3 come (GSM, 8-bit reference), part 2 never does: nothing is
+    stored until the wait is over, then one reply with the two parts' text, once."""
+    account = await store.accounts.add(Account(id=None, code="ACME", international=True, sender_ids=("ACME",)))
+    await queue_mailing(store, account, ["U-ACME\nT-Your order is ready\n#-33600000001"])
+    claimed = await store.dispatch.claim(10, 1)
+    await store.dispatch.record_submissions("main", [], [], [], mark=[claimed[0].id])
+    await store.dispatch.record_submissions("main", [(claimed[0].id, 1, "a")], [claimed[0].id], [])
+    deliveries = Deliveries(store)
+    on_deliver = deliveries.handler(SmscConfig(name="main"))
+    for seq, text in ((3, b"tomorrow"), (1, b"See you ")):
+        part = SimpleNamespace(esm_class=0x40, source_addr=b"33600000001", destination_addr=b"ACME", data_coding=0,
+                               short_message=bytes([5, 0x00, 3, 0x2A, 3, seq]) + text)
+        assert await on_deliver(part) == 0
+    await deliveries.complete_stale(timedelta(minutes=5))  # not yet: the wait is not over
+    connection = await asyncpg.connect(dsn)
+    before = await connection.fetchval("SELECT count(*) FROM mo_messages")
+    await deliveries.complete_stale(timedelta(0))
+    await deliveries.complete_stale(timedelta(0))
+    stored = await connection.fetch("SELECT text, message_id FROM mo_messages")
+    kept = await connection.fetchval("SELECT count(*) FROM mo_parts")
+    response = await connection.fetchval("SELECT response FROM messages")
+    await connection.close()
+    assert before == 0
+    assert [tuple(row) for row in stored] == [("See you tomorrow", claimed[0].id)]
+    assert (kept, response) == (0, "See you tomorrow")

@@ -2,6 +2,7 @@
 // Usage: node peer.js PORT RECORD_FILE [--throttle-every N] [--nack-every N]
 //        [--receipts] [--receipt-delay-ms N] [--fail-every N] [--duplicate-every N]
 //        [--early-every N] [--decimal-receipts] [--same-receipt-ids] [--refuse-destination PREFIX]
+//        [--long-reply udh8|udh16|sar]
 // Accepts any bind, answers submit_sm with a message id (upper-case hex with leading
 // zeros), and appends one JSON line per accepted submit_sm to RECORD_FILE (destination,
 // data_coding, esm_class, payload hex, message id, arrival time in ms). Prints "listening"
@@ -15,6 +16,9 @@
 // refused for good (ESME_RINVDSTADR). Each receipt the gateway acknowledged is
 // recorded as {"receipt": id, "stat": ..., "latency_ms": from deliver_sm to its response};
 // one it refused is sent again a second later.
+// With --long-reply, the recipient of each submit_sm answers with a long UCS-2 message in
+// three parts sent out of order (3, 1, 2), told apart by a UDH with an 8- or 16-bit
+// reference or by SAR TLVs; its text is recorded as {"long_reply": text}.
 "use strict";
 const fs = require("fs");
 const smpp = require("smpp");
@@ -36,6 +40,10 @@ const duplicateEvery = option("--duplicate-every");
 const earlyEvery = option("--early-every");
 const decimalReceipts = flag("--decimal-receipts");
 const sameReceiptIds = flag("--same-receipt-ids");
+const longReplyAt = rest.indexOf("--long-reply");
+const longReply = longReplyAt >= 0 ? rest[longReplyAt + 1] : "";
+// Cut in parts of 28 code units, its emoji (a surrogate pair) falls across parts 1 and 2.
+const LONG_REPLY = "Merci beaucoup, à très bien🙂 Nous confirmons la réservation pour quatre personnes.";
 // Written synchronously before the answer: a peer killed with SIGKILL has recorded
 // everything it answered.
 const recordFd = fs.openSync(recordFile, "a");
@@ -44,6 +52,25 @@ let accepted = 0;
 
 const record = (line) => fs.writeSync(recordFd, JSON.stringify(line) + "\n");
 const stamp = (date) => date.toISOString().replace(/[-T:]/g, "").slice(2, 12);
+
+function sendLongReply(session, pdu) {
+  const text = Buffer.from(LONG_REPLY, "utf16le").swap16();  // UTF-16BE, as SMPP carries UCS-2
+  const size = Math.ceil(text.length / 6) * 2;  // three parts, whole code units (a pair may be cut)
+  const reference = longReply === "udh8" ? 0xa7 : 0xa7c3;
+  record({ long_reply: LONG_REPLY });
+  for (const seq of [3, 1, 2]) {
+    const chunk = text.subarray((seq - 1) * size, seq * size);
+    const fields = { source_addr: pdu.destination_addr, destination_addr: pdu.source_addr, data_coding: 8 };
+    if (longReply === "sar") {
+      session.deliver_sm({ ...fields, esm_class: 0, short_message: chunk, sar_msg_ref_num: reference,
+                           sar_total_segments: 3, sar_segment_seqnum: seq });
+    } else {
+      const header = longReply === "udh8" ? [5, 0x00, 3, reference, 3, seq]
+        : [6, 0x08, 4, reference >> 8, reference & 0xff, 3, seq];
+      session.deliver_sm({ ...fields, esm_class: 0x40, short_message: Buffer.concat([Buffer.from(header), chunk]) });
+    }
+  }
+}
 
 function sendReceipt(session, pdu, id, number) {
   const stat = failEvery && number % failEvery === 0 ? "UNDELIV" : "DELIVRD";
@@ -119,6 +146,7 @@ const server = smpp.createServer((session) => {
       at: Date.now(),
     });
     const answer = () => session.send(pdu.response({ message_id: id }));
+    if (longReply) setTimeout(() => sendLongReply(session, pdu), 50);
     if (!(receiptsOn && pdu.registered_delivery & 1)) {
       answer();
       return;

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.store import Store
@@ -256,3 +257,31 @@ async def test_https_with_a_self_signed_certificate_through_curl(dsn: str, store
     assert json.loads(token.stdout)["token_type"] == "bearer"
     assert untrusted.returncode == 60  # curl: the certificate is not trusted without --cacert
     assert plain.returncode != 0  # no clear-text answer on the HTTPS port
+
+
+@pytest.mark.parametrize("kind", ["udh8", "udh16", "sar"])
+async def test_a_long_reply_in_parts_out_of_order_is_one_response(dsn: str, store: Store, tmp_path: Path,
+                                                                 kind: str) -> None:
+    """node-smpp answers each SMS with a 3-part UCS-2 message (parts 3, 1, 2; an emoji's
+    surrogate pair cut between parts 1 and 2): the message shows one `response`, the
+    whole text."""
+    await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True,
+                                     sender_ids=("+33700000000",)))
+    peer = Peer(tmp_path, "--long-reply", kind)
+    try:
+        async with daemon(dsn, tmp_path, peer_port=peer.port) as base, aiohttp.ClientSession() as session:
+            client = Client(session, base)
+            assert (await client.login()).status == 200
+            _, created = await client.call("POST", "/rest/sms", json={
+                "text": "Table for four?", "type": "2", "contacts": [{"recipient": "+33600000001"}]})
+            for _ in range(100):
+                _, shown = await client.call("GET", f"/rest/sms?id={created['id']}&properties=status,response")
+                if shown["list"][0]["status"] == "rep":
+                    break
+                await asyncio.sleep(0.1)
+            _, replies = await client.call("GET", "/rest/sms?way=mo&properties=text,smsId")
+    finally:
+        peer.stop()
+    [sent] = [line["long_reply"] for line in peer.lines() if "long_reply" in line]
+    assert shown["list"] == [{"status": "rep", "response": sent}]
+    assert replies["list"] == [{"text": sent, "smsId": created["id"]}]

@@ -12,21 +12,24 @@ import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from ecosms_gw import metrics
 from ecosms_gw.config import Config, SmscConfig
-from ecosms_gw.core import gsm, receipts
+from ecosms_gw.core import concat, receipts
 from ecosms_gw.smpp.session import ESME_ROK
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.store.notifications import Mail
-from ecosms_gw.store.receipts import Answered, Receipt
+from ecosms_gw.store.receipts import Answered, PartsKey, Receipt
 
 log = structlog.get_logger()
 
 FLUSH_INTERVAL_S = 0.1
+PARTS_WAIT = timedelta(minutes=5)  # the parts of a reply may come this far apart
+PARTS_SWEEP_S = 30.0
 BATCH = 1000
 ESME_RX_T_APPN = 0x64  # temporary application error: the SMSC retries later
 _RECEIPT_KINDS = 0x3C  # esm_class bits saying what a deliver_sm is; 0: a message from a phone
@@ -37,16 +40,6 @@ def keyword(text: str) -> str:
     it, or repeated spaces ("  Arrêt ! " is "ARRET")."""
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return " ".join(re.sub(r"^\W+|\W+$", "", plain).upper().split())
-
-
-def reply_text(pdu: Any) -> str:
-    """The text of a message from a phone, by its data_coding."""
-    raw = pdu.short_message or b""
-    if pdu.data_coding == 0x08:
-        return raw.decode("utf-16-be", "replace")
-    if pdu.data_coding == 0x00:
-        return gsm.decode_gsm(raw)
-    return raw.decode("latin-1")
 
 
 def _text(value: bytes | str | None) -> str:
@@ -95,10 +88,49 @@ class Deliveries:
         return ESME_ROK
 
     async def _on_reply(self, smsc: SmscConfig, pdu: Any) -> int:
-        """A message from a phone: the message it answers becomes `rep`; STOP opts out;
-        its mailing's reply address (else the account's) gets it by e-mail."""
+        """A message from a phone, or a part of one (UDH or SAR): parts are kept until the
+        last comes, then stored as one reply."""
         number = "+" + _text(pdu.source_addr).lstrip("+")
-        text = reply_text(pdu)
+        destination, data_coding = _text(pdu.destination_addr), pdu.data_coding or 0
+        place, payload = concat.split_header(pdu.short_message or b"", pdu.esm_class or 0)
+        place = place or concat.sar_place(getattr(pdu, "sar_msg_ref_num", None),
+                                          getattr(pdu, "sar_total_segments", None),
+                                          getattr(pdu, "sar_segment_seqnum", None))
+        key = None
+        if place is not None and place.total > 1:
+            key = PartsKey(smsc.name, number, destination, place.reference)
+            try:
+                payloads = await self.store.receipts.keep_reply_part(key, place.total, place.seq, data_coding,
+                                                                     payload)
+            except StoreError as error:
+                log.error("reply_not_stored", smsc=smsc.name, error=str(error))
+                return ESME_RX_T_APPN
+            if payloads is None:
+                return ESME_ROK  # the other parts are awaited
+            payload = b"".join(payloads)
+        return await self._record_reply(smsc.name, number, destination, concat.text_of(payload, data_coding), key)
+
+    async def complete_stale_replies(self, every_s: float = PARTS_SWEEP_S) -> None:
+        """Every `every_s`, the messages from phones whose other parts did not come within
+        `PARTS_WAIT`: stored with the parts that came (any daemon may do it; one does)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.complete_stale(PARTS_WAIT)
+            except StoreError as error:
+                log.warning("reply_parts_sweep_failed", error=str(error))
+
+    async def complete_stale(self, wait: timedelta) -> None:
+        for stale in await self.store.receipts.stale_reply_parts(wait):
+            log.warning("reply_parts_missing", smsc=stale.key.smsc, number=stale.key.source,
+                        parts=len(stale.payloads))
+            await self._record_reply(stale.key.smsc, stale.key.source, stale.key.destination,
+                                     concat.text_of(b"".join(stale.payloads), stale.data_coding), stale.key)
+
+    async def _record_reply(self, smsc: str, number: str, destination: str, text: str,
+                            parts: PartsKey | None) -> int:
+        """A whole message from a phone: the message it answers becomes `rep`; STOP opts out;
+        its mailing's reply address (else the account's) gets it by e-mail."""
         stop = keyword(text) in self.stop_keywords
 
         def mail(answered: Answered) -> Mail | None:
@@ -112,12 +144,11 @@ class Deliveries:
             return Mail(answered.reply_email, subject, body, answered.reply_from)
 
         try:
-            answered = await self.store.receipts.record_reply(smsc.name, number, _text(pdu.destination_addr),
-                                                     text, stop, mail)
+            answered = await self.store.receipts.record_reply(smsc, number, destination, text, stop, mail, parts)
         except StoreError as error:
-            log.error("reply_not_stored", smsc=smsc.name, error=str(error))
+            log.error("reply_not_stored", smsc=smsc, error=str(error))
             return ESME_RX_T_APPN
-        log.info("reply_received", smsc=smsc.name, number=number, stop=stop,
+        log.info("reply_received", smsc=smsc, number=number, stop=stop,
                  message_id=answered.message_id if answered else None,
                  account=answered.account if answered else None)
         return ESME_ROK

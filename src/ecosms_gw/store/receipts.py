@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import NamedTuple
 
 import asyncpg
@@ -20,6 +21,21 @@ class Receipt(NamedTuple):
     smsc_message_id: str
     state: str
     code: str | None
+
+
+class PartsKey(NamedTuple):
+    """The parts of one message from a phone: the SMSC, who sent it, to whom, its reference."""
+    smsc: str
+    source: str
+    destination: str
+    reference: int
+
+
+class StaleReply(NamedTuple):
+    """A message from a phone whose other parts did not come in time."""
+    key: PartsKey
+    data_coding: int
+    payloads: list[bytes]
 
 
 class Applied(NamedTuple):
@@ -65,12 +81,30 @@ class Receipts:
         return Applied(len(matched), len(early))
 
     @translated
+    async def keep_reply_part(self, key: PartsKey, total: int, seq: int, data_coding: int,
+                              payload: bytes) -> list[bytes] | None:
+        """Keep one part of a message from a phone; every part's payload in order once all
+        `total` are there, else None."""
+        rows = await self._pool.fetch(Q["keep_reply_part"], *key, total, seq, data_coding, payload)
+        return [row["payload"] for row in rows] if len(rows) >= total else None
+
+    @translated
+    async def stale_reply_parts(self, wait: timedelta) -> list[StaleReply]:
+        """Messages from phones whose last part came more than `wait` ago."""
+        return [StaleReply(PartsKey(row["smsc"], row["source"], row["destination"], row["reference"]),
+                           row["data_coding"], list(row["payloads"]))
+                for row in await self._pool.fetch(Q["stale_reply_parts"], wait)]
+
+    @translated
     async def record_reply(self, smsc: str, source: str, destination: str, text: str, stop: bool,
-                           mail: Callable[[Answered], Mail | None]) -> Answered | None:
+                           mail: Callable[[Answered], Mail | None], parts: PartsKey | None = None) -> Answered | None:
         """Store a message from a phone; the message it answers (if any) becomes `rep`, with
         `stop` the number is opted out of that account, and the mail `mail` makes of it
-        is queued, all in one transaction. Returns what it answers."""
+        is queued, all in one transaction. Returns what it answers. With `parts`, its kept
+        parts go in the same transaction (nothing is stored when another call took them)."""
         async with self._pool.acquire() as connection, connection.transaction():
+            if parts is not None and await connection.execute(Q["take_reply_parts"], *parts) == "DELETE 0":
+                return None
             row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
             answered = Answered(**row) if row else None
             if answered is not None and (outgoing := mail(answered)) is not None:

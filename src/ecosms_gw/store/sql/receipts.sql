@@ -53,3 +53,31 @@ WITH target AS (
 SELECT target.id AS message_id, target.text, a.code AS account, coalesce(g.reply_email, a.reply_email) AS reply_email,
        g.reply_from, g.reply_subject
 FROM target JOIN accounts a ON a.id = target.account_id JOIN mailings g ON g.id = target.mailing_id;
+
+-- name: keep_reply_part
+-- A part of a message from a phone (a part sent again is kept once); then the parts of its
+-- message so far, in order.
+WITH kept AS (
+    INSERT INTO mo_parts (smsc, source, destination, reference, total, seq, data_coding, payload)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT DO NOTHING
+)
+SELECT seq, payload FROM mo_parts
+WHERE smsc = $1 AND source = $2 AND destination = $3 AND reference = $4
+UNION ALL SELECT $6, $8 WHERE NOT EXISTS (
+    SELECT 1 FROM mo_parts WHERE smsc = $1 AND source = $2 AND destination = $3 AND reference = $4 AND seq = $6)
+ORDER BY 1;
+
+-- name: take_reply_parts
+-- The parts of one message from a phone, removed as its reply is stored (none: another
+-- call stored it already).
+DELETE FROM mo_parts WHERE smsc = $1 AND source = $2 AND destination = $3 AND reference = $4;
+
+-- name: stale_reply_parts
+-- Messages from phones whose last part came more than $1 ago: stored with what came.
+SELECT smsc, source, destination, reference, min(data_coding) AS data_coding,
+       array_agg(payload ORDER BY seq) AS payloads
+FROM mo_parts
+GROUP BY smsc, source, destination, reference
+HAVING max(received_at) < now() - $1::interval
+LIMIT 100;

@@ -33,6 +33,21 @@ CREATE FUNCTION dialing_code(_number text) RETURNS text LANGUAGE sql IMMUTABLE P
                 ELSE substr(_number, 2, 3) END
 $$;
 
+-- Parts of a message from a phone, kept until the last one comes (or the wait is over):
+-- then they are put together and stored as one reply.
+CREATE TABLE mo_parts (
+    smsc              text NOT NULL,
+    source            text NOT NULL,
+    destination       text NOT NULL,
+    reference         integer NOT NULL,
+    total             smallint NOT NULL,
+    seq               smallint NOT NULL,
+    data_coding       smallint NOT NULL,
+    payload           bytea NOT NULL,
+    received_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (smsc, source, destination, reference, seq)
+);
+
 -- NULL: the account's default sender id when the message is sent.
 ALTER TABLE messages ADD COLUMN sender_id text;
 ALTER TABLE messages ADD COLUMN flash boolean NOT NULL DEFAULT false;
