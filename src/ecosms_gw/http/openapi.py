@@ -69,7 +69,7 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "ecosms-gw SMS API", "version": "1",
                  "description": "The ecoSMS HTTPS API (seed section 3) served by ecosms-gw. Every /rest call "
-                                "takes action=read|create|delete on GET or POST, and a .json, .xml, .csv or "
+                                "takes action=read|create|update|delete on GET or POST, and a .json, .xml, .csv or "
                                 ".js (with callback) suffix picks the format."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -106,6 +106,11 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                     "responses": _responses("the mailing list")},
                 "post": {"summary": "Send a mailing (at most 200 contacts)", "requestBody": create,
                          "parameters": [idempotency], "responses": _responses("created", 417, 422)},
+                "put": {"summary": "Rename mailings, or reschedule those of which nothing was sent (action=update)",
+                        "parameters": [*_filters(("id", "mailing ids"), ("name", "mailing names")),
+                                       _parameter("metaData", "string", 'JSON: {"name": ..., "date": ...}',
+                                                  required=True)],
+                        "responses": _responses("how many were updated", 417)},
                 "delete": {"summary": "Cancel what is not sent yet of a mailing",
                            "parameters": [_parameter("id", "integer", "the mailing", required=True)],
                            "responses": _responses("what was canceled", 304, 404, 417)}},
