@@ -26,7 +26,19 @@ from ecosms_gw.http.status_cache import StatusCache
 from ecosms_gw.ingest import pipeline
 from ecosms_gw.store import Store, StoreConflict
 from ecosms_gw.store.mailings import Change, ReplyRouting
-from ecosms_gw.store.reads import MAILING, MAILING_DEFAULT, REPLY, SMS, STATUS, Filter, Listing, Page, Resource, Stats
+from ecosms_gw.store.reads import (
+    MAILING,
+    MAILING_DEFAULT,
+    REPLY,
+    SMS,
+    SMS_CREATED,
+    STATUS,
+    Filter,
+    Listing,
+    Page,
+    Resource,
+    Stats,
+)
 
 log = structlog.get_logger()
 
@@ -90,12 +102,14 @@ async def read_sms(call: Call) -> Answer:
 
 async def create_sms(call: Call) -> Answer:
     outcome = await _create(call, at_most=1, zone=call.zone.key)
-    created = outcome.created
-    if created is None:  # stored on its own (Idempotency-Key), perhaps by an earlier call: read back
+    names = list(SMS_CREATED.names)
+    if outcome.created is not None:
+        document = Listed(outcome.messages, None, outcome.created, names, True).document()
+    else:  # stored on its own (Idempotency-Key), perhaps by an earlier call: read back
         assert outcome.mailing_id is not None, "a duplicate names the mailing stored first"
-        created = (await call.store.reads.messages(call.account_id, Filter(mailing_ids=[outcome.mailing_id]),
-                                                   Page(), call.zone.key)).items
-    document = Listed(outcome.messages, None, created, list(SMS.names), True).document()
+        stored = await call.store.reads.messages(call.account_id, Filter(mailing_ids=[outcome.mailing_id]),
+                                                 Page(), call.zone.key)
+        document = Listed(outcome.messages, None, stored.items, names, False).document()
     return 201, document["list"][0] | {"dropped": outcome.report.dropped_document()}
 
 

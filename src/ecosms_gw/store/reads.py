@@ -47,6 +47,13 @@ SMS = Resource((
     Field("sender", "r.sender_id"), Field("flash", "r.flash"), Field("email", "r.reply_email"),
     Field("emailSender", "r.reply_from"), Field("emailSubject", "r.reply_subject"),
     Field("dialingCode", "dialing_code(r.recipient)"), Field("pingUrl", "r.ping_url")))
+# The answer to an sms create, written by the insert itself: the seed's properties and the
+# sender id chosen. The other options are the caller's own, echoed by reads when asked
+# (each property is a cost on the busiest path: 7 more made single creates 11% slower).
+SMS_CREATED = Resource(tuple(f for f in SMS.fields if f.name in (
+    "id", "status", "text", "date", "recipient", "mailingId", "mailingName", "code", "description", "response",
+    "segments", "encoding", "parts", "sender"))
+)
 REPLY = Resource((
     Field("id", "r.id"), Field("text", "r.text"), Field("date", "r.date", time=True),
     Field("recipient", "r.recipient"), Field("smsId", "r.sms_id"), Field("mailingId", "r.mailing_id"),
@@ -62,7 +69,7 @@ MAILING = Resource((
     Field("pingUrl", "r.ping_url"), Field("email", "r.reply_email"), Field("emailSender", "r.reply_from"),
     Field("emailSubject", "r.reply_subject"), Field("stats", "r.stats")))
 MAILING_DEFAULT = tuple(name for name in MAILING.names if name != "stats")  # counted only when asked
-RESOURCES = {"sms": SMS, "reply": REPLY, "status": STATUS, "mailing": MAILING}
+RESOURCES = {"sms": SMS, "sms_created": SMS_CREATED, "reply": REPLY, "status": STATUS, "mailing": MAILING}
 
 
 def completed(sql: str) -> str:

@@ -22,7 +22,7 @@ RETURNING id;
 -- ($1-$13, one element each) and numbered by their position; messages by arrays ($14-$23)
 -- whose first ($10) is the position of their mailing. Their ids are taken first, so that
 -- each message finds its mailing's. Returns per mailing its position, id and, where a
--- time zone is given ($24, one per mailing), its messages as the sms resource shows them.
+-- time zone is given ($24, one per mailing), its messages as an sms create answers them.
 WITH k AS (
     SELECT k, nextval(pg_get_serial_sequence('mailings', 'id')) AS id
     FROM generate_series(1, cardinality($1::bigint[])) AS k
@@ -49,7 +49,7 @@ WITH k AS (
               sender_id, flash
 )
 SELECT k.k, k.id, CASE WHEN ($24::text[])[k.k] IS NOT NULL THEN (
-    SELECT json_agg(/*json:sms:r.zone*/ ORDER BY r.id)::text
+    SELECT json_agg(/*json:sms_created:r.zone*/ ORDER BY r.id)::text
     FROM (SELECT m.*, coalesce(g.send_at, g.created_at) AS date, g.name AS mailing_name, g.ping_url,
                  g.reply_email, g.reply_from, g.reply_subject, ($24::text[])[k.k] AS zone
           FROM m JOIN g ON g.id = m.mailing_id WHERE m.mailing_id = k.id) r,
