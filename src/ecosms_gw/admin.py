@@ -67,13 +67,17 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ping-url", metavar="URL")
     parser.add_argument("--max-messages", type=int, metavar="N")
     parser.add_argument("--tps", type=int, metavar="N", help="per-account cap of SMS per second")
+    parser.add_argument("--priority", type=int, metavar="0-3", help="of its messages by default (1; 3 the most urgent)")
+    parser.add_argument("--validity-hours", type=int, metavar="N",
+                        help="how long the SMSC may try its messages (1 to 72; default: the SMSC's)")
     parser.add_argument("--submission-report", choices=("off", "sender", "reply-email"),
                         help="e-mail a report of each accepted mail to its sender or to --reply-email")
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
     names = ("name", "senders", *SECRET_OPTIONS, "country", "timezone", "international", "mode",
-             "sender_ids", "reply_email", "ping_url", "max_messages", "tps", "submission_report")
+             "sender_ids", "reply_email", "ping_url", "max_messages", "tps", "submission_report", "priority",
+             "validity_hours")
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if "senders" in changes:
         changes["senders"] = tuple(dict.fromkeys(s.strip().lower() for s in changes["senders"]))

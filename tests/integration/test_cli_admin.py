@@ -30,7 +30,7 @@ async def test_account_lifecycle_never_shows_secrets(dsn: str) -> None:
                    "--sender", "@acme.example", "--smtp-password", "s3cret-smtp", "--api-secret", "-",
                    "--country", "32", "--timezone", "Europe/Brussels", "--international",
                    "--mode", "auto", "--sender-id", "ACME", "--sender-id", "+33700000000", "--max-messages", "500",
-                   "--tps", "5",
+                   "--tps", "5", "--priority", "2", "--validity-hours", "4",
                    stdin="s3cret-api\n")
     assert (added.returncode, added.stdout, added.stderr) == (0, "account ACME01 added\n", "")
 
@@ -38,6 +38,7 @@ async def test_account_lifecycle_never_shows_secrets(dsn: str) -> None:
     assert shown.returncode == 0
     assert "senders:        office@acme.example, @acme.example" in shown.stdout
     assert "sender_ids:     ACME, +33700000000" in shown.stdout and "mode:           auto" in shown.stdout
+    assert "priority:       2" in shown.stdout and "validity_hours: 4" in shown.stdout
     assert "smtp_password:  set" in shown.stdout and "ftp_password:   not set" in shown.stdout
     assert "s3cret" not in shown.stdout and "scrypt" not in shown.stdout
 

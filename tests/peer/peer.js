@@ -139,6 +139,8 @@ const server = smpp.createServer((session) => {
       dest_ton: pdu.dest_addr_ton,
       data_coding: pdu.data_coding,
       esm_class: pdu.esm_class,
+      priority: pdu.priority_flag,
+      validity: pdu.validity_period ? String(pdu.validity_period) : "",
       registered_delivery: pdu.registered_delivery,
       udh: message.udh ? message.udh.map((u) => u.toString("hex")) : [],
       text: typeof message.message === "string" ? message.message : Buffer.from(message.message).toString("hex"),

@@ -85,7 +85,11 @@ async def test_each_format(client: Client) -> None:
     ("GET", "/rest/sms?properties=DEFAULT,password", {}, 400,
      "properties: unknown property 'password'; known: id, status, text, date, recipient, mailingId, mailingName, "
      "code, description, response, segments, encoding, parts, sender, flash, email, emailSender, emailSubject, "
-     "dialingCode, pingUrl"),
+     "dialingCode, pingUrl, priority, validity"),
+    ("POST", "/rest/mailing", {"json": {"text": "x", "priority": "4", "contacts": [{"recipient": "+33600000001"}]}},
+     400, "priority: a whole number from 0 to 3"),
+    ("POST", "/rest/mailing", {"json": {"text": "x", "validity": "1", "contacts": [{"recipient": "+33600000001"}]}},
+     400, "validity: a whole number from 5 to 4320"),
     ("GET", "/rest/sms?id=1,x", {}, 400, "id: ids are whole numbers"),
     ("GET", "/rest/sms?limit=-1", {}, 400, "limit: a whole number"),
     ("GET", "/rest/sms?date[1][operator]=~&date[1][value]=2017-01-01", {}, 400,

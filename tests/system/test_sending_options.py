@@ -30,16 +30,18 @@ CALLS = {
     "+33600000005": {"text": "café", "encoding": "auto"},
     "+33600000006": {"text": "flash", "flash": "true"},
     "+33600000007": {"text": "flash ünïcode", "flash": "true", "encoding": "ucs2"},
+    "+33600000008": {"text": "urgent", "priority": "3", "validity": "30"},
 }
-# recipient -> (source_addr, source TON, data_coding) at the SMSC
+# recipient -> (source_addr, source TON, data_coding, priority_flag) at the SMSC
 EXPECTED = {
-    "33600000001": ("ACME", 5, 0x00),
-    "33600000002": ("BRAND2", 5, 0x00),
-    "33600000003": ("33700000000", 1, 0x00),
-    "33600000004": ("ACME", 5, 0x08),
-    "33600000005": ("ACME", 5, 0x00),
-    "33600000006": ("ACME", 5, 0x10),
-    "33600000007": ("ACME", 5, 0x18),
+    "33600000001": ("ACME", 5, 0x00, 1),
+    "33600000002": ("BRAND2", 5, 0x00, 1),
+    "33600000003": ("33700000000", 1, 0x00, 1),
+    "33600000004": ("ACME", 5, 0x08, 1),
+    "33600000005": ("ACME", 5, 0x00, 1),
+    "33600000006": ("ACME", 5, 0x10, 1),
+    "33600000007": ("ACME", 5, 0x18, 1),
+    "33600000008": ("ACME", 5, 0x00, 3),
 }
 
 
@@ -60,17 +62,20 @@ async def test_each_option_reaches_the_pdu(dsn: str, store: Store, tmp_path: Pat
                     break
                 await asyncio.sleep(0.1)
             status, shown = await client.call(
-                "GET", "/rest/sms?properties=recipient,sender,encoding,flash,text&sort=recipient ASC")
+                "GET", "/rest/sms?properties=recipient,sender,encoding,flash,text,priority,validity&sort=recipient ASC")
     finally:
         peer.stop()
-    assert {pdu["destination"]: (pdu["source"], pdu["source_ton"], pdu["data_coding"])
-            for pdu in peer.received()} == EXPECTED
+    received = {pdu["destination"]: pdu for pdu in peer.received()}
+    assert {destination: (pdu["source"], pdu["source_ton"], pdu["data_coding"], pdu["priority"])
+            for destination, pdu in received.items()} == EXPECTED
+    assert received["33600000008"]["validity"] and not received["33600000001"]["validity"]
     assert status == 200
     assert [(item["recipient"], item["sender"], item["encoding"], item["flash"]) for item in shown["list"]] == [
         ("+33600000001", "ACME", "gsm7", False), ("+33600000002", "BRAND2", "gsm7", False),
         ("+33600000003", "+33700000000", "gsm7", False), ("+33600000004", "ACME", "ucs2", False),
         ("+33600000005", "ACME", "gsm7", False), ("+33600000006", "ACME", "gsm7", True),
-        ("+33600000007", "ACME", "ucs2", True)]
+        ("+33600000007", "ACME", "ucs2", True), ("+33600000008", "ACME", "gsm7", False)]
+    assert [(item["priority"], item["validity"]) for item in shown["list"]][-2:] == [(1, None), (3, 30)]
     assert shown["list"][4]["text"] == "café"
 
 

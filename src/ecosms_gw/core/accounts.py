@@ -56,6 +56,8 @@ class Account:
     max_messages: int | None = None
     tps: int | None = None
     submission_report: str = "off"  # off | sender | reply-email
+    priority: int = 1  # of its messages by default: 0-3, 3 the most urgent
+    validity_hours: int | None = None  # how long the SMSC may try its messages; None: the SMSC's default
 
     def rules(self, defaults: DefaultsConfig, mode: str | None = None) -> AccountRules:
         """How this account's bodies are composed, its own settings over the defaults; `mode`
@@ -119,6 +121,10 @@ def validate(account: Account) -> Account:
         raise InvalidAccount(f"--submission-report {account.submission_report!r}: off, sender or reply-email")
     if account.submission_report == "reply-email" and not account.reply_email:
         raise InvalidAccount("--submission-report reply-email needs --reply-email")
+    if not 0 <= account.priority <= 3:
+        raise InvalidAccount(f"--priority {account.priority}: 0 to 3 (3 the most urgent)")
+    if account.validity_hours is not None and not 1 <= account.validity_hours <= 72:
+        raise InvalidAccount(f"--validity-hours {account.validity_hours}: 1 to 72")
     for option, value in (("--max-messages", account.max_messages), ("--tps", account.tps)):
         if value is not None and value < 1:
             raise InvalidAccount(f"{option} {value}: at least 1")

@@ -55,6 +55,10 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                          "description": "text: GSM with the seed's transliteration; ucs2: Unicode; auto: GSM "
                                         "when nothing would be deleted (look-alikes mapped), else UCS-2"},
             "flash": {"type": "boolean", "description": "message class 0: shown at once, not stored"},
+            "priority": {"type": "integer", "minimum": 0, "maximum": 3,
+                         "description": "SMPP priority_flag, 3 the most urgent (default: the account's)"},
+            "validity": {"type": "integer", "minimum": 5, "maximum": 4320,
+                         "description": "minutes the SMSC may keep trying (default: the account's)"},
             "email": {"type": "string", "description": "replies are mailed here instead of --reply-email"},
             "emailSender": {"type": "string", "description": "the From of those reply mails"},
             "emailSubject": {"type": "string", "maxLength": 200, "description": "their subject"},

@@ -136,6 +136,16 @@ def idempotency_key(value: str | None) -> str | None:
     return value
 
 
+def whole(params: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    """A whole number from `low` to `high`, or None when absent or empty."""
+    value = single(params, name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ApiError(400, f"{name}: a whole number from {low} to {high}")
+    return int(value)
+
+
 def page(params: Mapping[str, Any]) -> tuple[int, int]:
     """(limit, offset): at most MAX_READ per read."""
     numbers = []

@@ -136,7 +136,8 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
     if ping_url and (problem := ping.url_problem(ping_url)):
         raise ApiError(400, f"pingUrl: {problem}")
     options = pipeline.Options(name, ping_url, _sender_id(call), params.choice(values, "encoding", MODES),
-                               params.flag(values, "flash"), _reply_routing(values), text=text)
+                               params.flag(values, "flash"), params.whole(values, "priority", 0, 3),
+                               params.whole(values, "validity", 5, 4320), _reply_routing(values), text=text)
     body = params.body(call.account.code, text, people, send_at)
     key = call.idempotency_key
     if key is not None:

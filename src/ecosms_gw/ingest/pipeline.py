@@ -67,6 +67,8 @@ class Options:
     sender_id: str | None = None  # one of the account's (checked); None: its default
     mode: str | None = None  # text, ucs2 or auto; None: the account's
     flash: bool = False
+    priority: int | None = None  # 0-3; None: the account's
+    validity_min: int | None = None  # None: the account's
     replies: ReplyRouting | None = None  # None: replies go the account's way
     request_hash: str | None = None  # with an idempotency key: the call's parameters
     text: str | None = None  # the text as written, shown as the mailing's
@@ -127,9 +129,12 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
     except Rejected as refusal:
         return refused(refusal, len(bodies), account)
     accepted = Report.accepted(composition, len(bodies))
-    submission = Submission(account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
-                            options.sender_id or account.sender_id(), options.flash, options.replies,
-                            options.request_hash, options.text)
+    submission = Submission(
+        account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
+        options.sender_id or account.sender_id(), options.flash,
+        account.priority if options.priority is None else options.priority,
+        options.validity_min or (account.validity_hours and account.validity_hours * 60), options.replies,
+        options.request_hash, options.text)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())
     else:

@@ -46,15 +46,24 @@ def source_address(sender_id: str | None) -> tuple[str, int, int]:
 
 
 def submit_fields(recipient: str, payload: bytes, encoding: str, multipart: bool,
-                  source: tuple[str, int, int], flash: bool = False) -> dict[str, Any]:
-    """A part's submit_sm; flash is message class 0 (data_coding 0x10 for GSM, 0x18 for UCS-2)."""
+                  source: tuple[str, int, int], flash: bool = False, priority: int = 0,
+                  validity_min: int | None = None) -> dict[str, Any]:
+    """A part's submit_sm; flash is message class 0 (data_coding 0x10 for GSM, 0x18 for
+    UCS-2); a validity (minutes) tells the SMSC when to stop trying."""
     address, ton, npi = source
     return {
         "source_addr": address, "source_addr_ton": ton, "source_addr_npi": npi,
         "destination_addr": recipient.lstrip("+"), "dest_addr_ton": 1, "dest_addr_npi": 1,
-        "esm_class": 0x40 if multipart else 0x00, "registered_delivery": 1,
+        "esm_class": 0x40 if multipart else 0x00, "priority_flag": priority,
+        "validity_period": relative_time(validity_min) if validity_min else "", "registered_delivery": 1,
         "data_coding": (0x00 if encoding == "gsm7" else 0x08) | (0x10 if flash else 0), "short_message": payload,
     }
+
+
+def relative_time(minutes: int) -> str:
+    """SMPP's relative time format (YYMMDDhhmmss000R) for a number of minutes."""
+    days, rest = divmod(minutes, 24 * 60)
+    return f"0000{days:02d}{rest // 60:02d}{rest % 60:02d}00000R"
 
 
 class Pump:
@@ -170,7 +179,7 @@ class Pump:
             await self.bucket.acquire()
             fields = submit_fields(message.recipient, flight.parts[seq - 1], message.encoding,
                                    len(flight.parts) > 1, source_address(message.sender_id or self.smsc.source_addr),
-                                   message.flash)
+                                   message.flash, message.priority, message.validity_min)
             future = session.send("submit_sm", **fields)
         except BaseException:
             self.window.release()

@@ -83,20 +83,22 @@ def encode(command: str, sequence: int, status: int = ESME_ROK, **fields: Any) -
 
 
 _SUBMIT_FIELDS = frozenset({"source_addr", "source_addr_ton", "source_addr_npi", "destination_addr",
-                            "dest_addr_ton", "dest_addr_npi", "esm_class", "registered_delivery",
-                            "data_coding", "short_message"})
+                            "dest_addr_ton", "dest_addr_npi", "esm_class", "priority_flag", "validity_period",
+                            "registered_delivery", "data_coding", "short_message"})
 
 
 def encode_submit_sm(sequence: int, *, source_addr: str, source_addr_ton: int, source_addr_npi: int,
                      destination_addr: str, dest_addr_ton: int, dest_addr_npi: int, esm_class: int,
-                     registered_delivery: int, data_coding: int, short_message: bytes) -> bytes:
+                     priority_flag: int, validity_period: str, registered_delivery: int, data_coding: int,
+                     short_message: bytes) -> bytes:
     """submit_sm without optional parameters, byte for byte what smpplib writes (a test
     compares them) at a tenth of its cost: one is written per part, smpplib's generic
     encoder walks every optional parameter of the command for each."""
     body = b"".join((
         b"\0", bytes((source_addr_ton, source_addr_npi)), source_addr.encode("ascii"), b"\0",
         bytes((dest_addr_ton, dest_addr_npi)), destination_addr.encode("ascii"), b"\0",
-        bytes((esm_class, 0, 0)), b"\0\0",  # protocol_id, priority; no schedule or validity
+        bytes((esm_class, 0, priority_flag)), b"\0",  # protocol_id 0; no schedule
+        validity_period.encode("ascii"), b"\0",
         bytes((registered_delivery, 0, data_coding, 0, len(short_message))), short_message))
     return HEADER.pack(16 + len(body), 0x00000004, ESME_ROK, sequence) + body
 

@@ -26,7 +26,8 @@ def _values(account: Account) -> list[Any]:
     return [account.name, list(account.senders), account.smtp_password, account.ftp_password,
             account.api_secret, account.country, account.timezone, account.international,
             account.mode, list(account.sender_ids), account.reply_email, account.ping_url,
-            account.max_messages, account.tps, account.submission_report]
+            account.max_messages, account.tps, account.submission_report, account.priority,
+            account.validity_hours]
 
 
 class Accounts:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 _NO_ROUTING = (None, None, None)
 _COPY_FROM = 100  # messages; fewer go in one INSERT, which saves COPY's extra round trips
 _MESSAGE_COLUMNS = ("mailing_id", "account_id", "recipient", "text", "encoding", "segments", "line", "due_at",
-                    "sender_id", "flash")
+                    "sender_id", "flash", "priority", "validity_min")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,8 @@ class Submission:
     ping_url: str | None = None
     sender_id: str | None = None  # of its messages; None: the account's default when sent
     flash: bool = False  # message class 0
+    priority: int = 1  # 0-3, 3 the most urgent
+    validity_min: int | None = None  # how long the SMSC may keep trying; None: its default
     replies: ReplyRouting | None = None  # None: replies go to the account's --reply-email
     request_hash: str | None = None  # an API call's parameters: another under the same source_ref is refused
     text: str | None = None  # an API mailing's text as written (placeholders and all)
@@ -141,7 +143,7 @@ class Mailings:
                     for p in pending]
         messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
                     for row in _message_rows(p.submission, p.composition)]
-        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 13), *columns(messages, 10),
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 13), *columns(messages, 12),
                                       [p.zone for p in pending])
         return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
                 for row, p in zip(rows, pending, strict=True)]
@@ -224,12 +226,12 @@ async def _earlier(connection: Connection, submission: Submission) -> Enqueued |
 
 
 def _message_rows(submission: Submission, composition: Composition) -> list[tuple[Any, ...]]:
-    """(recipient, text, encoding, segments, line, due, sender id, flash): a message is due
-    at the later of its date and now."""
+    """(recipient, text, encoding, segments, line, due, sender id, flash, priority, validity):
+    a message is due at the later of its date and now."""
     now = datetime.now(UTC)
-    sender_id, flash = submission.sender_id, submission.flash
+    options = submission.sender_id, submission.flash, submission.priority, submission.validity_min
     return [(m.recipient, m.text, m.encoding, m.segments, m.line,
-             m.send_at if m.send_at is not None and m.send_at > now else now, sender_id, flash)
+             m.send_at if m.send_at is not None and m.send_at > now else now, *options)
             for m in composition.messages]
 
 
@@ -238,7 +240,7 @@ async def _insert_messages(connection: Connection, mailing_id: int, submission: 
     rows = _message_rows(submission, composition)
     account_id = submission.account_id
     if len(rows) <= _COPY_FROM:
-        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 8))
+        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 10))
     else:
         await connection.copy_records_to_table("messages", columns=_MESSAGE_COLUMNS,
                                                records=[(mailing_id, account_id, *row) for row in rows])

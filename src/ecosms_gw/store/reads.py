@@ -46,7 +46,8 @@ SMS = Resource((
     Field("segments", "r.segments"), Field("encoding", "r.encoding"), Field("parts", "part.parts"),
     Field("sender", "r.sender_id"), Field("flash", "r.flash"), Field("email", "r.reply_email"),
     Field("emailSender", "r.reply_from"), Field("emailSubject", "r.reply_subject"),
-    Field("dialingCode", "dialing_code(r.recipient)"), Field("pingUrl", "r.ping_url")))
+    Field("dialingCode", "dialing_code(r.recipient)"), Field("pingUrl", "r.ping_url"),
+    Field("priority", "r.priority"), Field("validity", "r.validity_min")))
 # The answer to an sms create, written by the insert itself: the seed's properties and the
 # sender id chosen. The other options are the caller's own, echoed by reads when asked
 # (each property is a cost on the busiest path: 7 more made single creates 11% slower).

@@ -39,7 +39,7 @@ ORDER BY g.id;
 WITH r AS (
     SELECT m.id, m.status, m.text, coalesce(g.send_at, g.created_at) AS date, m.recipient,
            m.mailing_id, g.name AS mailing_name, m.code, m.description, m.response,
-           m.segments, m.encoding, m.sender_id, m.flash, g.ping_url, g.reply_email, g.reply_from, g.reply_subject,
+           m.segments, m.encoding, m.sender_id, m.flash, m.priority, m.validity_min, g.ping_url, g.reply_email, g.reply_from, g.reply_subject,
            m.updated_at AS status_date, count(*) OVER () AS total
     FROM messages m JOIN mailings g ON g.id = m.mailing_id
     WHERE m.account_id = $1 AND g.account_id = $1

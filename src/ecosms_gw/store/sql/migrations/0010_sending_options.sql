@@ -51,6 +51,12 @@ CREATE TABLE mo_parts (
 -- NULL: the account's default sender id when the message is sent.
 ALTER TABLE messages ADD COLUMN sender_id text;
 ALTER TABLE messages ADD COLUMN flash boolean NOT NULL DEFAULT false;
+-- Priority 0-3 (3 the most urgent; the SMPP priority_flag) and validity (minutes the SMSC
+-- may keep trying; NULL: its default), per message, with the account's defaults.
+ALTER TABLE messages ADD COLUMN priority smallint NOT NULL DEFAULT 1;
+ALTER TABLE messages ADD COLUMN validity_min integer;
+ALTER TABLE accounts ADD COLUMN priority smallint NOT NULL DEFAULT 1 CHECK (priority BETWEEN 0 AND 3);
+ALTER TABLE accounts ADD COLUMN validity_hours integer CHECK (validity_hours BETWEEN 1 AND 72);
 
 -- The claims return what the PDU needs of each message: its sender id (or the account's
 -- default) and whether it is a flash SMS.
@@ -62,7 +68,7 @@ DROP FUNCTION claim_due(integer, bigint, text[], text[]);
 CREATE FUNCTION claim_due(_limit integer, _worker bigint, _routes text[], _excluded text[])
 RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
                encoding text, segments smallint, attempts smallint, sender_id text, account_tps integer,
-               flash boolean)
+               flash boolean, priority smallint, validity_min integer)
 LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
     WITH m AS (
         UPDATE messages m
@@ -70,17 +76,17 @@ LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_merge
         FROM due_ids(_limit, _routes, _excluded) AS due(id)
         WHERE m.id = due.id
         RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
-                  m.sender_id, m.flash
+                  m.sender_id, m.flash, m.priority, m.validity_min
     )
     SELECT m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
-           coalesce(m.sender_id, a.sender_ids[1]), a.tps, m.flash
+           coalesce(m.sender_id, a.sender_ids[1]), a.tps, m.flash, m.priority, m.validity_min
     FROM m JOIN accounts a ON a.id = m.account_id
 $$;
 
 CREATE FUNCTION take_due(_smsc text, _limit integer, _worker bigint, _routes text[], _excluded text[])
 RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
                encoding text, segments smallint, attempts smallint, sender_id text, account_tps integer,
-               flash boolean)
+               flash boolean, priority smallint, validity_min integer)
 LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
     WITH m AS (
         UPDATE messages m
@@ -88,13 +94,13 @@ LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_merge
         FROM due_ids(_limit, _routes, _excluded) AS due(id)
         WHERE m.id = due.id
         RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
-                  m.sender_id, m.flash
+                  m.sender_id, m.flash, m.priority, m.validity_min
     ), created AS (
         INSERT INTO parts (message_id, seq, smsc)
         SELECT m.id, s, _smsc FROM m, generate_series(1, m.segments) AS s
     )
     SELECT m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
-           coalesce(m.sender_id, a.sender_ids[1]), a.tps, m.flash
+           coalesce(m.sender_id, a.sender_ids[1]), a.tps, m.flash, m.priority, m.validity_min
     FROM m JOIN accounts a ON a.id = m.account_id ORDER BY m.id
 $$;
 
@@ -104,7 +110,7 @@ CREATE FUNCTION record_and_take(_smsc text, _part_message bigint[], _part_seq sm
                                 _limit integer, _worker bigint, _routes text[], _excluded text[])
 RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
                encoding text, segments smallint, attempts smallint, sender_id text, account_tps integer,
-               flash boolean)
+               flash boolean, priority smallint, validity_min integer)
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM record_submissions(_smsc, _part_message, _part_seq, _part_smsc_id, _done, _failed, _failed_status,
