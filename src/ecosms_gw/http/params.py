@@ -248,14 +248,20 @@ def month_range(value: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def meta_data(params: Mapping[str, Any]) -> dict[str, Any]:
-    """An update's `metaData`: the attributes to change, a JSON object (or its text)."""
-    raw = params.get("metaData")
+def _structured(params: Mapping[str, Any], name: str, what: str) -> Any:
+    """A parameter that is JSON: as sent in a JSON body, or its text in a form."""
+    raw = params.get(name)
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            return json.loads(raw)
         except ValueError:
-            raise ApiError(400, "metaData: a JSON object of the attributes to change") from None
+            raise ApiError(400, f"{name}: {what}") from None
+    return raw
+
+
+def meta_data(params: Mapping[str, Any]) -> dict[str, Any]:
+    """An update's `metaData`: the attributes to change, a JSON object (or its text)."""
+    raw = _structured(params, "metaData", "a JSON object of the attributes to change")
     if not raw:
         raise ApiError(417, "metaData is required: a JSON object of the attributes to change")
     if not isinstance(raw, dict):
@@ -267,12 +273,7 @@ def meta_data(params: Mapping[str, Any]) -> dict[str, Any]:
 def contacts(params: Mapping[str, Any], at_most: int) -> list[dict[str, str]]:
     """The `contacts` of a create call: a JSON list (or its text), or form arrays
     `contacts[0][recipient]=...`. Each needs a `recipient`."""
-    raw = params.get("contacts")
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise ApiError(400, "contacts: a JSON list of objects with a recipient") from None
+    raw = _structured(params, "contacts", "a JSON list of objects with a recipient")
     if isinstance(raw, dict):
         raw = [raw[key] for key in _indexes(raw)]
     if not raw:
