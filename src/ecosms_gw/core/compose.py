@@ -86,11 +86,11 @@ class _Texts:
     GSM reduction (recording what it changed) -> length -> units and parts. In `auto`
     mode the reduction waits for the final text: GSM when it deletes nothing, else UCS-2."""
 
-    def __init__(self, rules: AccountRules, transliterated: dict[str, str], no_gsm: dict[str, None]) -> None:
+    def __init__(self, rules: AccountRules) -> None:
         self.encoding = rules.encoding
         self.max_chars = rules.max_text_chars
-        self.transliterated = transliterated
-        self.no_gsm = no_gsm
+        self.transliterated: dict[str, str] = {}  # char -> replacement
+        self.no_gsm: dict[str, None] = {}  # `auto`: the characters that chose UCS-2
 
     def reduce(self, text: str) -> str:
         """NFC, then in text mode the seed's transliterations and the deletions."""
@@ -197,9 +197,7 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
     messages: list[Message] = []
     dropped: list[Dropped] = []
     warnings: list[str] = []
-    transliterated: dict[str, str] = {}
-    no_gsm: dict[str, None] = {}
-    texts = _Texts(rules, transliterated, no_gsm)
+    texts = _Texts(rules)
     seen: set[tuple[str, str, datetime | None]] = set()
     country, international = rules.country, rules.international
     new_message, final_of = tuple.__new__, texts.final  # Message(...) without namedtuple's __new__
@@ -249,4 +247,4 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
     if over_cap:
         raise Rejected("too_many_messages", f"more than {max_messages} messages")
     return Composition(account, send_time(bodies[0].date, zone), messages, dropped,
-                       warnings, transliterated, rules.encoding, no_gsm)
+                       warnings, texts.transliterated, rules.encoding, texts.no_gsm)
