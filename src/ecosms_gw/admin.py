@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -17,13 +18,13 @@ from typing import Any
 
 from ecosms_gw import retention
 from ecosms_gw.config import Config
-from ecosms_gw.core import gsm
+from ecosms_gw.core import gsm, numbers
 from ecosms_gw.core.accounts import Account, InvalidAccount, hash_secret, validate
 from ecosms_gw.errors import GatewayError
 from ecosms_gw.store import Store, StoreConflict, StoreError
 from ecosms_gw.store.database import DatabaseSetupError, database_dsn
 
-EXIT_OK, EXIT_REFUSED = 0, 1
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 SECRET_OPTIONS = ("smtp_password", "ftp_password", "api_secret")
 
 
@@ -230,3 +231,46 @@ async def cancel(store: Store, args: argparse.Namespace) -> int:
         raise Refused(f"mailing {args.mailing_id} has nothing left to cancel")
     print(f"mailing {args.mailing_id} {canceled.status}: {canceled.messages} messages canceled")
     return EXIT_OK
+
+
+async def numbers_check(store: Store, args: argparse.Namespace, settings: Config) -> int:
+    """`numbers check --account CODE`: by that account's rules and opt-out list."""
+    account = await _existing(store, args.account)
+    assert account.id is not None, "accounts read from the store have an id"
+    rules = account.rules(settings.defaults)
+    return check_numbers(args, rules.country, rules.international, await store.accounts.opt_outs(account.id))
+
+
+def check_numbers(args: argparse.Namespace, country: str, international: bool,
+                  opted_out: frozenset[str] = frozenset()) -> int:
+    """One line per number of a file (or stdin), streamed: a file of 100,000 numbers is
+    never held whole; on a terminal, stderr shows how far it got."""
+    try:
+        stream = sys.stdin if args.path == "-" else open(args.path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError as error:
+        print(f"ecosms-gw numbers check: cannot read {args.path}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    progress, count = sys.stderr.isatty(), 0
+    with stream:
+        try:
+            for line in stream:
+                if not line.strip():
+                    continue
+                checked = numbers.check(line.strip(), country, international, opted_out)
+                sys.stdout.write((json.dumps(checked.document(), ensure_ascii=False) if args.json
+                                  else _shown(checked)) + "\n")
+                count += 1
+                if progress and count % 1000 == 0:
+                    print(f"\r{count:,} numbers checked", end="", file=sys.stderr, flush=True)
+        except BrokenPipeError:  # `| head`: the reader has all it wants
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+    if progress:
+        print(f"\r{count:,} numbers checked", file=sys.stderr)
+    return EXIT_OK
+
+
+def _shown(checked: numbers.Checked) -> str:
+    return (f"{checked.number:<20} {'valid' if checked.valid else 'invalid':<7} {checked.e164 or '-':<16} "
+            f"{checked.country or '-':<3} {checked.type:<20} {'opted-out' if checked.opted_out else '-':<9} "
+            f"{checked.reason or 'sent'}")

@@ -89,6 +89,17 @@ def _add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     purge_parser.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
     purge_parser.set_defaults(handler=_store_command(admin.purge, with_settings=True))
 
+    numbers_parser = commands.add_parser("numbers", help="check phone numbers")
+    numbers_commands = numbers_parser.add_subparsers(dest="numbers_command", required=True, metavar="ACTION")
+    check_numbers = numbers_commands.add_parser(
+        "check", help="one line per number: valid, E.164, country, type, opted out, why a mailing would leave it out")
+    check_numbers.add_argument("path", metavar="FILE", help="one number a line; - for stdin")
+    check_numbers.add_argument("--account", metavar="CODE", help="its rules and opt-out list (else the defaults, "
+                                                                 "international numbers allowed)")
+    check_numbers.add_argument("--json", action="store_true", help="one JSON object a line")
+    check_numbers.add_argument("--config", help="configuration file")
+    check_numbers.set_defaults(handler=_numbers_check)
+
     cancel_parser = commands.add_parser("cancel", help="cancel what is not yet sent of a mailing")
     cancel_parser.add_argument("mailing_id", type=int, metavar="MAILING_ID")
     cancel_parser.add_argument("--config", help="configuration file")
@@ -141,6 +152,12 @@ def _store_command(action: Callable[..., Awaitable[int]], *, migrate_first: bool
         return asyncio.run(admin.with_store(settings, lambda store: action(store, args, *extra),
                                             migrate_first=migrate_first))
     return handler
+
+
+def _numbers_check(args: argparse.Namespace, settings: config.Config) -> int:
+    if args.account:
+        return _store_command(admin.numbers_check, with_settings=True)(args, settings)
+    return admin.check_numbers(args, settings.defaults.country, True)
 
 
 def _smsc_sim(args: argparse.Namespace, settings: config.Config) -> int:

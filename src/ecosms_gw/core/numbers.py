@@ -2,13 +2,18 @@
 
 The rule is deliberately simpler than a numbering plan: 7 to 15 digits after the country
 code, no letters. `phonenumbers` would refuse numbers the contract accepts (test ranges,
-new ranges it does not know yet), so it is not used to validate.
+new ranges it does not know yet), so it does not decide what is sent: it only says, when
+a number is checked, whether the plan knows it and of what type it is.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Container
+from typing import Literal, NamedTuple
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
 
 DropReason = Literal["invalid_number", "international_not_allowed"]
 
@@ -44,3 +49,40 @@ def _cleaned(raw: str) -> str:
     if number.startswith(("+", "00")):
         number = number.replace("(0)", "")
     return _PUNCTUATION.sub("", number)
+
+
+class Checked(NamedTuple):
+    """A number as the `number` resource and `ecosms-gw numbers check` show it."""
+    number: str  # as given
+    valid: bool  # in the numbering plan (phonenumbers' metadata)
+    e164: str | None  # its E.164 form by rule 9, None when it has none
+    country: str | None  # ISO 3166 region, e.g. FR
+    dialing_code: str | None  # e.g. 33
+    type: str  # mobile, fixed_line, ... unknown
+    opted_out: bool
+    reason: str | None  # why a mailing to it would leave it out; None: it would be sent
+
+    def document(self) -> dict[str, object]:
+        return dict(zip(PROPERTIES, self, strict=True))
+
+
+PROPERTIES = ("number", "valid", "e164", "country", "dialingCode", "type", "optedOut", "reason")  # as shown
+
+
+_TYPES = {PhoneNumberType.MOBILE: "mobile", PhoneNumberType.FIXED_LINE: "fixed_line",
+          PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile", PhoneNumberType.VOIP: "voip",
+          PhoneNumberType.TOLL_FREE: "toll_free", PhoneNumberType.PREMIUM_RATE: "premium_rate"}
+
+
+def check(raw: str, country: str, international: bool, opted_out: Container[str] = frozenset()) -> Checked:
+    """What a mailing to `raw` would do (the same rules as composition: rule 9, then the
+    opt-out list), and what the numbering plan says of it."""
+    e164 = to_e164(raw, country, international=True)
+    if e164[0] != "+":
+        return Checked(raw, False, None, None, None, "unknown", False, e164)
+    reason = to_e164(raw, country, international)
+    parsed = phonenumbers.parse(e164)
+    opted = e164 in opted_out
+    return Checked(raw, phonenumbers.is_valid_number(parsed), e164, phonenumbers.region_code_for_number(parsed),
+                   str(parsed.country_code), _TYPES.get(phonenumbers.number_type(parsed), "unknown"), opted,
+                   reason if reason[0] != "+" else "opted_out" if opted else None)

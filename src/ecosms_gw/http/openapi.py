@@ -129,6 +129,12 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                 "summary": "Every status a message had",
                 "parameters": [*_filters(("smsId", "message ids")), *(_parameter(*p) for p in _PAGING)],
                 "responses": _responses("the history", 417)}},
+            "/rest/number": {"get": {
+                "summary": "Numbers checked by the account's rules: valid, E.164, country, type, opted out, and why "
+                           "a mailing would leave each out",
+                "parameters": [_parameter("number", "string", f"up to 2,000 numbers: {_LIST}", required=True),
+                               _parameter("properties", "string", "properties to return")],
+                "responses": _responses("the numbers", 417)}},
             "/rest/stats": {"get": {
                 "summary": "Counts by status, of mailings or of a month",
                 "parameters": [*_filters(("mailingId", "mailing ids"), ("mailingName", "mailing names")),

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from ecosms_gw.config import Config
-from ecosms_gw.core import ping
+from ecosms_gw.core import numbers, ping
 from ecosms_gw.core.accounts import ADDRESS, Account, InvalidSender
 from ecosms_gw.core.gsm import MODES
 from ecosms_gw.http import params
@@ -291,6 +291,19 @@ async def read_stats(call: Call) -> Answer:
                  "list": [{name: getattr(stats, name) for name in shown} for stats in rows]}
 
 
+async def read_numbers(call: Call) -> Answer:
+    """Up to 2,000 numbers checked by the rules a mailing of this account follows."""
+    found = params.values(call.params, "number")
+    if not found:
+        raise ApiError(417, "number is required: a comma list or number[0]= array, up to 2,000")
+    rules = call.account.rules(call.config.defaults)
+    opted_out = await call.store.known.opt_outs(call.account_id)
+    chosen = params.properties(call.params, numbers.PROPERTIES, numbers.PROPERTIES)
+    checked = [numbers.check(number, rules.country, rules.international, opted_out).document() for number in found]
+    return 200, {"size": len(checked), "total": None,
+                 "list": [{name: item[name] for name in chosen} for item in checked]}
+
+
 Handler = Callable[[Call], Awaitable[Answer]]
 ROUTES: dict[tuple[str, str], Handler] = {
     ("sms", "read"): read_sms, ("sms", "create"): create_sms, ("sms", "delete"): cancel_sms,
@@ -298,5 +311,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("mailing", "update"): update_mailing,
     ("status", "read"): read_status, ("status", "queue"): status_queue,
     ("smsstatus", "read"): read_history,
-    ("stats", "read"): read_stats,
+    ("stats", "read"): read_stats, ("number", "read"): read_numbers,
 }
