@@ -8,6 +8,7 @@ one line what went wrong when it cannot.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -23,6 +24,7 @@ from ecosms_gw.core.accounts import Account, InvalidAccount, hash_secret, valida
 from ecosms_gw.errors import GatewayError
 from ecosms_gw.store import Store, StoreConflict, StoreError
 from ecosms_gw.store.database import DatabaseSetupError, database_dsn
+from ecosms_gw.store.reads import Page
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 SECRET_OPTIONS = ("smtp_password", "ftp_password", "api_secret")
@@ -274,3 +276,45 @@ def _shown(checked: numbers.Checked) -> str:
     return (f"{checked.number:<20} {'valid' if checked.valid else 'invalid':<7} {checked.e164 or '-':<16} "
             f"{checked.country or '-':<3} {checked.type:<20} {'opted-out' if checked.opted_out else '-':<9} "
             f"{checked.reason or 'sent'}")
+
+
+async def optout(store: Store, args: argparse.Namespace, settings: Config) -> int:
+    """`optout list|add|remove|import|export --account CODE [NUMBER...|FILE]`."""
+    account = await _existing(store, args.account)
+    assert account.id is not None, "accounts read from the store have an id"
+    if args.action in ("list", "export"):
+        listing = await store.optouts.list(account.id, None, None, None, Page(limit=10**9), "UTC")
+        rows = [(row["number"], row["date"], row["reason"]) for row in json.loads(listing.items)]
+        if args.action == "export":  # CSV, as import reads it
+            csv.writer(sys.stdout, lineterminator="\n").writerows([("number", "date", "reason"), *rows])
+        for number, date, reason in rows if args.action == "list" else ():
+            print(f"{number:<16} {date} UTC  {reason}")
+        return EXIT_OK
+    if not args.items:
+        raise Refused(f"optout {args.action}: give {'files' if args.action == 'import' else 'numbers'}")
+    country = account.rules(settings.defaults).country
+    raws = _numbers_in(args.items) if args.action == "import" else args.items
+    e164 = {raw: numbers.to_e164(raw, country, international=True) for raw in raws}
+    if bad := [raw for raw, number in e164.items() if number[0] != "+"]:
+        raise Refused(f"not phone numbers: {', '.join(bad[:10])}")
+    found = sorted(set(e164.values()))
+    if args.action == "remove":
+        changed = await store.optouts.remove(account.id, found, "cli")
+    else:
+        source = "import" if args.action == "import" else "cli"
+        changed = await store.optouts.add(account.id, found, source, source)
+    print(f"{changed} of {len(found)} numbers {'back in' if args.action == 'remove' else 'opted out'}")
+    return EXIT_OK
+
+
+def _numbers_in(paths: list[str]) -> list[str]:
+    """The numbers of CSV files (the first column; a header line is skipped) or plain lists."""
+    found: list[str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
+                found += [row[0].strip() for row in csv.reader(stream) if row and row[0].strip()
+                          and row[0].strip().lower() not in ("number", "recipient")]
+        except OSError as error:
+            raise Refused(f"cannot read {path}: {error.strerror}") from None
+    return found

@@ -120,6 +120,8 @@ class DispatchConfig:
 class RepliesConfig:
     # A reply that is one of these (case, accents and spaces ignored) opts the number out.
     stop_keywords: tuple[str, ...] = ("STOP", "STOP SMS", "ARRET", "UNSUBSCRIBE")
+    # A reply that is one of these opts the number back in (it was out by a STOP).
+    start_keywords: tuple[str, ...] = ("START", "UNSTOP")
     subject: str = "Response from {number} to SMS #{id}"
 
 

@@ -185,7 +185,7 @@ async def test_statuses_history_and_queue_as_in_the_seed(client: Client, store: 
     await store.dispatch.record_submissions("main", [], [], [], mark=[one.id, two.id])
     await store.dispatch.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
     await apply_receipts(store, "main", [("a", "delivered", "000")])
-    await store.receipts.record_reply("main", "+33600000001", "38100", "Yes, this open day can interest me", False,
+    await store.receipts.record_reply("main", "+33600000001", "38100", "Yes, this open day can interest me", None,
                              lambda answered: None)
 
     _, current = await client.call("GET", f"/rest/status?mailingId={mailing['id']}")

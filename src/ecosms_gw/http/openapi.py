@@ -135,6 +135,17 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                 "parameters": [_parameter("number", "string", f"up to 2,000 numbers: {_LIST}", required=True),
                                _parameter("properties", "string", "properties to return")],
                 "responses": _responses("the numbers", 417)}},
+            "/rest/optout": {
+                "get": {"summary": "The account's opt-out list (.csv: number, date, reason)", "parameters": [
+                    *_filters(("number", "numbers")), _parameter("dateStart", "string", "opted out from this day"),
+                    _parameter("dateEnd", "string", "until this day, included"), *(_parameter(*p) for p in _PAGING)],
+                    "responses": _responses("the list")},
+                "post": {"summary": "Opt numbers out (action=create)",
+                         "parameters": [_parameter("number", "string", f"numbers: {_LIST}", required=True)],
+                         "responses": _responses("created", 417)},
+                "delete": {"summary": "Opt numbers back in",
+                           "parameters": [_parameter("number", "string", f"numbers: {_LIST}", required=True)],
+                           "responses": _responses("how many were out", 417)}},
             "/rest/stats": {"get": {
                 "summary": "Counts by status, of mailings or of a month",
                 "parameters": [*_filters(("mailingId", "mailing ids"), ("mailingName", "mailing names")),

@@ -238,6 +238,17 @@ def date_range(params: Mapping[str, Any], zone: ZoneInfo, name: str = "date",
     return lower, upper
 
 
+def between(params: Mapping[str, Any], zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """`dateStart` and `dateEnd` (each a day or a second in the account's zone, both
+    included) as [from, until); None where absent."""
+    start, end = single(params, "dateStart"), single(params, "dateEnd")
+    since = moment(start, zone, "dateStart")[0] if start else None
+    if not end:
+        return since, None
+    last, unit = moment(end, zone, "dateEnd")
+    return since, last + unit
+
+
 def month_range(value: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", value.strip())
     if not match or not 1 <= int(match[2]) <= 12:

@@ -29,6 +29,7 @@ from ecosms_gw.store.mailings import Change, ReplyRouting
 from ecosms_gw.store.reads import (
     MAILING,
     MAILING_DEFAULT,
+    OPTOUT,
     REPLY,
     SMS,
     SMS_CREATED,
@@ -274,15 +275,11 @@ async def read_stats(call: Call) -> Answer:
     month = params.single(values, "month")
     if month and (mailing_ids or names):
         raise ApiError(400, "month cannot be combined with mailingId or mailingName")
-    since, until = params.month_range(month, call.zone) if month else (None, None)
-    start, end = params.single(values, "dateStart"), params.single(values, "dateEnd")
-    if month and (start or end):
-        raise ApiError(400, "month cannot be combined with dateStart or dateEnd")
-    if start:
-        since = params.moment(start, call.zone, "dateStart")[0]
-    if end:
-        moment, unit = params.moment(end, call.zone, "dateEnd")
-        until = moment + unit  # the day or the second it names, included
+    since, until = params.between(values, call.zone)
+    if month:
+        if since or until:
+            raise ApiError(400, "month cannot be combined with dateStart or dateEnd")
+        since, until = params.month_range(month, call.zone)
     period = params.choice(values, "period", ("day", "month"))
     chosen = params.properties(values, STATS, STATS)
     shown = ["period", *chosen] if period else chosen
@@ -304,6 +301,41 @@ async def read_numbers(call: Call) -> Answer:
                  "list": [{name: item[name] for name in chosen} for item in checked]}
 
 
+def _opt_out_numbers(call: Call) -> list[str]:
+    """The `number` list of an opt-out change, in E.164 by the account's default country
+    (any country: a list may hold numbers the account cannot send to); all or a 400."""
+    found = params.values(call.params, "number")
+    if not found:
+        raise ApiError(417, "number is required: a comma list or number[0]= array")
+    country = call.account.rules(call.config.defaults).country
+    e164 = {raw: numbers.to_e164(raw, country, international=True) for raw in found}
+    if bad := [raw for raw, number in e164.items() if number[0] != "+"]:
+        raise ApiError(400, f"number: not phone numbers: {', '.join(bad[:10])}")
+    return sorted(set(e164.values()))
+
+
+async def read_opt_outs(call: Call) -> Answer:
+    values = call.params
+    limit, offset = params.page(values)
+    since, until = params.between(values, call.zone)
+    found = params.values(values, "number")
+    listing = await call.store.optouts.list(call.account_id, found, since, until, Page(limit=limit, offset=offset),
+                                            call.zone.key)
+    return 200, call.listed(listing, OPTOUT, call.chosen(OPTOUT))
+
+
+async def add_opt_outs(call: Call) -> Answer:
+    added = await call.store.optouts.add(call.account_id, _opt_out_numbers(call), "api", "api")
+    log.info("opt_outs_added", account=call.account.code, numbers=added, source="api")
+    return 201, {"count": added}
+
+
+async def remove_opt_outs(call: Call) -> Answer:
+    removed = await call.store.optouts.remove(call.account_id, _opt_out_numbers(call), "api")
+    log.info("opt_outs_removed", account=call.account.code, numbers=removed, source="api")
+    return 200, {"count": removed}
+
+
 Handler = Callable[[Call], Awaitable[Answer]]
 ROUTES: dict[tuple[str, str], Handler] = {
     ("sms", "read"): read_sms, ("sms", "create"): create_sms, ("sms", "delete"): cancel_sms,
@@ -312,4 +344,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("status", "read"): read_status, ("status", "queue"): status_queue,
     ("smsstatus", "read"): read_history,
     ("stats", "read"): read_stats, ("number", "read"): read_numbers,
+    ("optout", "read"): read_opt_outs, ("optout", "create"): add_opt_outs, ("optout", "delete"): remove_opt_outs,
 }

@@ -23,7 +23,7 @@ from ecosms_gw.core import concat, receipts
 from ecosms_gw.smpp.session import ESME_ROK
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.store.notifications import Mail
-from ecosms_gw.store.receipts import Answered, PartsKey, Receipt
+from ecosms_gw.store.receipts import Answered, Keyword, PartsKey, Receipt
 
 log = structlog.get_logger()
 
@@ -51,6 +51,7 @@ class Deliveries:
         self.store = store
         self.config = config or Config()
         self.stop_keywords = {keyword(word) for word in self.config.replies.stop_keywords}
+        self.start_keywords = {keyword(word) for word in self.config.replies.start_keywords}
         # per SMSC: (receipt, answered once stored, arrival time) waiting for the next flush
         self.waiting: dict[str, list[tuple[Receipt, asyncio.Future[None], float]]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -131,7 +132,8 @@ class Deliveries:
                             parts: PartsKey | None) -> int:
         """A whole message from a phone: the message it answers becomes `rep`; STOP opts out;
         its mailing's reply address (else the account's) gets it by e-mail."""
-        stop = keyword(text) in self.stop_keywords
+        said = keyword(text)
+        asked: Keyword = "stop" if said in self.stop_keywords else "start" if said in self.start_keywords else None
 
         def mail(answered: Answered) -> Mail | None:
             """The reply e-mail, stored with the reply (sent by the mailer, retried)."""
@@ -139,16 +141,17 @@ class Deliveries:
                 return None
             subject = answered.reply_subject or self.config.replies.subject.format(number=number,
                                                                                   id=answered.message_id)
+            change = {"stop": "\nThe number is now opted out.\n", "start": "\nThe number is opted in again.\n"}
             body = f"{number} answered SMS #{answered.message_id}:\n\n{text}\n\n" \
-                   f"Your SMS was:\n\n{answered.text}\n" + ("\nThe number is now opted out.\n" if stop else "")
+                   f"Your SMS was:\n\n{answered.text}\n" + change.get(asked or "", "")
             return Mail(answered.reply_email, subject, body, answered.reply_from)
 
         try:
-            answered = await self.store.receipts.record_reply(smsc, number, destination, text, stop, mail, parts)
+            answered = await self.store.receipts.record_reply(smsc, number, destination, text, asked, mail, parts)
         except StoreError as error:
             log.error("reply_not_stored", smsc=smsc, error=str(error))
             return ESME_RX_T_APPN
-        log.info("reply_received", smsc=smsc, number=number, stop=stop,
+        log.info("reply_received", smsc=smsc, number=number, keyword=asked,
                  message_id=answered.message_id if answered else None,
                  account=answered.account if answered else None)
         return ESME_ROK

@@ -17,6 +17,7 @@ from ecosms_gw.store.dispatch import Daemon, Dispatch, Link
 from ecosms_gw.store.intake import GroupCommit
 from ecosms_gw.store.mailings import Mailings
 from ecosms_gw.store.notifications import Notifications
+from ecosms_gw.store.optouts import OptOuts
 from ecosms_gw.store.reads import Reads
 from ecosms_gw.store.receipts import Receipts
 
@@ -51,6 +52,7 @@ class Store:
         self.receipts = Receipts(pool)
         self.notifications = Notifications(pool)
         self.reads = Reads(pool)
+        self.optouts = OptOuts(pool)
 
     @classmethod
     @translated

@@ -70,7 +70,9 @@ MAILING = Resource((
     Field("pingUrl", "r.ping_url"), Field("email", "r.reply_email"), Field("emailSender", "r.reply_from"),
     Field("emailSubject", "r.reply_subject"), Field("stats", "r.stats")))
 MAILING_DEFAULT = tuple(name for name in MAILING.names if name != "stats")  # counted only when asked
-RESOURCES = {"sms": SMS, "sms_created": SMS_CREATED, "reply": REPLY, "status": STATUS, "mailing": MAILING}
+OPTOUT = Resource((Field("number", "r.number"), Field("date", "r.date", time=True), Field("reason", "r.reason")))
+RESOURCES = {"optout": OPTOUT, "sms": SMS, "sms_created": SMS_CREATED, "reply": REPLY, "status": STATUS,
+             "mailing": MAILING}
 
 
 def completed(sql: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import asyncpg
 
-from ecosms_gw.store import notifications
+from ecosms_gw.store import notifications, optouts
 from ecosms_gw.store.connector import queries, translated
 from ecosms_gw.store.notifications import Mail
 
@@ -21,6 +21,9 @@ class Receipt(NamedTuple):
     smsc_message_id: str
     state: str
     code: str | None
+
+
+Keyword = Literal["stop", "start"] | None  # what a reply asks of the opt-out list
 
 
 class PartsKey(NamedTuple):
@@ -96,16 +99,19 @@ class Receipts:
                 for row in await self._pool.fetch(Q["stale_reply_parts"], wait)]
 
     @translated
-    async def record_reply(self, smsc: str, source: str, destination: str, text: str, stop: bool,
+    async def record_reply(self, smsc: str, source: str, destination: str, text: str, keyword: Keyword,
                            mail: Callable[[Answered], Mail | None], parts: PartsKey | None = None) -> Answered | None:
-        """Store a message from a phone; the message it answers (if any) becomes `rep`, with
-        `stop` the number is opted out of that account, and the mail `mail` makes of it
-        is queued, all in one transaction. Returns what it answers. With `parts`, its kept
-        parts go in the same transaction (nothing is stored when another call took them)."""
+        """Store a message from a phone; the message it answers (if any) becomes `rep`, a
+        STOP opts the number out of that account and a START back in, and the mail `mail`
+        makes of it is queued, all in one transaction. Returns what it answers. With
+        `parts`, its kept parts go in the same transaction (nothing is stored when another
+        call took them)."""
         async with self._pool.acquire() as connection, connection.transaction():
             if parts is not None and await connection.execute(Q["take_reply_parts"], *parts) == "DELETE 0":
                 return None
-            row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, stop)
+            await connection.execute(optouts.Q["set_source"], "reply")
+            row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, keyword == "stop",
+                                            keyword == "start")
             answered = Answered(**row) if row else None
             if answered is not None and (outgoing := mail(answered)) is not None:
                 await connection.execute(notifications.Q["queue_mail"], *outgoing)

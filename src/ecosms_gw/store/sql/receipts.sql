@@ -49,6 +49,8 @@ WITH target AS (
     INSERT INTO opt_outs (account_id, recipient, reason)
     SELECT target.account_id, $2, 'reply: ' || left($4, 40) FROM target WHERE $5
     ON CONFLICT DO NOTHING
+), opted_in AS (
+    DELETE FROM opt_outs o USING target WHERE $6 AND o.account_id = target.account_id AND o.recipient = $2
 )
 SELECT target.id AS message_id, target.text, a.code AS account, coalesce(g.reply_email, a.reply_email) AS reply_email,
        g.reply_from, g.reply_subject
