@@ -22,6 +22,7 @@ from ecosms_gw.config_values import (
     InDoubt,
     LogFormat,
     LogLevel,
+    OptOutScope,
     PingMethod,
     PortRange,
     ReceiptIdFormat,
@@ -122,6 +123,7 @@ class RepliesConfig:
     stop_keywords: tuple[str, ...] = ("STOP", "STOP SMS", "ARRET", "UNSUBSCRIBE")
     # A reply that is one of these opts the number back in (it was out by a STOP).
     start_keywords: tuple[str, ...] = ("START", "UNSTOP")
+    optout_scope: OptOutScope = OptOutScope.ACCOUNT  # global: a STOP stops every account's messages
     subject: str = "Response from {number} to SMS #{id}"
 
 

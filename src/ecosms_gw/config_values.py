@@ -57,6 +57,12 @@ class InDoubt(StrEnum):
     RESEND = "resend"  # sent again: never a loss, sometimes twice
 
 
+class OptOutScope(StrEnum):
+    """Whom a STOP reply stops: the account it answers, or every account."""
+    ACCOUNT = "account"
+    GLOBAL = "global"
+
+
 class Bind(StrEnum):
     TRANSMITTER = "transmitter"
     RECEIVER = "receiver"

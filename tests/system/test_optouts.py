@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import asyncpg
 
-from ecosms_gw.config import SmscConfig
+from ecosms_gw.config import Config, RepliesConfig, SmscConfig
+from ecosms_gw.config_values import OptOutScope
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.smpp.delivery import Deliveries
 from ecosms_gw.store import Store
@@ -95,3 +96,21 @@ async def test_export_after_import_gives_the_same_list(dsn: str, store: Store, t
     assert removed.stdout == "1 of 1 numbers back in\n"
     assert [line.split()[0] for line in shown.stdout.splitlines()] == ["+33612345678", "+33612345679"]
     assert [source for _, _, source in await history(dsn)] == ["import", "import", "import", "cli"]
+
+
+async def test_in_global_scope_a_stop_stops_every_account(store: Store, dsn: str) -> None:
+    acme = await store.accounts.add(Account(id=None, code="ACME", international=True, sender_ids=("ACME",)))
+    other = await store.accounts.add(Account(id=None, code="OTHER", international=True))
+    await queue_mailing(store, acme, ["U-ACME\nT-Your order is ready\n#-33600000001"])
+    [message] = await store.dispatch.claim(10, 1)
+    await store.dispatch.record_submissions("main", [], [], [], mark=[message.id])
+    await store.dispatch.record_submissions("main", [(message.id, 1, "a")], [message.id], [])
+    config = Config(replies=RepliesConfig(optout_scope=OptOutScope.GLOBAL))
+    on_deliver = Deliveries(store, config).handler(SmscConfig(name="main"))
+    assert acme.id is not None and other.id is not None
+    seen = []
+    for word in ("STOP", "START"):
+        assert await on_deliver(SimpleNamespace(esm_class=0, source_addr=b"33600000001", destination_addr=b"ACME",
+                                                data_coding=0, short_message=word.encode())) == 0
+        seen.append((await store.accounts.opt_outs(acme.id), await store.accounts.opt_outs(other.id)))
+    assert seen == [({"+33600000001"}, {"+33600000001"}), (set(), set())]

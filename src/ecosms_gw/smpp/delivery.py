@@ -19,6 +19,7 @@ import structlog
 
 from ecosms_gw import metrics
 from ecosms_gw.config import Config, SmscConfig
+from ecosms_gw.config_values import OptOutScope
 from ecosms_gw.core import concat, receipts
 from ecosms_gw.smpp.session import ESME_ROK
 from ecosms_gw.store import Store, StoreError
@@ -147,7 +148,9 @@ class Deliveries:
             return Mail(answered.reply_email, subject, body, answered.reply_from)
 
         try:
-            answered = await self.store.receipts.record_reply(smsc, number, destination, text, asked, mail, parts)
+            answered = await self.store.receipts.record_reply(
+                smsc, number, destination, text, asked, mail, parts,
+                everywhere=self.config.replies.optout_scope == OptOutScope.GLOBAL)
         except StoreError as error:
             log.error("reply_not_stored", smsc=smsc, error=str(error))
             return ESME_RX_T_APPN

@@ -100,18 +100,19 @@ class Receipts:
 
     @translated
     async def record_reply(self, smsc: str, source: str, destination: str, text: str, keyword: Keyword,
-                           mail: Callable[[Answered], Mail | None], parts: PartsKey | None = None) -> Answered | None:
+                           mail: Callable[[Answered], Mail | None], parts: PartsKey | None = None,
+                           everywhere: bool = False) -> Answered | None:
         """Store a message from a phone; the message it answers (if any) becomes `rep`, a
         STOP opts the number out of that account and a START back in, and the mail `mail`
-        makes of it is queued, all in one transaction. Returns what it answers. With
-        `parts`, its kept parts go in the same transaction (nothing is stored when another
-        call took them)."""
+        makes of it is queued, all in one transaction (`everywhere`: the STOP or START is
+        for every account). Returns what it answers. With `parts`, its kept parts go in the
+        same transaction (nothing is stored when another call took them)."""
         async with self._pool.acquire() as connection, connection.transaction():
             if parts is not None and await connection.execute(Q["take_reply_parts"], *parts) == "DELETE 0":
                 return None
             await connection.execute(optouts.Q["set_source"], "reply")
             row = await connection.fetchrow(Q["record_reply"], smsc, source, destination, text, keyword == "stop",
-                                            keyword == "start")
+                                            keyword == "start", everywhere)
             answered = Answered(**row) if row else None
             if answered is not None and (outgoing := mail(answered)) is not None:
                 await connection.execute(notifications.Q["queue_mail"], *outgoing)

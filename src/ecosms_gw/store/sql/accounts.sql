@@ -29,4 +29,5 @@ SELECT count(*) FROM mailings WHERE account_id = $1;
 DELETE FROM accounts WHERE id = $1;
 
 -- name: opt_outs
-SELECT recipient FROM opt_outs WHERE account_id = $1;
+-- The account's list, and the numbers opted out of every account (a STOP in global scope).
+SELECT recipient FROM opt_outs WHERE account_id = $1 UNION SELECT recipient FROM opt_outs WHERE everywhere;

@@ -28,7 +28,8 @@ ON CONFLICT (smsc, smsc_message_id) DO NOTHING;
 
 -- name: record_reply
 -- A message from a phone: matched to the latest message sent to that number, preferring
--- those sent from the sender id it answers; stored; that message becomes `rep`.
+-- those sent from the sender id it answers; stored; that message becomes `rep`. $5: a
+-- STOP, $6: a START, $7: either for every account (global scope).
 WITH target AS (
     SELECT m.id, m.account_id, m.mailing_id, m.text FROM messages m
     WHERE m.recipient = $2 AND m.state IN ('submitted', 'done') AND m.status IN ('on', 'ok', 'no', 'rep')
@@ -46,11 +47,13 @@ WITH target AS (
            updated_at = now()
     FROM target WHERE messages.id = target.id
 ), opted AS (
-    INSERT INTO opt_outs (account_id, recipient, reason)
-    SELECT target.account_id, $2, 'reply: ' || left($4, 40) FROM target WHERE $5
-    ON CONFLICT DO NOTHING
+    INSERT INTO opt_outs (account_id, recipient, reason, everywhere)
+    SELECT target.account_id, $2, 'reply: ' || left($4, 40), $7 FROM target WHERE $5
+    ON CONFLICT (account_id, recipient) DO UPDATE SET everywhere = opt_outs.everywhere OR $7
 ), opted_in AS (
-    DELETE FROM opt_outs o USING target WHERE $6 AND o.account_id = target.account_id AND o.recipient = $2
+    -- a START takes the number back in for the account it answers (in global scope, everywhere)
+    DELETE FROM opt_outs o USING target
+    WHERE $6 AND o.recipient = $2 AND (o.account_id = target.account_id OR $7 AND o.everywhere)
 )
 SELECT target.id AS message_id, target.text, a.code AS account, coalesce(g.reply_email, a.reply_email) AS reply_email,
        g.reply_from, g.reply_subject

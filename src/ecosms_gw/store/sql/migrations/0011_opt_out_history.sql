@@ -32,3 +32,8 @@ CREATE TRIGGER opt_outs_added AFTER INSERT ON opt_outs REFERENCING NEW TABLE AS 
 CREATE TRIGGER opt_outs_removed AFTER DELETE ON opt_outs REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION opt_out_events();
 CREATE INDEX opt_outs_by_date ON opt_outs (account_id, created_at);
+
+-- With `replies.optout_scope = "global"`, a STOP reply opts the number out of every
+-- account's sending: its row is kept under the account it answered, and counts for all.
+ALTER TABLE opt_outs ADD COLUMN everywhere boolean NOT NULL DEFAULT false;
+CREATE INDEX opt_outs_everywhere ON opt_outs (recipient) WHERE everywhere;
