@@ -232,11 +232,19 @@ async def test_statistics_by_day_and_month_between_two_dates(client: Client, dsn
     _, by_month = await client.call("GET", "/rest/stats?period=month&dateStart=2026-11-03&dateEnd=2026-11-30")
     _, one_day = await client.call("GET", "/rest/stats?dateStart=2026-11-02&dateEnd=2026-11-02&properties=total")
     refused = await client.call("GET", "/rest/stats?period=week")
+    connection = await asyncpg.connect(dsn)
+    account_id = await connection.fetchval("SELECT id FROM accounts WHERE code = 'ACME'")
+    async with connection.transaction():  # a STOP reply, as the store records one
+        await connection.execute("SELECT set_config('ecosms.source', 'reply', true)")
+        await connection.execute("INSERT INTO opt_outs (account_id, recipient) VALUES ($1, '+33600000009')", account_id)
+    await connection.close()
+    _, stops = await client.call("GET", "/rest/stats?properties=stops,optout")
     assert by_day["list"] == [{"period": "2026-11-02", "wait": 2, "total": 2},
                               {"period": "2026-11-03", "wait": 2, "total": 2}]  # in the account's zone (Paris)
     assert [(row["period"], row["total"]) for row in by_month["list"]] == [("2026-11", 2)]
     assert one_day["list"] == [{"total": 2}]
     assert refused == (400, {"status": 400, "message": "period: one of day, month"})
+    assert stops["list"] == [{"stops": 1, "optout": 0}]
 
 
 async def test_https_with_a_self_signed_certificate_through_curl(dsn: str, store: Store, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from ecosms_gw.http import openapi, params, render
 from ecosms_gw.http.auth import Auth, body_fields
 from ecosms_gw.http.ops import Ops
 from ecosms_gw.http.params import ApiError
-from ecosms_gw.http.resources import ROUTES, STATS, Call, Handler
+from ecosms_gw.http.resources import ROUTES, STATS_ASKED, Call, Handler
 from ecosms_gw.http.status_cache import StatusCache
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.store.reads import RESOURCES
@@ -40,7 +40,7 @@ class Api:
         self.statuses = StatusCache()
         # served as it is, built once
         self.openapi = json.dumps(openapi.spec({name: resource.names for name, resource in RESOURCES.items()}
-                                               | {"stats": STATS})).encode()
+                                               | {"stats": STATS_ASKED})).encode()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.http.max_body_kb * 1024, middlewares=[_no_cache])

@@ -122,6 +122,7 @@ class Stats:
     rep: int
     optout: int
     total: int
+    stops: int = 0  # the account's STOP replies (when no mailing is named)
     period: str | None = None  # `2026-11-02` or `2026-11`, when counted by period
 
 

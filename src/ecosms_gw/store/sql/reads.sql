@@ -160,8 +160,9 @@ FROM r;
 -- Counts by status of the account's messages, of some mailings ($2 ids, $3 names) or of
 -- those created in [$4, $5) (each NULL: no bound), in one row, or with $6 ('day' or
 -- 'month') one row per period of creation in zone $7, oldest first. `optout` counts the
--- recipients left out because they had opted out. Mailings removed by the retention purge
--- count through the totals they left.
+-- recipients left out because they had opted out, `stops` the account's STOP replies in
+-- that time (when no mailing is named). Mailings removed by the retention purge count
+-- through the totals they left.
 WITH g AS (
     SELECT id, report, CASE $6::text WHEN 'day' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM-DD')
                                      WHEN 'month' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM') END AS period
@@ -199,8 +200,18 @@ WITH g AS (
       AND ($4::timestamptz IS NULL OR created_at >= $4)
       AND ($5::timestamptz IS NULL OR created_at < $5)
     GROUP BY 1
+), stopped AS (
+    SELECT CASE $6::text WHEN 'day' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM-DD')
+                         WHEN 'month' THEN to_char(created_at AT TIME ZONE $7, 'YYYY-MM') END AS period,
+           count(*) AS stops
+    FROM opt_out_events
+    WHERE account_id = $1 AND opted_out AND source = 'reply' AND $2::bigint[] IS NULL AND $3::text[] IS NULL
+      AND ($4::timestamptz IS NULL OR created_at >= $4)
+      AND ($5::timestamptz IS NULL OR created_at < $5)
+    GROUP BY 1
 ), periods AS (
-    SELECT period FROM live UNION SELECT period FROM kept UNION SELECT NULL WHERE $6::text IS NULL
+    SELECT period FROM live UNION SELECT period FROM kept UNION SELECT period FROM stopped
+    UNION SELECT NULL WHERE $6::text IS NULL
 )
 SELECT (coalesce(live.wait, 0) + coalesce(kept.wait, 0))::bigint AS wait,
        (coalesce(live.ok, 0) + coalesce(kept.ok, 0))::bigint AS ok,
@@ -211,11 +222,13 @@ SELECT (coalesce(live.wait, 0) + coalesce(kept.wait, 0))::bigint AS wait,
        (coalesce(dropped.optout, 0) + coalesce(kept.optout, 0))::bigint AS optout,
        (coalesce(live.total, 0) + coalesce(kept.wait + kept.ok + kept."on" + kept."no" + kept.ko + kept.rep, 0))::bigint
            AS total,
+       coalesce(stopped.stops, 0)::bigint AS stops,
        p.period
 FROM periods p
 LEFT JOIN live ON live.period IS NOT DISTINCT FROM p.period
 LEFT JOIN dropped ON dropped.period IS NOT DISTINCT FROM p.period
 LEFT JOIN kept ON kept.period IS NOT DISTINCT FROM p.period
+LEFT JOIN stopped ON stopped.period IS NOT DISTINCT FROM p.period
 ORDER BY p.period;
 
 -- name: queue_state
