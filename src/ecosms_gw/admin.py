@@ -313,8 +313,7 @@ def _numbers_in(paths: list[str]) -> list[str]:
     for path in paths:
         try:
             with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
-                found += [row[0].strip() for row in csv.reader(stream) if row and row[0].strip()
-                          and row[0].strip().lower() not in ("number", "recipient")]
+                found += numbers.listed(stream)
         except OSError as error:
             raise Refused(f"cannot read {path}: {error.strerror}") from None
     return found

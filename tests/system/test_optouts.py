@@ -114,3 +114,12 @@ async def test_in_global_scope_a_stop_stops_every_account(store: Store, dsn: str
                                                 data_coding=0, short_message=word.encode())) == 0
         seen.append((await store.accounts.opt_outs(acme.id), await store.accounts.opt_outs(other.id)))
     assert seen == [({"+33600000001"}, {"+33600000001"}), (set(), set())]
+
+
+async def test_a_csv_list_imported_by_the_api_comes_back_as_csv(client: Client, dsn: str) -> None:
+    imported = await client.call("POST", "/rest/optout.csv", data="number,name\n06 12 34 56 78,Jean\n+447700900123,Bob\n",
+                                 headers={"Content-Type": "text/csv"})
+    _, exported = await client.call("GET", "/rest/optout.csv?properties=number,reason")
+    assert imported[0] == 201 and "2" in imported[1]
+    assert exported.splitlines()[1:] == ["+33612345678,import", "+447700900123,import"]
+    assert [source for _, _, source in await history(dsn)] == ["import", "import"]

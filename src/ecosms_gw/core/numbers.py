@@ -8,8 +8,9 @@ a number is checked, whether the plan knows it and of what type it is.
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import Literal, NamedTuple
 
 import phonenumbers
@@ -49,6 +50,13 @@ def _cleaned(raw: str) -> str:
     if number.startswith(("+", "00")):
         number = number.replace("(0)", "")
     return _PUNCTUATION.sub("", number)
+
+
+def listed(lines: Iterable[str]) -> list[str]:
+    """The numbers of a list as people export them: CSV with the number first (a header
+    line naming it is skipped), or one number a line."""
+    return [row[0].strip() for row in csv.reader(lines)
+            if row and row[0].strip() and row[0].strip().lower() not in ("number", "recipient", "phone")]
 
 
 class Checked(NamedTuple):

@@ -126,6 +126,8 @@ async def body_fields(request: web.Request) -> dict[str, Any]:
         return data
     if request.content_type == "application/x-www-form-urlencoded":
         return nest([(key, str(value)) for key, value in (await request.post()).items()])
+    if request.content_type == "text/csv":  # a list to import (opt-outs)
+        return {"csv": await request.text()}
     if request.can_read_body:
         raise ApiError(415, "send parameters as application/x-www-form-urlencoded or application/json")
     return {}

@@ -303,9 +303,11 @@ async def read_numbers(call: Call) -> Answer:
 
 
 def _opt_out_numbers(call: Call) -> list[str]:
-    """The `number` list of an opt-out change, in E.164 by the account's default country
-    (any country: a list may hold numbers the account cannot send to); all or a 400."""
-    found = params.values(call.params, "number")
+    """The `number` list of an opt-out change (or the numbers of a CSV body), in E.164 by
+    the account's default country (any country: a list may hold numbers the account cannot
+    send to); all or a 400."""
+    csv_body = params.single(call.params, "csv")
+    found = numbers.listed(csv_body.splitlines()) if csv_body else params.values(call.params, "number")
     if not found:
         raise ApiError(417, "number is required: a comma list or number[0]= array")
     country = call.account.rules(call.config.defaults).country
@@ -326,8 +328,9 @@ async def read_opt_outs(call: Call) -> Answer:
 
 
 async def add_opt_outs(call: Call) -> Answer:
-    added = await call.store.optouts.add(call.account_id, _opt_out_numbers(call), "api", "api")
-    log.info("opt_outs_added", account=call.account.code, numbers=added, source="api")
+    source = "import" if params.single(call.params, "csv") else "api"
+    added = await call.store.optouts.add(call.account_id, _opt_out_numbers(call), source, source)
+    log.info("opt_outs_added", account=call.account.code, numbers=added, source=source)
     return 201, {"count": added}
 
 
