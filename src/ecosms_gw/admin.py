@@ -71,6 +71,8 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-messages", type=int, metavar="N")
     parser.add_argument("--tps", type=int, metavar="N", help="per-account cap of SMS per second")
     parser.add_argument("--priority", type=int, metavar="0-3", help="of its messages by default (1; 3 the most urgent)")
+    parser.add_argument("--webhook-url", metavar="URL", help="its events are POSTed here, signed")
+    parser.add_argument("--webhook-secret", metavar="SECRET", help="the key of their signature; - reads it from stdin")
     parser.add_argument("--validity-hours", type=int, metavar="N",
                         help="how long the SMSC may try its messages (1 to 72; default: the SMSC's)")
     parser.add_argument("--submission-report", choices=("off", "sender", "reply-email"),
@@ -80,13 +82,13 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
     names = ("name", "senders", *SECRET_OPTIONS, "country", "timezone", "international", "mode",
              "sender_ids", "reply_email", "ping_url", "max_messages", "tps", "submission_report", "priority",
-             "validity_hours")
+             "validity_hours", "webhook_url", "webhook_secret")
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if "senders" in changes:
         changes["senders"] = tuple(dict.fromkeys(s.strip().lower() for s in changes["senders"]))
     if "sender_ids" in changes:
         changes["sender_ids"] = tuple(dict.fromkeys(s.strip() for s in changes["sender_ids"] if s.strip()))
-    for name in SECRET_OPTIONS:
+    for name in (*SECRET_OPTIONS, "webhook_secret"):
         if name in changes:
             secret = sys.stdin.readline().rstrip("\r\n") if changes[name] == "-" else changes[name]
             if not secret:
@@ -151,7 +153,7 @@ async def account_list(store: Store, args: argparse.Namespace) -> int:
 def _public(account: Account) -> dict[str, Any]:
     """Everything about an account but its secrets, which only say whether they are set."""
     shown = {f.name: getattr(account, f.name) for f in dataclasses.fields(account) if f.name != "id"}
-    for name in SECRET_OPTIONS:
+    for name in (*SECRET_OPTIONS, "webhook_secret"):
         shown[name] = "set" if shown[name] else "not set"
     shown["senders"] = ", ".join(account.senders) or "-"
     shown["sender_ids"] = ", ".join(account.sender_ids) or "-"
@@ -204,7 +206,7 @@ async def status(store: Store, args: argparse.Namespace) -> int:
     print()
     print(f"queue: {cluster.queued} messages waiting, oldest due {cluster.oldest_due_s:.0f} s ago")
     print(f"outgoing mail: {cluster.mail_backlog} waiting, {cluster.mail_failed} given up; "
-          f"ping calls: {cluster.ping_backlog} waiting")
+          f"ping calls: {cluster.ping_backlog} waiting; webhook events: {cluster.webhook_backlog} waiting")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from ecosms_gw.ingest import ftp, smtp
 from ecosms_gw.ingest.inbox import Inbox
 from ecosms_gw.notify.mail_out import Mailer
 from ecosms_gw.notify.pinger import Pinger
+from ecosms_gw.notify.webhooks import WebhookSender
 from ecosms_gw.smpp.delivery import Deliveries
 from ecosms_gw.smpp.link import Dispatcher
 from ecosms_gw.smpp.simulator import Simulator
@@ -141,6 +142,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     inbox = Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
     supervisor.start("pinger", Pinger(store, config.ping).run())
+    supervisor.start("webhooks", WebhookSender(store, config.ping).run())
     supervisor.start("mailer", Mailer(store, config.mail_out).run())
     supervisor.start("retention", retention.purge_daily(store, config))
     deliveries = Deliveries(store, config)

@@ -27,3 +27,4 @@ MAIL_BACKLOG = Gauge("ecosms_mail_out_backlog", "Outgoing mail (replies, reports
                      registry=REGISTRY)
 MAIL_FAILED = Gauge("ecosms_mail_out_failed", "Outgoing mail given up after mail_out.retry_hours", registry=REGISTRY)
 PING_BACKLOG = Gauge("ecosms_ping_backlog", "Ping URL calls waiting to be made", registry=REGISTRY)
+WEBHOOK_BACKLOG = Gauge("ecosms_webhook_backlog", "Webhook events waiting to be posted", registry=REGISTRY)

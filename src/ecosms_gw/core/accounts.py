@@ -58,6 +58,8 @@ class Account:
     submission_report: str = "off"  # off | sender | reply-email
     priority: int = 1  # of its messages by default: 0-3, 3 the most urgent
     validity_hours: int | None = None  # how long the SMSC may try its messages; None: the SMSC's default
+    webhook_url: str | None = None  # its events are POSTed here, signed with webhook_secret
+    webhook_secret: str | None = None  # kept as given (signing needs the key itself), never shown
 
     def rules(self, defaults: DefaultsConfig, mode: str | None = None) -> AccountRules:
         """How this account's bodies are composed, its own settings over the defaults; `mode`
@@ -115,6 +117,10 @@ def validate(account: Account) -> Account:
             raise InvalidAccount(f"--sender-id {sender_id!r}: at most 11 letters and digits, or a number")
     if account.reply_email is not None and not ADDRESS.fullmatch(account.reply_email):
         raise InvalidAccount(f"--reply-email {account.reply_email!r}: an address (jane@example.com)")
+    if account.webhook_url is not None and (problem := ping.url_problem(account.webhook_url)):
+        raise InvalidAccount(f"--webhook-url {account.webhook_url!r}: {problem}")
+    if account.webhook_url and not account.webhook_secret:
+        raise InvalidAccount("--webhook-url needs --webhook-secret (its calls are signed with it)")
     if account.ping_url is not None and (problem := ping.url_problem(account.ping_url)):
         raise InvalidAccount(f"--ping-url {account.ping_url!r}: {problem}")
     if account.submission_report not in ("off", "sender", "reply-email"):

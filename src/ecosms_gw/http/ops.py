@@ -99,6 +99,7 @@ class Ops:
             metrics.MAIL_BACKLOG.set(cluster.mail_backlog)
             metrics.MAIL_FAILED.set(cluster.mail_failed)
             metrics.PING_BACKLOG.set(cluster.ping_backlog)
+            metrics.WEBHOOK_BACKLOG.set(cluster.webhook_backlog)
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def monitor(self, request: web.Request) -> web.Response:

@@ -29,7 +29,7 @@ CLAIM = 200  # pings taken at a time
 IDLE_S = 1.0  # nothing due: look again after this
 
 
-class _PublicAddressesOnly(AbstractResolver):
+class PublicAddressesOnly(AbstractResolver):
     """Names that resolve to the gateway's own networks are refused, at the moment of
     connecting (a name checked earlier could have changed since)."""
 
@@ -59,7 +59,7 @@ class Pinger:
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency,
                                          limit_per_host=max(1, self.config.concurrency // 4),
-                                         resolver=_PublicAddressesOnly(self.config.allow_private))
+                                         resolver=PublicAddressesOnly(self.config.allow_private))
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             try:

@@ -20,6 +20,7 @@ from ecosms_gw.store.notifications import Notifications
 from ecosms_gw.store.optouts import OptOuts
 from ecosms_gw.store.reads import Reads
 from ecosms_gw.store.receipts import Receipts
+from ecosms_gw.store.webhooks import Webhooks
 
 __all__ = ["Cluster", "Store", "StoreConflict", "StoreError", "StoreUnavailable"]
 
@@ -38,6 +39,7 @@ class Cluster:
     mail_backlog: int
     mail_failed: int
     ping_backlog: int
+    webhook_backlog: int = 0  # events waiting to be posted to webhooks
 
 
 class Store:
@@ -53,6 +55,7 @@ class Store:
         self.notifications = Notifications(pool)
         self.reads = Reads(pool)
         self.optouts = OptOuts(pool)
+        self.webhooks = Webhooks(pool)
 
     @classmethod
     @translated
@@ -97,4 +100,4 @@ class Store:
         queue = await self.reads.queue_state()
         backlog = await self.notifications.backlog()
         return Cluster(daemons, links, queue.queued, queue.oldest_due_s, backlog.mail, backlog.mail_failed,
-                       backlog.pings)
+                       backlog.pings, await self.webhooks.backlog())
