@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.numbers [-n 100000]
 
 `ecosms-gw numbers check` (no account: the defaults, no database) over a file of mixed
-numbers (the mix of tests/system/test_numbers.py), output to /dev/null: numbers checked
+numbers (the mix of tests/support/samples.py), output to /dev/null: numbers checked
 per second of wall time and per CPU-second of the process (it runs on one core), median
 of 3 runs.
 """
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.system.test_numbers import mixed
+from tests.support.samples import mixed_numbers
 
 COMMAND = str(Path(sys.executable).parent / "ecosms-gw")
 
@@ -40,7 +40,7 @@ def main() -> None:
     count = parser.parse_args().n
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "numbers.txt"
-        path.write_text("\n".join(mixed(count)) + "\n")
+        path.write_text("\n".join(mixed_numbers(count)) + "\n")
         runs = [run(path) for _ in range(3)]
     wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
     print(f"numbers check, {count:,} mixed numbers (CLI, one process): {count / wall:,.0f} numbers/s "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
@@ -68,3 +69,15 @@ T-last text message for 3
 #-441234567896
 #-441234567897
 """
+
+
+def mixed_numbers(count: int) -> list[str]:
+    """French mobiles and fixed lines as people write them, premium and toll-free numbers,
+    British and American numbers, and numbers no rule accepts."""
+    pick = random.Random(17)
+    makers = [lambda: f"06{pick.randrange(10**8):08d}", lambda: f"+33 1 {pick.randrange(10**8):08d}",
+              lambda: f"0899{pick.randrange(10**6):06d}", lambda: f"0800{pick.randrange(10**6):06d}",
+              lambda: f"+447{pick.randrange(10**9):09d}", lambda: f"+44 20 {pick.randrange(10**8):08d}",
+              lambda: f"+1{pick.randrange(200, 999)}{pick.randrange(10**7):07d}", lambda: f"0{pick.randrange(10**5)}",
+              lambda: f"+{pick.randrange(10**4)}", lambda: "06-ABC-" + str(pick.randrange(100))]
+    return [pick.choice(makers)() for _ in range(count)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import random
 import subprocess
 from pathlib import Path
 
@@ -18,27 +17,16 @@ from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.store import Store
 from tests.support.api import SECRET, Client
 from tests.support.daemon import COMMAND, environment
+from tests.support.samples import mixed_numbers
 
 TYPES = {PhoneNumberType.MOBILE: "mobile", PhoneNumberType.FIXED_LINE: "fixed_line",
          PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile", PhoneNumberType.VOIP: "voip",
          PhoneNumberType.TOLL_FREE: "toll_free", PhoneNumberType.PREMIUM_RATE: "premium_rate"}
 
 
-def mixed(count: int) -> list[str]:
-    """French mobiles and fixed lines as people write them, premium and toll-free numbers,
-    British and American numbers, and numbers no rule accepts."""
-    pick = random.Random(17)
-    makers = [lambda: f"06{pick.randrange(10**8):08d}", lambda: f"+33 1 {pick.randrange(10**8):08d}",
-              lambda: f"0899{pick.randrange(10**6):06d}", lambda: f"0800{pick.randrange(10**6):06d}",
-              lambda: f"+447{pick.randrange(10**9):09d}", lambda: f"+44 20 {pick.randrange(10**8):08d}",
-              lambda: f"+1{pick.randrange(200, 999)}{pick.randrange(10**7):07d}", lambda: f"0{pick.randrange(10**5)}",
-              lambda: f"+{pick.randrange(10**4)}", lambda: "06-ABC-" + str(pick.randrange(100))]
-    return [pick.choice(makers)() for _ in range(count)]
-
-
 async def test_a_thousand_numbers_checked_as_phonenumbers_and_a_mailing_see_them(client: Client,
                                                                                  store: Store) -> None:
-    numbers = mixed(1000)
+    numbers = mixed_numbers(1000)
     account = await store.accounts.get("ACME")
     assert account is not None
     await store.accounts.update(dataclasses.replace(account, international=False))
