@@ -19,7 +19,7 @@ from ecosms_gw.config import Config
 from ecosms_gw.core import numbers, ping
 from ecosms_gw.core.accounts import ADDRESS, Account, InvalidSender
 from ecosms_gw.core.gsm import MODES
-from ecosms_gw.http import params
+from ecosms_gw.http import optouts, params
 from ecosms_gw.http.params import ApiError
 from ecosms_gw.http.render import Listed
 from ecosms_gw.http.status_cache import StatusCache
@@ -29,7 +29,6 @@ from ecosms_gw.store.mailings import Change, ReplyRouting
 from ecosms_gw.store.reads import (
     MAILING,
     MAILING_DEFAULT,
-    OPTOUT,
     REPLY,
     SMS,
     SMS_CREATED,
@@ -302,44 +301,6 @@ async def read_numbers(call: Call) -> Answer:
                  "list": [{name: item[name] for name in chosen} for item in checked]}
 
 
-def _opt_out_numbers(call: Call) -> list[str]:
-    """The `number` list of an opt-out change (or the numbers of a CSV body), in E.164 by
-    the account's default country (any country: a list may hold numbers the account cannot
-    send to); all or a 400."""
-    csv_body = params.single(call.params, "csv")
-    found = numbers.listed(csv_body.splitlines()) if csv_body else params.values(call.params, "number")
-    if not found:
-        raise ApiError(417, "number is required: a comma list or number[0]= array")
-    country = call.account.rules(call.config.defaults).country
-    e164 = {raw: numbers.to_e164(raw, country, international=True) for raw in found}
-    if bad := [raw for raw, number in e164.items() if number[0] != "+"]:
-        raise ApiError(400, f"number: not phone numbers: {', '.join(bad[:10])}")
-    return sorted(set(e164.values()))
-
-
-async def read_opt_outs(call: Call) -> Answer:
-    values = call.params
-    limit, offset = params.page(values)
-    since, until = params.between(values, call.zone)
-    found = params.values(values, "number")
-    listing = await call.store.optouts.list(call.account_id, found, since, until, Page(limit=limit, offset=offset),
-                                            call.zone.key)
-    return 200, call.listed(listing, OPTOUT, call.chosen(OPTOUT))
-
-
-async def add_opt_outs(call: Call) -> Answer:
-    source = "import" if params.single(call.params, "csv") else "api"
-    added = await call.store.optouts.add(call.account_id, _opt_out_numbers(call), source, source)
-    log.info("opt_outs_added", account=call.account.code, numbers=added, source=source)
-    return 201, {"count": added}
-
-
-async def remove_opt_outs(call: Call) -> Answer:
-    removed = await call.store.optouts.remove(call.account_id, _opt_out_numbers(call), "api")
-    log.info("opt_outs_removed", account=call.account.code, numbers=removed, source="api")
-    return 200, {"count": removed}
-
-
 Handler = Callable[[Call], Awaitable[Answer]]
 ROUTES: dict[tuple[str, str], Handler] = {
     ("sms", "read"): read_sms, ("sms", "create"): create_sms, ("sms", "delete"): cancel_sms,
@@ -348,5 +309,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("status", "read"): read_status, ("status", "queue"): status_queue,
     ("smsstatus", "read"): read_history,
     ("stats", "read"): read_stats, ("number", "read"): read_numbers,
-    ("optout", "read"): read_opt_outs, ("optout", "create"): add_opt_outs, ("optout", "delete"): remove_opt_outs,
+    ("optout", "read"): optouts.read, ("optout", "create"): optouts.add, ("optout", "delete"): optouts.remove,
 }
