@@ -349,3 +349,28 @@ async def test_a_reply_missing_a_part_is_stored_with_what_came_after_the_wait(st
     assert before == 0
     assert [tuple(row) for row in stored] == [("See you tomorrow", claimed[0].id)]
     assert (kept, response) == (0, "See you tomorrow")
+
+
+async def test_parts_arriving_at_once_make_one_reply(store: Store, dsn: str) -> None:
+    """The three parts of each of 20 replies are handled concurrently (as a session does
+    with PDUs that arrive together): every reply is put together once."""
+    account = await store.accounts.add(Account(id=None, code="ACME", international=True, sender_ids=("ACME",)))
+    await queue_mailing(store, account, ["U-ACME\nT-Your order is ready\n#-33600000001"])
+    claimed = await store.dispatch.claim(10, 1)
+    await store.dispatch.record_submissions("main", [], [], [], mark=[claimed[0].id])
+    await store.dispatch.record_submissions("main", [(claimed[0].id, 1, "a")], [claimed[0].id], [])
+    on_deliver = Deliveries(store).handler(SmscConfig(name="main"))
+
+    def part(reference: int, seq: int) -> SimpleNamespace:
+        return SimpleNamespace(esm_class=0, source_addr=b"33600000001", destination_addr=b"ACME", data_coding=0,
+                               short_message=f"<{reference}.{seq}>".encode(), sar_msg_ref_num=reference,
+                               sar_total_segments=3, sar_segment_seqnum=seq)
+
+    answers = await asyncio.gather(*(on_deliver(part(reference, seq)) for reference in range(20)
+                                     for seq in (3, 1, 2)))
+    connection = await asyncpg.connect(dsn)
+    texts = sorted(row["text"] for row in await connection.fetch("SELECT text FROM mo_messages"))
+    kept = await connection.fetchval("SELECT count(*) FROM mo_parts")
+    await connection.close()
+    assert set(answers) == {0}
+    assert texts == sorted(f"<{r}.1><{r}.2><{r}.3>" for r in range(20)) and kept == 0

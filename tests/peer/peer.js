@@ -148,7 +148,7 @@ const server = smpp.createServer((session) => {
       at: Date.now(),
     });
     const answer = () => session.send(pdu.response({ message_id: id }));
-    if (longReply) setTimeout(() => sendLongReply(session, pdu), 50);
+    if (longReply) setTimeout(() => sendLongReply(session, pdu), 1500);  // a person answers later
     if (!(receiptsOn && pdu.registered_delivery & 1)) {
       answer();
       return;

@@ -287,7 +287,7 @@ async def test_a_long_reply_in_parts_out_of_order_is_one_response(dsn: str, stor
             assert (await client.login()).status == 200
             _, created = await client.call("POST", "/rest/sms", json={
                 "text": "Table for four?", "type": "2", "contacts": [{"recipient": "+33600000001"}]})
-            for _ in range(100):
+            for _ in range(300):  # the parts come 1.5 s after the SMS, as a person answers
                 _, shown = await client.call("GET", f"/rest/sms?id={created['id']}&properties=status,response")
                 if shown["list"][0]["status"] == "rep":
                     break

@@ -88,7 +88,9 @@ class Receipts:
                               payload: bytes) -> list[bytes] | None:
         """Keep one part of a message from a phone; every part's payload in order once all
         `total` are there, else None."""
-        rows = await self._pool.fetch(Q["keep_reply_part"], *key, total, seq, data_coding, payload)
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(Q["lock_reply_parts"], *key[:3], str(key.reference))
+            rows = await connection.fetch(Q["keep_reply_part"], *key, total, seq, data_coding, payload)
         return [row["payload"] for row in rows] if len(rows) >= total else None
 
     @translated

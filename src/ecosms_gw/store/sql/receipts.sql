@@ -59,6 +59,11 @@ SELECT target.id AS message_id, target.text, a.code AS account, coalesce(g.reply
        g.reply_from, g.reply_subject
 FROM target JOIN accounts a ON a.id = target.account_id JOIN mailings g ON g.id = target.mailing_id;
 
+-- name: lock_reply_parts
+-- Parts of one message come together, each in its own transaction: one at a time, or each
+-- would miss the others (a set complete on arrival, never seen complete).
+SELECT pg_advisory_xact_lock(hashtextextended('ecosms-mo:' || $1 || ':' || $2 || ':' || $3 || ':' || $4, 0));
+
 -- name: keep_reply_part
 -- A part of a message from a phone (a part sent again is kept once); then the parts of its
 -- message so far, in order.
