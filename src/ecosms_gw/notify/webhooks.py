@@ -9,6 +9,7 @@ taken, so a message's events arrive in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -25,7 +26,7 @@ from ecosms_gw.store.webhooks import Batch
 
 log = structlog.get_logger()
 
-IDLE_S = 0.2  # nothing due: look again after this
+IDLE_S = 0.2  # nothing due: look again after this, or as soon as a batch is settled
 
 
 class WebhookSender:
@@ -34,6 +35,7 @@ class WebhookSender:
         self.config = config
         self.lease = timedelta(seconds=3 * config.timeout_s + 60)  # longer than any call
         self.calls: set[asyncio.Task[None]] = set()
+        self.settled = asyncio.Event()  # a batch was settled: its account's next one may be due now
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency,
@@ -42,8 +44,10 @@ class WebhookSender:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             try:
                 while True:
+                    self.settled.clear()
                     if not await self._start_calls(session):
-                        await asyncio.sleep(IDLE_S)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.settled.wait(), IDLE_S)
             finally:
                 for task in self.calls:
                     task.cancel()
@@ -61,8 +65,13 @@ class WebhookSender:
         for batch in batches:
             task = asyncio.create_task(self._send(session, batch))
             self.calls.add(task)
-            task.add_done_callback(self.calls.discard)
+            task.add_done_callback(self._done)
         return len(batches)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        """An account's batches go back to back: the next is claimed as this one settles."""
+        self.calls.discard(task)
+        self.settled.set()
 
     async def _send(self, session: aiohttp.ClientSession, batch: Batch) -> None:
         if not batch.ids or not batch.url or not batch.secret:  # nothing left, or the webhook was removed
