@@ -281,7 +281,7 @@ def _shown(checked: numbers.Checked) -> str:
 
 
 async def optout(store: Store, args: argparse.Namespace, settings: Config) -> int:
-    """`optout list|add|remove|import|export --account CODE [NUMBER...|FILE]`."""
+    """`optout list|add|remove|import|export|history --account CODE [NUMBER...|FILE]`."""
     account = await _existing(store, args.account)
     assert account.id is not None, "accounts read from the store have an id"
     if args.action in ("list", "export"):
@@ -296,10 +296,15 @@ async def optout(store: Store, args: argparse.Namespace, settings: Config) -> in
         raise Refused(f"optout {args.action}: give {'files' if args.action == 'import' else 'numbers'}")
     country = account.rules(settings.defaults).country
     raws = _numbers_in(args.items) if args.action == "import" else args.items
-    e164 = {raw: numbers.to_e164(raw, country, international=True) for raw in raws}
-    if bad := [raw for raw, number in e164.items() if number[0] != "+"]:
+    found, bad = numbers.e164_all(raws, country)
+    if bad:
         raise Refused(f"not phone numbers: {', '.join(bad[:10])}")
-    found = sorted(set(e164.values()))
+    if args.action == "history":
+        changes = await store.optouts.history(account.id, found, "UTC")
+        for number in found:
+            for change in changes.get(number, []):
+                print(f"{number:<16} {change.date} UTC  {'out' if change.opted_out else 'in ':<3}  {change.source}")
+        return EXIT_OK
     if args.action == "remove":
         changed = await store.optouts.remove(account.id, found, "cli")
     else:

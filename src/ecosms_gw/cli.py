@@ -101,9 +101,9 @@ def _add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     check_numbers.set_defaults(handler=_numbers_check)
 
     optout_parser = commands.add_parser("optout", help="an account's opt-out list")
-    optout_parser.add_argument("action", choices=("list", "add", "remove", "import", "export"))
+    optout_parser.add_argument("action", choices=("list", "add", "remove", "import", "export", "history"))
     optout_parser.add_argument("items", nargs="*", metavar="NUMBER|FILE",
-                               help="numbers (add, remove) or CSV files, the number first (import)")
+                               help="numbers (add, remove, history) or CSV files, the number first (import)")
     optout_parser.add_argument("--account", metavar="CODE", required=True)
     optout_parser.add_argument("--config", help="configuration file")
     optout_parser.set_defaults(handler=_store_command(admin.optout, with_settings=True))

@@ -59,6 +59,19 @@ def listed(lines: Iterable[str]) -> list[str]:
             if row and row[0].strip() and row[0].strip().lower() not in ("number", "recipient", "phone")]
 
 
+def e164_all(raws: Iterable[str], country: str) -> tuple[list[str], list[str]]:
+    """The distinct E.164 forms of a list, sorted (any country: an opt-out list may hold
+    numbers the account cannot send to), and the items that are not phone numbers."""
+    found, bad = set(), []
+    for raw in raws:
+        number = to_e164(raw, country, international=True)
+        if number[0] == "+":
+            found.add(number)
+        else:
+            bad.append(raw)
+    return sorted(found), bad
+
+
 class Checked(NamedTuple):
     """A number as the `number` resource and `ecosms-gw numbers check` show it."""
     number: str  # as given
@@ -75,6 +88,7 @@ class Checked(NamedTuple):
 
 
 PROPERTIES = ("number", "valid", "e164", "country", "dialingCode", "type", "optedOut", "reason")  # as shown
+HISTORY = "history"  # the number's opt-out changes: read only when asked
 
 
 _TYPES = {PhoneNumberType.MOBILE: "mobile", PhoneNumberType.FIXED_LINE: "fixed_line",

@@ -133,7 +133,8 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                 "summary": "Numbers checked by the account's rules: valid, E.164, country, type, opted out, and why "
                            "a mailing would leave each out",
                 "parameters": [_parameter("number", "string", f"up to 2,000 numbers: {_LIST}", required=True),
-                               _parameter("properties", "string", "properties to return")],
+                               _parameter("properties", "string", "properties to return; `DEFAULT,history` "
+                                          "adds each number's opt-out changes (date, optedOut, source)")],
                 "responses": _responses("the numbers", 417)}},
             "/rest/optout": {
                 "get": {"summary": "The account's opt-out list (.csv: number, date, reason)", "parameters": [

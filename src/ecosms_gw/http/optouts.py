@@ -27,11 +27,10 @@ def _numbers(call: Call) -> list[str]:
     found = numbers.listed(csv_body.splitlines()) if csv_body else params.values(call.params, "number")
     if not found:
         raise ApiError(417, "number is required: a comma list or number[0]= array")
-    country = call.account.rules(call.config.defaults).country
-    e164 = {raw: numbers.to_e164(raw, country, international=True) for raw in found}
-    if bad := [raw for raw, number in e164.items() if number[0] != "+"]:
+    e164, bad = numbers.e164_all(found, call.account.rules(call.config.defaults).country)
+    if bad:
         raise ApiError(400, f"number: not phone numbers: {', '.join(bad[:10])}")
-    return sorted(set(e164.values()))
+    return e164
 
 
 async def read(call: Call) -> Answer:

@@ -295,8 +295,13 @@ async def read_numbers(call: Call) -> Answer:
         raise ApiError(417, "number is required: a comma list or number[0]= array, up to 2,000")
     rules = call.account.rules(call.config.defaults)
     opted_out = await call.store.known.opt_outs(call.account_id)
-    chosen = params.properties(call.params, numbers.PROPERTIES, numbers.PROPERTIES)
+    chosen = params.properties(call.params, (*numbers.PROPERTIES, numbers.HISTORY), numbers.PROPERTIES)
     checked = [numbers.check(number, rules.country, rules.international, opted_out).document() for number in found]
+    if numbers.HISTORY in chosen:
+        e164 = [str(item["e164"]) for item in checked if item["e164"]]
+        changes = await call.store.optouts.history(call.account_id, e164, call.zone.key)
+        for item in checked:
+            item[numbers.HISTORY] = [change.document() for change in changes.get(str(item["e164"]), [])]
     return 200, {"size": len(checked), "total": None,
                  "list": [{name: item[name] for name in chosen} for item in checked]}
 

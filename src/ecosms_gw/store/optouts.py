@@ -4,6 +4,7 @@ an event of the number's history, with its source (the trigger of migration 0011
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -12,6 +13,19 @@ from ecosms_gw.store.reads import Listing, Page, completed
 
 Q = {name: completed(sql) for name, sql in queries("optouts").items()}
 SOURCES = ("reply", "api", "cli", "import")
+
+
+class Change(NamedTuple):
+    """One change of a number's opt-out: when (in the zone asked), which way, by what."""
+    date: str
+    opted_out: bool  # True: out of the account's sending; False: back in
+    source: str  # one of SOURCES, or sql for a change made by hand
+
+    def document(self) -> dict[str, object]:
+        return {"date": self.date, "optedOut": self.opted_out, "source": self.source}
+
+
+History = dict[str, list[Change]]  # per number (E.164), oldest first
 
 
 class OptOuts:
@@ -33,6 +47,14 @@ class OptOuts:
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(Q["set_source"], source)
             return int(await connection.fetchval(Q[query], *args))
+
+    @translated
+    async def history(self, account_id: int, numbers: list[str], zone: str) -> History:
+        """The numbers' changes (E.164), oldest first; a number never changed has none."""
+        found: History = {}
+        for row in await self._pool.fetch(Q["opt_out_history"], account_id, numbers, zone):
+            found.setdefault(row["recipient"], []).append(Change(row["date"], row["opted_out"], row["source"]))
+        return found
 
     @translated
     async def list(self, account_id: int, numbers: list[str] | None, since: datetime | None, until: datetime | None,

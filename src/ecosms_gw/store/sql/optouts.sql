@@ -35,3 +35,10 @@ WITH r AS (
 )
 SELECT count(*) AS size, coalesce(max(total), 0) AS total, coalesce(json_agg(/*json:optout:$7*/), '[]')::text AS list
 FROM r;
+
+-- name: opt_out_history
+-- Each change of the account's list for numbers $2, oldest first, its time shown in zone $3.
+SELECT recipient, opted_out, source, to_char(created_at AT TIME ZONE $3, 'YYYY-MM-DD HH24:MI:SS') AS date
+FROM opt_out_events
+WHERE account_id = $1 AND recipient = ANY($2::text[])
+ORDER BY recipient, id;
