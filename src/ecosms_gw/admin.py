@@ -207,6 +207,10 @@ async def status(store: Store, args: argparse.Namespace) -> int:
     print(f"queue: {cluster.queued} messages waiting, oldest due {cluster.oldest_due_s:.0f} s ago")
     print(f"outgoing mail: {cluster.mail_backlog} waiting, {cluster.mail_failed} given up; "
           f"ping calls: {cluster.ping_backlog} waiting; webhook events: {cluster.webhook_backlog} waiting")
+    for failing in cluster.webhook_failing:
+        print(f"webhook of {failing.account} failing: {failing.attempts} failed attempts, "
+              f"{failing.waiting} events waiting since {_when(failing.oldest)}, "
+              f"next {_when(failing.next_attempt)}: {failing.last_error}")
     return EXIT_OK
 
 

@@ -28,3 +28,9 @@ MAIL_BACKLOG = Gauge("ecosms_mail_out_backlog", "Outgoing mail (replies, reports
 MAIL_FAILED = Gauge("ecosms_mail_out_failed", "Outgoing mail given up after mail_out.retry_hours", registry=REGISTRY)
 PING_BACKLOG = Gauge("ecosms_ping_backlog", "Ping URL calls waiting to be made", registry=REGISTRY)
 WEBHOOK_BACKLOG = Gauge("ecosms_webhook_backlog", "Webhook events waiting to be posted", registry=REGISTRY)
+WEBHOOK_FAILING = Gauge("ecosms_webhook_failing_accounts", "Accounts whose webhook refused its last batch (retrying)",
+                        registry=REGISTRY)
+WEBHOOK_POSTS = Counter("ecosms_webhook_posts_total", "Webhook batches posted by this daemon, by outcome (ok, failed)",
+                        ["outcome"], registry=REGISTRY)
+WEBHOOK_ABANDONED = Counter("ecosms_webhook_events_abandoned_total",
+                            "Webhook events given up after ping.retry_hours of failures", registry=REGISTRY)

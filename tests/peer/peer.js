@@ -2,7 +2,7 @@
 // Usage: node peer.js PORT RECORD_FILE [--throttle-every N] [--nack-every N]
 //        [--receipts] [--receipt-delay-ms N] [--fail-every N] [--duplicate-every N]
 //        [--early-every N] [--decimal-receipts] [--same-receipt-ids] [--refuse-destination PREFIX]
-//        [--long-reply udh8|udh16|sar]
+//        [--long-reply udh8|udh16|sar] [--reply-every N]
 // Accepts any bind, answers submit_sm with a message id (upper-case hex with leading
 // zeros), and appends one JSON line per accepted submit_sm to RECORD_FILE (destination,
 // data_coding, esm_class, payload hex, message id, arrival time in ms). Prints "listening"
@@ -19,6 +19,8 @@
 // With --long-reply, the recipient of each submit_sm answers with a long UCS-2 message in
 // three parts sent out of order (3, 1, 2), told apart by a UDH with an 8- or 16-bit
 // reference or by SAR TLVs; its text is recorded as {"long_reply": text}.
+// With --reply-every N, the recipient of every Nth accepted submit_sm answers "Yes" 1.5 s
+// later, recorded as {"reply": its number}.
 "use strict";
 const fs = require("fs");
 const smpp = require("smpp");
@@ -42,6 +44,7 @@ const decimalReceipts = flag("--decimal-receipts");
 const sameReceiptIds = flag("--same-receipt-ids");
 const longReplyAt = rest.indexOf("--long-reply");
 const longReply = longReplyAt >= 0 ? rest[longReplyAt + 1] : "";
+const replyEvery = option("--reply-every");
 // Cut in parts of 28 code units, its emoji (a surrogate pair) falls across parts 1 and 2.
 const LONG_REPLY = "Merci beaucoup, à très bien🙂 Nous confirmons la réservation pour quatre personnes.";
 // Written synchronously before the answer: a peer killed with SIGKILL has recorded
@@ -149,6 +152,13 @@ const server = smpp.createServer((session) => {
     });
     const answer = () => session.send(pdu.response({ message_id: id }));
     if (longReply) setTimeout(() => sendLongReply(session, pdu), 1500);  // a person answers later
+    if (replyEvery && number % replyEvery === 0) {
+      setTimeout(() => {
+        record({ reply: pdu.destination_addr });
+        session.deliver_sm({ source_addr: pdu.destination_addr, destination_addr: pdu.source_addr, esm_class: 0,
+                             short_message: "Yes" });
+      }, 1500);
+    }
     if (!(receiptsOn && pdu.registered_delivery & 1)) {
       answer();
       return;

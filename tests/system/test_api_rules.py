@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.http import params as api
 from ecosms_gw.store import Store
 from tests.support.api import SECRET, Client, daemon
+from tests.support.browser import chromium
 from tests.support.daemon import Daemon, environment
 from tests.support.net import free_port
 
@@ -236,17 +236,6 @@ async def _token(base: str) -> str:
         client = Client(session, base)
         assert (await client.login()).status == 200
         return client.token
-
-
-async def chromium(*arguments: str) -> str:
-    """Debian's Chromium, headless, as a person's browser: what it printed."""
-    if shutil.which("chromium") is None:
-        raise RuntimeError("chromium is not installed: ./scripts/test installs it")
-    process = await asyncio.create_subprocess_exec(
-        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=8000",
-        *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await asyncio.wait_for(process.communicate(), 120)
-    return out.decode()
 
 
 async def test_the_monitor_page_in_a_real_browser(store: Store, dsn: str, tmp_path: Path) -> None:

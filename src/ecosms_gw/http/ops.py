@@ -100,6 +100,7 @@ class Ops:
             metrics.MAIL_FAILED.set(cluster.mail_failed)
             metrics.PING_BACKLOG.set(cluster.ping_backlog)
             metrics.WEBHOOK_BACKLOG.set(cluster.webhook_backlog)
+            metrics.WEBHOOK_FAILING.set(len(cluster.webhook_failing))
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def monitor(self, request: web.Request) -> web.Response:
@@ -116,6 +117,7 @@ class Ops:
             throughput = await self.store.reads.throughput(scope)
             queue = await self.store.reads.queue_state()
             detail = await self._mailing_detail(request.query.get("mailing", ""), account)
+            notifications = await self._notifications(scope)
         except ApiError as error:
             return web.json_response({"status": error.status, "message": error.message}, status=error.status)
         except StoreError:
@@ -124,8 +126,17 @@ class Ops:
                     "mailings": [dataclasses.asdict(m) for m in mailings],
                     "throughput": [dataclasses.asdict(t) for t in throughput],
                     "queue": {"depth": queue.queued, "oldest_s": queue.oldest_due_s},
-                    "smsc": self.bound(), "mailing": detail}
+                    "smsc": self.bound(), "mailing": detail, "notifications": notifications}
         return web.json_response(document, dumps=lambda value: json.dumps(value, default=datetime.isoformat))
+
+    async def _notifications(self, scope: int | None) -> dict[str, Any]:
+        """What waits to be told: the viewer's webhook events and failing receivers; for
+        an operator also the outgoing mail and ping calls of every account."""
+        shared = None if scope else await self.store.notifications.backlog()
+        return {"webhooks": await self.store.webhooks.backlog(scope),
+                "failing": [dataclasses.asdict(f) for f in await self.store.webhooks.failing(scope)],
+                "mail": shared.mail if shared else None, "mailFailed": shared.mail_failed if shared else None,
+                "pings": shared.pings if shared else None}
 
     async def _mailing_detail(self, wanted: str, viewer: Account | None) -> dict[str, Any] | None:
         """A mailing's first messages with their status history, if the viewer may see it."""

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import structlog
 
+from ecosms_gw import metrics
 from ecosms_gw.config import PingConfig
 from ecosms_gw.core import ping, webhook
 from ecosms_gw.notify.pinger import PublicAddressesOnly
@@ -89,6 +90,7 @@ class WebhookSender:
                     failure = None if 200 <= response.status < 300 else f"HTTP {response.status}"
             except (TimeoutError, aiohttp.ClientError, OSError) as error:
                 failure = f"{type(error).__name__}: {error}"
+        metrics.WEBHOOK_POSTS.labels("failed" if failure else "ok").inc()
         if failure is None:
             await self._settled(self.store.webhooks.delivered(batch.account_id, batch.ids))
             return
@@ -98,6 +100,7 @@ class WebhookSender:
         dropped = await self._settled(self.store.webhooks.failed(
             batch.account_id, retry_in, timedelta(hours=self.config.retry_hours), failure))
         if dropped:
+            metrics.WEBHOOK_ABANDONED.inc(dropped)
             log.error("webhook_events_abandoned", account_id=batch.account_id, events=dropped,
                       retried_hours=self.config.retry_hours)
 

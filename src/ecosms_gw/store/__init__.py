@@ -20,7 +20,7 @@ from ecosms_gw.store.notifications import Notifications
 from ecosms_gw.store.optouts import OptOuts
 from ecosms_gw.store.reads import Reads
 from ecosms_gw.store.receipts import Receipts
-from ecosms_gw.store.webhooks import Webhooks
+from ecosms_gw.store.webhooks import Failing, Webhooks
 
 __all__ = ["Cluster", "Store", "StoreConflict", "StoreError", "StoreUnavailable"]
 
@@ -39,7 +39,8 @@ class Cluster:
     mail_backlog: int
     mail_failed: int
     ping_backlog: int
-    webhook_backlog: int = 0  # events waiting to be posted to webhooks
+    webhook_backlog: int  # events waiting to be posted to webhooks
+    webhook_failing: list[Failing]  # accounts whose receiver refused their last batch
 
 
 class Store:
@@ -100,4 +101,4 @@ class Store:
         queue = await self.reads.queue_state()
         backlog = await self.notifications.backlog()
         return Cluster(daemons, links, queue.queued, queue.oldest_due_s, backlog.mail, backlog.mail_failed,
-                       backlog.pings, await self.webhooks.backlog())
+                       backlog.pings, await self.webhooks.backlog(), await self.webhooks.failing())

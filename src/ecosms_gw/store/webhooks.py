@@ -26,6 +26,17 @@ class Batch:
     oldest: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Failing:
+    """An account whose webhook failed its last batch: its events wait for the retry."""
+    account: str
+    attempts: int
+    last_error: str | None
+    next_attempt: datetime
+    waiting: int
+    oldest: datetime | None
+
+
 class Webhooks:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -50,5 +61,11 @@ class Webhooks:
         await self._pool.execute(Q["webhook_wake"])
 
     @translated
-    async def backlog(self) -> int:
-        return int(await self._pool.fetchval(Q["webhook_backlog"]))
+    async def backlog(self, account_id: int | None = None) -> int:
+        """Events waiting, of one account or of all."""
+        return int(await self._pool.fetchval(Q["webhook_backlog"], account_id))
+
+    @translated
+    async def failing(self, account_id: int | None = None) -> list[Failing]:
+        """Accounts whose receiver refused their last batch (at most 100)."""
+        return [Failing(**row) for row in await self._pool.fetch(Q["webhook_failing"], account_id)]

@@ -45,4 +45,18 @@ UPDATE webhook_accounts w SET due_at = now()
 WHERE due_at = 'infinity' AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.account_id = w.account_id);
 
 -- name: webhook_backlog
-SELECT count(*) FROM webhook_events;
+-- Events waiting to be posted, of account $1 (NULL: every account).
+SELECT count(*) FROM webhook_events WHERE $1::bigint IS NULL OR account_id = $1;
+
+-- name: webhook_failing
+-- Accounts whose last batch failed (of account $1; NULL: all): what the receiver said,
+-- how often, when it is tried again, and what waits for it.
+SELECT a.code AS account, w.attempts, w.last_error, w.due_at AS next_attempt,
+       e.waiting, e.oldest
+FROM webhook_accounts w
+JOIN accounts a ON a.id = w.account_id
+CROSS JOIN LATERAL (SELECT count(*) AS waiting, min(created_at) AS oldest
+                    FROM webhook_events WHERE account_id = w.account_id) e
+WHERE w.attempts > 0 AND ($1::bigint IS NULL OR w.account_id = $1)
+ORDER BY w.account_id
+LIMIT 100;
