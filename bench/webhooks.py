@@ -1,11 +1,12 @@
 """Figures of signed webhooks (issue 17), printed; run by hand from the repository:
 
-    .venv/bin/python -m bench.webhooks [-n 10000]
+    .venv/bin/python -m bench.webhooks [-n 10000] [--accounts 1]
 
 The daemon (a subprocess, durable PostgreSQL) sends n messages to node-smpp at 1,000/s
 (the link's tps), which sends each receipt after a random delay of up to 200 ms: receipts
-come in at about 1,000/s. The account's webhook is a local aiohttp receiver that checks
-each signature. Printed: events delivered per second (from the first to the last POST,
+come in at about 1,000/s. The messages belong to `--accounts` accounts, in mailings of up to
+100 taken in turn; every account's webhook is a local aiohttp receiver that checks each
+signature. Printed: events delivered per second (from the first to the last POST,
 2 events per message: `on`, then `ok`), and the lag from the status change (its commit
 time in status_events) to the POST that carried it: p50 and p99.
 """
@@ -37,7 +38,7 @@ from tests.support.smsc import Peer
 KEY = "bench-key"
 
 
-async def main(count: int) -> None:
+async def main(count: int, accounts: int) -> None:
     arrivals: list[tuple[float, list[dict]]] = []
     refused = 0
 
@@ -58,8 +59,9 @@ async def main(count: int) -> None:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     with server(durable=True) as (admin, _), tempfile.TemporaryDirectory() as folder:
         store, dsn = await fresh_store(admin, "bench_webhooks")
-        account = await store.accounts.add(Account(id=None, code="B", international=True,
+        owners = [await store.accounts.add(Account(id=None, code=f"B{n}", international=True,
                                                    webhook_url=f"http://127.0.0.1:{port}/events", webhook_secret=KEY))
+                  for n in range(accounts)]
         peer = Peer(Path(folder), "--receipts", "--receipt-delay-ms", "200")
         config = Path(folder) / "gw.toml"
         config.write_text(f'[database]\ndsn = "{dsn}"\n[[smsc]]\nname = "main"\nhost = "127.0.0.1"\n'
@@ -69,7 +71,9 @@ async def main(count: int) -> None:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await asyncio.sleep(3)
-            await enqueue(store, account, count, "webhook")
+            size = max(1, min(100, count // accounts))  # every account has messages
+            for start in range(0, count, size):
+                await enqueue(store, owners[start // size % accounts], min(size, count - start), "webhook")
             deadline = time.monotonic() + 120 + count / 200
             while sum(1 for _, events in arrivals for e in events if e.get("status") == "ok") < count:
                 assert time.monotonic() < deadline, "not every event arrived"
@@ -87,7 +91,8 @@ async def main(count: int) -> None:
     lags = sorted(at - changed[(e["smsId"], e["status"])] for at, events in arrivals for e in events
                   if e["type"] == "status")
     first, last = arrivals[0][0], arrivals[-1][0]
-    print(f"webhooks, {count:,} messages with receipts at ~1,000/s: {len(lags):,} status events in "
+    print(f"webhooks, {count:,} messages of {accounts} accounts with receipts at ~1,000/s: {len(lags):,} status "
+          f"events in "
           f"{len(arrivals):,} POSTs, {len(lags) / (last - first):,.0f} events/s delivered; lag from the status "
           f"change to its POST p50 {statistics.median(lags) * 1000:.0f} ms, "
           f"p99 {lags[int(len(lags) * 0.99)] * 1000:.0f} ms; {refused} signatures refused")
@@ -96,5 +101,7 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=10_000)
+    parser.add_argument("--accounts", type=int, default=1, help="accounts with a webhook, sharing the messages")
     os.environ.setdefault("ECOSMS_LOG_LEVEL", "warning")
-    asyncio.run(main(parser.parse_args().n))
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.n, arguments.accounts))
