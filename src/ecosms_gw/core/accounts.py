@@ -57,6 +57,7 @@ class Account:
     tps: int | None = None
     submission_report: str = "off"  # off | sender | reply-email
     priority: int = 1  # of its messages by default: 0-3, 3 the most urgent
+    weight: int = 1  # its share of a link among the accounts of one priority
     validity_hours: int | None = None  # how long the SMSC may try its messages; None: the SMSC's default
     webhook_url: str | None = None  # its events are POSTed here, signed with webhook_secret
     webhook_secret: str | None = None  # kept as given (signing needs the key itself), never shown
@@ -129,6 +130,8 @@ def validate(account: Account) -> Account:
         raise InvalidAccount("--submission-report reply-email needs --reply-email")
     if not 0 <= account.priority <= 3:
         raise InvalidAccount(f"--priority {account.priority}: 0 to 3 (3 the most urgent)")
+    if not 1 <= account.weight <= 1000:
+        raise InvalidAccount(f"--weight {account.weight}: 1 to 1000")
     if account.validity_hours is not None and not 1 <= account.validity_hours <= 72:
         raise InvalidAccount(f"--validity-hours {account.validity_hours}: 1 to 72")
     for option, value in (("--max-messages", account.max_messages), ("--tps", account.tps)):

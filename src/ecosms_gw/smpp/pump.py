@@ -1,8 +1,9 @@
 """The pump of one bound link: take each small group of due messages (claimed and marked
 "being submitted" by the call that stores the answers so far) as the window's places
-and the link's rate allow, and write it while the next is taken, at the link's and the
-accounts' rates. Throttling answers slow the bucket down and the part is sent again,
-never failed; temporary errors are retried with backoff.
+and the link's rate allow, and write it while the next is taken, at the link's rate.
+Which messages come next (priorities, fairness, accounts' caps) is the scheduler's, in
+the claim. Throttling answers slow the bucket down and the part is sent again, never
+failed; temporary errors are retried with backoff.
 
 A group is taken just before it is written (at most `GROUP_S` of sending at the link's
 rate, and never more than the free places), so that few marked messages were not written
@@ -78,7 +79,6 @@ class Pump:
         self.outcomes = outcomes
         self.excluded = excluded
         self.bucket = TokenBucket(smsc.tps)
-        self.account_buckets: dict[int, TokenBucket] = {}
         self.window = asyncio.Semaphore(smsc.window)  # PDUs on the wire without an answer
         self.written = 0  # PDUs written, for the rate shown in the cluster view
         self.in_flight: dict[int, InFlight] = {}
@@ -154,15 +154,6 @@ class Pump:
         except TimeoutError:
             pass
 
-    def _account_bucket(self, message: Claimed) -> TokenBucket:
-        """The account's own cap, or the link's bucket when it has none."""
-        if not message.account_tps:
-            return self.bucket
-        bucket = self.account_buckets.get(message.account_id)
-        if bucket is None or bucket.ceiling != message.account_tps:
-            bucket = self.account_buckets[message.account_id] = TokenBucket(message.account_tps)
-        return bucket
-
     async def _submit_message(self, session: Session, message: Claimed) -> None:
         reference = secrets.randbelow(256)
         parts = gsm.encode_parts(message.text, message.encoding, reference)
@@ -174,8 +165,6 @@ class Pump:
         await self.window.acquire()
         try:
             message = flight.message
-            if message.account_tps:
-                await self._account_bucket(message).acquire()
             await self.bucket.acquire()
             fields = submit_fields(message.recipient, flight.parts[seq - 1], message.encoding,
                                    len(flight.parts) > 1, source_address(message.sender_id or self.smsc.source_addr),

@@ -36,7 +36,6 @@ class Claimed:
     segments: int
     attempts: int
     sender_id: str | None = None  # the message's, else its account's default
-    account_tps: int | None = None
     flash: bool = False
     priority: int = 1  # 0-3, 3 the most urgent (SMPP priority_flag)
     validity_min: int | None = None  # how long the SMSC may keep trying; None: its default

@@ -95,13 +95,19 @@ WHERE id = ANY($1::bigint[]) AND state IN ('claimed', 'submitting');
 SELECT record_submissions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 -- name: expire
--- Messages that could not leave within the maximum age ($1, counted from when they became
--- due) end `ko` (expired); those submitted without a final receipt within the wait ($2)
--- end `no`.
+-- Messages that could not leave within the maximum age ($1) or their validity, both
+-- counted from when they became due, end `ko` (expired); those submitted without a final
+-- receipt within the wait ($2) end `no`.
 WITH unsent AS (
     UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
            description = 'not sent within the maximum age', updated_at = now()
     WHERE state = 'queued' AND due_at < now() - $1::interval
+    RETURNING 1
+), invalid AS (
+    UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
+           description = 'not sent within its validity', updated_at = now()
+    WHERE state = 'queued' AND validity_min IS NOT NULL AND due_at < now() - interval '5 minutes'
+      AND due_at + validity_min * interval '1 minute' < now() AND due_at >= now() - $1::interval
     RETURNING 1
 ), silent AS (
     UPDATE messages SET state = 'done', status = 'no', code = 'no_receipt',
@@ -109,7 +115,8 @@ WITH unsent AS (
     WHERE state = 'submitted' AND updated_at < now() - $2::interval
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM unsent) AS expired, (SELECT count(*) FROM silent) AS silent;
+SELECT (SELECT count(*) FROM unsent) + (SELECT count(*) FROM invalid) AS expired,
+       (SELECT count(*) FROM silent) AS silent;
 
 -- name: worker_remove
 DELETE FROM workers WHERE key = $1;

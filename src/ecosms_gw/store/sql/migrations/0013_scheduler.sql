@@ -1,0 +1,218 @@
+-- The scheduler (issue 15): who goes next. The most urgent priority first; within one
+-- priority, accounts share a link by weight (the least served first: a weighted fair
+-- queue, `served` grows by messages taken / weight); within an account, by due time then
+-- id. An account's cap (`--tps`) is kept here, when messages are taken, so that a capped
+-- account never holds a place of a link's window while it waits for its own rate.
+ALTER TABLE accounts ADD COLUMN weight integer NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000);
+
+-- One row per account and priority with messages queued: the claim reads these (a few
+-- hundred rows for a million messages), then each chosen account's own queue by index.
+CREATE TABLE queues (
+    account_id        bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    priority          smallint NOT NULL,
+    next_due          timestamptz NOT NULL,    -- nothing of it is due before (it may be earlier: looked at again)
+    served            double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, priority)
+);
+CREATE INDEX queues_next ON queues (priority DESC, served, account_id);
+
+-- Capped accounts: no message of theirs is taken before `not_before`.
+CREATE TABLE caps (
+    account_id        bigint PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+    not_before        timestamptz NOT NULL
+);
+
+CREATE INDEX messages_queued ON messages (account_id, priority, due_at, id) WHERE state = 'queued';
+-- Messages with a validity, for the sweep that ends those whose validity ran out unsent.
+CREATE INDEX messages_validity ON messages (due_at) WHERE state = 'queued' AND validity_min IS NOT NULL;
+
+-- The served count a queue starts with: the least of its priority's, so that an account
+-- that was idle gets its share from now on and no credit for the past.
+CREATE FUNCTION queue_start(_priority smallint) RETURNS double precision LANGUAGE sql STABLE SET jit = off AS $$
+    SELECT coalesce((SELECT served FROM queues WHERE priority = _priority ORDER BY priority DESC, served LIMIT 1), 0)
+$$;
+
+-- New messages: their queues are due at their first due time. Rows are taken in one
+-- order, (account, priority), as the claim takes them, so that neither waits in a cycle.
+CREATE FUNCTION queues_added() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
+BEGIN
+    INSERT INTO queues (account_id, priority, next_due, served)
+    SELECT n.account_id, n.priority, min(n.due_at), queue_start(n.priority)
+    FROM added n WHERE n.state = 'queued'
+    GROUP BY n.account_id, n.priority ORDER BY n.account_id, n.priority
+    ON CONFLICT (account_id, priority) DO UPDATE
+    SET next_due = least(queues.next_due, excluded.next_due), served = greatest(queues.served, excluded.served);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER messages_queued_added AFTER INSERT ON messages REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION queues_added();
+
+-- A message back in the queue (returned unsent, resumed, moved to an earlier date): its
+-- queue exists and is due by then. It locks a queue only to bring its due time forward,
+-- which a claim never holds (it holds queues that are due).
+CREATE FUNCTION queue_requeued() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
+BEGIN
+    INSERT INTO queues (account_id, priority, next_due, served)
+    VALUES (NEW.account_id, NEW.priority, NEW.due_at, queue_start(NEW.priority))
+    ON CONFLICT (account_id, priority) DO NOTHING;
+    UPDATE queues SET next_due = NEW.due_at
+    WHERE account_id = NEW.account_id AND priority = NEW.priority AND next_due > NEW.due_at;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER messages_requeued AFTER UPDATE ON messages FOR EACH ROW
+    WHEN (NEW.state = 'queued' AND (OLD.state <> 'queued' OR NEW.due_at < OLD.due_at))
+    EXECUTE FUNCTION queue_requeued();
+
+-- Due messages for one connection: the one choice of what goes next, for `claim_due`
+-- and `take_due`. Queues due now (of accounts their cap lets send), the most urgent
+-- first, then the least served, are locked in (account, priority) order; each gives its
+-- share of `_limit` (by weight; a capped account at most a tenth of its rate), oldest
+-- first, locked and skipped by the other connections. A queue with nothing due gets its
+-- next due time (at most 5 s ahead: a message requeued while this ran is seen then), and
+-- goes when nothing of it is queued.
+CREATE OR REPLACE FUNCTION due_ids(_limit integer, _routes text[], _excluded text[]) RETURNS SETOF bigint
+LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
+DECLARE
+    q record;
+    ids bigint[];
+    want integer;
+    left_over integer := _limit;
+    next timestamptz;
+BEGIN
+    FOR q IN
+        WITH chosen AS (
+            SELECT u.account_id, u.priority FROM queues u
+            WHERE u.next_due <= now()
+              AND NOT EXISTS (SELECT 1 FROM caps c WHERE c.account_id = u.account_id AND c.not_before > now())
+            ORDER BY u.priority DESC, u.served, u.account_id
+            LIMIT _limit
+        ), locked AS (
+            SELECT u.account_id, u.priority, u.served FROM queues u JOIN chosen USING (account_id, priority)
+            ORDER BY u.account_id, u.priority
+            FOR UPDATE OF u
+        )
+        SELECT l.account_id, l.priority, a.weight, a.tps, count(*) OVER () AS queues
+        FROM locked l JOIN accounts a ON a.id = l.account_id
+        ORDER BY l.priority DESC, l.served, l.account_id
+    LOOP
+        EXIT WHEN left_over <= 0;
+        want := least(left_over, ceil(_limit::numeric / q.queues)::integer * q.weight);
+        IF q.tps IS NOT NULL THEN
+            want := least(want, greatest(1, q.tps / 10));
+        END IF;
+        SELECT coalesce(array_agg(s.id), '{}') INTO ids FROM (
+            SELECT m.id FROM messages m
+            WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority
+              AND m.due_at <= now() AND m.recipient LIKE ANY(_routes) AND NOT m.recipient LIKE ANY(_excluded)
+            ORDER BY m.due_at, m.id
+            LIMIT want
+            FOR UPDATE SKIP LOCKED
+        ) s;
+        IF cardinality(ids) > 0 THEN
+            UPDATE queues SET served = served + cardinality(ids)::double precision / q.weight
+            WHERE account_id = q.account_id AND priority = q.priority;
+            IF q.tps IS NOT NULL THEN
+                INSERT INTO caps (account_id, not_before)
+                VALUES (q.account_id, now() + make_interval(secs => cardinality(ids)::double precision / q.tps))
+                ON CONFLICT (account_id) DO UPDATE
+                SET not_before = greatest(caps.not_before, now())
+                                 + make_interval(secs => cardinality(ids)::double precision / q.tps);
+            END IF;
+            left_over := left_over - cardinality(ids);
+            RETURN QUERY SELECT unnest(ids);
+        END IF;
+        IF cardinality(ids) < want THEN
+            SELECT m.due_at INTO next FROM messages m
+            WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority
+            ORDER BY m.due_at, m.id LIMIT 1;
+            IF next IS NULL THEN
+                DELETE FROM queues WHERE account_id = q.account_id AND priority = q.priority;
+            ELSIF next > now() THEN
+                UPDATE queues SET next_due = least(next, now() + interval '5 seconds')
+                WHERE account_id = q.account_id AND priority = q.priority;
+            END IF;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- The claims: what is taken and out of its validity ends `ko` (expired) instead of being
+-- written; the account's cap is the scheduler's now, so it is no longer returned.
+DROP FUNCTION record_and_take(text, bigint[], smallint[], text[], bigint[], bigint[], text[], text[], text[],
+                              integer, bigint, text[], text[]);
+DROP FUNCTION take_due(text, integer, bigint, text[], text[]);
+DROP FUNCTION claim_due(integer, bigint, text[], text[]);
+
+CREATE FUNCTION claim_due(_limit integer, _worker bigint, _routes text[], _excluded text[])
+RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
+               encoding text, segments smallint, attempts smallint, sender_id text,
+               flash boolean, priority smallint, validity_min integer)
+LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    WITH due AS (
+        SELECT id FROM due_ids(_limit, _routes, _excluded) AS due(id)
+    ), expired AS (
+        UPDATE messages m SET state = 'done', status = 'ko', code = 'expired',
+               description = 'not sent within its validity', updated_at = now()
+        FROM due WHERE m.id = due.id AND m.due_at + m.validity_min * interval '1 minute' < now()
+    ), m AS (
+        UPDATE messages m
+        SET state = 'claimed', claimed_by = _worker, attempts = m.attempts + 1, updated_at = now()
+        FROM due
+        WHERE m.id = due.id AND NOT coalesce(m.due_at + m.validity_min * interval '1 minute' < now(), false)
+        RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+                  m.sender_id, m.flash, m.priority, m.validity_min
+    )
+    SELECT m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+           coalesce(m.sender_id, a.sender_ids[1]), m.flash, m.priority, m.validity_min
+    FROM m JOIN accounts a ON a.id = m.account_id ORDER BY m.priority DESC, m.id
+$$;
+
+CREATE FUNCTION take_due(_smsc text, _limit integer, _worker bigint, _routes text[], _excluded text[])
+RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
+               encoding text, segments smallint, attempts smallint, sender_id text,
+               flash boolean, priority smallint, validity_min integer)
+LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    WITH due AS (
+        SELECT id FROM due_ids(_limit, _routes, _excluded) AS due(id)
+    ), expired AS (
+        UPDATE messages m SET state = 'done', status = 'ko', code = 'expired',
+               description = 'not sent within its validity', updated_at = now()
+        FROM due WHERE m.id = due.id AND m.due_at + m.validity_min * interval '1 minute' < now()
+    ), m AS (
+        UPDATE messages m
+        SET state = 'submitting', claimed_by = _worker, smsc = _smsc, attempts = m.attempts + 1, updated_at = now()
+        FROM due
+        WHERE m.id = due.id AND NOT coalesce(m.due_at + m.validity_min * interval '1 minute' < now(), false)
+        RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+                  m.sender_id, m.flash, m.priority, m.validity_min
+    ), created AS (
+        INSERT INTO parts (message_id, seq, smsc)
+        SELECT m.id, s, _smsc FROM m, generate_series(1, m.segments) AS s
+    )
+    SELECT m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
+           coalesce(m.sender_id, a.sender_ids[1]), m.flash, m.priority, m.validity_min
+    FROM m JOIN accounts a ON a.id = m.account_id ORDER BY m.priority DESC, m.id
+$$;
+
+CREATE FUNCTION record_and_take(_smsc text, _part_message bigint[], _part_seq smallint[],
+                                _part_smsc_id text[], _done bigint[], _failed bigint[],
+                                _failed_status text[], _failed_code text[], _failed_description text[],
+                                _limit integer, _worker bigint, _routes text[], _excluded text[])
+RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, text text,
+               encoding text, segments smallint, attempts smallint, sender_id text,
+               flash boolean, priority smallint, validity_min integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM record_submissions(_smsc, _part_message, _part_seq, _part_smsc_id, _done, _failed, _failed_status,
+                               _failed_code, _failed_description, '{}');
+    IF _limit > 0 THEN
+        RETURN QUERY SELECT * FROM take_due(_smsc, _limit, _worker, _routes, _excluded);
+    END IF;
+END
+$$;
+
+-- The queues of the messages already waiting.
+INSERT INTO queues (account_id, priority, next_due)
+SELECT account_id, priority, min(due_at) FROM messages WHERE state = 'queued' GROUP BY account_id, priority;

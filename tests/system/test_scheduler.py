@@ -1,0 +1,203 @@
+"""The scheduler (issue 15) against node-smpp: the most urgent first, accounts sharing a
+link, caps that hold no one back, validity."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import smtplib
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from ecosms_gw.core.accounts import Account, hash_secret
+from ecosms_gw.core.compose import AccountRules, compose
+from ecosms_gw.core.mail2sms import parse_all
+from ecosms_gw.store import Store
+from ecosms_gw.store.mailings import Submission
+from tests.support.api import SECRET, Client
+from tests.support.daemon import COMMAND, environment, write_config
+from tests.support.smsc import Peer, dispatcher_for, statuses
+
+
+async def enqueue(store: Store, account: Account, numbers: range, priority: int = 1, text: str = "bulk") -> None:
+    """A mailing of `account` to +336NNNNNNNN for each n, stored as the API stores it."""
+    assert account.id is not None
+    for first in range(numbers.start, numbers.stop, 2000):
+        body = f"U-{account.code}\nT-{text}\n" + "".join(f"#-336{n:08d}\n" for n in range(first, min(first + 2000,
+                                                                                                     numbers.stop)))
+        await store.mailings.enqueue(Submission(account.id, "http", priority=priority),
+                                     compose(parse_all([body]), AccountRules(max_messages=2000)), {})
+
+
+@contextlib.asynccontextmanager
+async def running(dsn: str, tmp_path: Path, peer: Peer, tps: int) -> AsyncIterator[tuple[str, int]]:
+    """`ecosms-gw run` sending to `peer` at `tps`: its API's base URL and SMTP port."""
+    env = environment()
+    process = subprocess.Popen([COMMAND, "run", "--config", str(write_config(tmp_path, dsn, peer.port, tps=tps))],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = "http://" + env["ECOSMS_HTTP_LISTEN"]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                with contextlib.suppress(aiohttp.ClientError, KeyError, ValueError):
+                    async with session.get(base + "/health") as response:
+                        if response.status == 200:
+                            break
+                assert process.poll() is None
+                await asyncio.sleep(0.1)
+        yield base, int(env["ECOSMS_SMTP_LISTEN"].rsplit(":", 1)[1])
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+async def test_an_urgent_sms_overtakes_a_bulk_campaign(store: Store, dsn: str, tmp_path: Path) -> None:
+    """A queues 20,000 at priority 0 by SMTP (link tps 200: 100 s of sending); B's one SMS
+    at priority 2 reaches the SMSC at once, not after them."""
+    await store.accounts.add(Account(id=None, code="BULK", senders=("ops@example.com",), priority=0))
+    await store.accounts.add(Account(id=None, code="OTP", api_secret=hash_secret(SECRET), international=True))
+    peer = Peer(tmp_path)
+    try:
+        async with running(dsn, tmp_path, peer, tps=200) as (base, smtp_port):
+            with smtplib.SMTP("127.0.0.1", smtp_port) as mail:
+                for first in range(0, 20_000, 2000):
+                    body = "U-BULK\nT-Spring sale\n" + "".join(f"#-336{n:08d}\n" for n in range(first, first + 2000))
+                    mail.sendmail("ops@example.com", ["sms@localhost"], f"Subject: sale\n\n{body}".encode())
+            async with aiohttp.ClientSession() as session:
+                client = Client(session, base)
+                assert (await client.login("OTP")).status == 200
+                await asyncio.sleep(1)  # the campaign is well under way
+                status, created = await client.call("POST", "/rest/sms", json={
+                    "text": "Your code is 4711", "priority": 2, "contacts": [{"recipient": "+447700900123"}]})
+                answered = time.time()
+                assert status == 201, created
+                deadline = time.monotonic() + 30
+                while not [p for p in peer.received() if p["destination"] == "447700900123"]:
+                    assert time.monotonic() < deadline, "the urgent SMS did not come"
+                    await asyncio.sleep(0.05)
+    finally:
+        peer.stop()
+    received = peer.received()
+    [urgent] = [p for p in received if p["destination"] == "447700900123"]
+    before = [p for p in received if p["destination"] != "447700900123" and p["at"] < urgent["at"]]
+    bulk_after_answer = [p for p in before if p["at"] / 1000 >= answered]
+    assert urgent["priority"] == 2
+    assert urgent["at"] / 1000 - answered < 1.0
+    assert len(bulk_after_answer) <= 40  # what the window and the group in hand held (20 + 4), not the backlog
+    assert len(before) < 5000  # most of the campaign was still waiting
+
+
+async def test_two_accounts_share_a_link_evenly(store: Store, dsn: str, tmp_path: Path) -> None:
+    """1,000 each at the same priority, A queued first: neither takes more than 60% of
+    any 200 consecutive submits."""
+    a = await store.accounts.add(Account(id=None, code="A", international=True))
+    b = await store.accounts.add(Account(id=None, code="B", international=True))
+    await enqueue(store, a, range(0, 1000))
+    await enqueue(store, b, range(1000, 2000))
+    peer = Peer(tmp_path)
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=100, window=10).run())
+    try:
+        deadline = time.monotonic() + 60
+        while len(peer.received()) < 600:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        peer.stop()
+    owners = ["A" if int(p["destination"][3:]) < 1000 else "B" for p in peer.received()][:600]
+    shares = [owners[i:i + 200].count("A") / 200 for i in range(0, len(owners) - 199)]
+    assert 0.4 <= min(shares) and max(shares) <= 0.6, (min(shares), max(shares))
+
+
+async def test_weights_share_a_link_in_proportion(store: Store, dsn: str, tmp_path: Path) -> None:
+    a = await store.accounts.add(Account(id=None, code="A", international=True, weight=3))
+    b = await store.accounts.add(Account(id=None, code="B", international=True))
+    await enqueue(store, a, range(0, 1000))
+    await enqueue(store, b, range(1000, 2000))
+    peer = Peer(tmp_path)
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=400, window=10).run())
+    try:
+        deadline = time.monotonic() + 60
+        while len(peer.received()) < 800:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        peer.stop()
+    owners = ["A" if int(p["destination"][3:]) < 1000 else "B" for p in peer.received()][:800]
+    assert 0.7 <= owners.count("A") / 800 <= 0.8  # 3 to 1
+
+
+async def test_a_capped_account_holds_no_one_back(store: Store, dsn: str, tmp_path: Path) -> None:
+    """A capped at 10/s with 1,000 queued first, B with 1,000 and no cap, link tps 200:
+    B's 1,000 leave at the link's rate, A's at its cap."""
+    a = await store.accounts.add(Account(id=None, code="A", international=True, tps=10))
+    b = await store.accounts.add(Account(id=None, code="B", international=True))
+    await enqueue(store, a, range(0, 1000))
+    await enqueue(store, b, range(1000, 2000))
+    peer = Peer(tmp_path)
+    started = time.time()
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=200, window=10).run())
+    try:
+        deadline = time.monotonic() + 60
+        while sum(int(p["destination"][3:]) >= 1000 for p in peer.received()) < 1000:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        peer.stop()
+    received = peer.received()
+    b_done = max(p["at"] for p in received if int(p["destination"][3:]) >= 1000) / 1000
+    a_sent = [p["at"] / 1000 for p in received if int(p["destination"][3:]) < 1000 and p["at"] / 1000 <= b_done]
+    assert b_done - started < 7
+    assert len(a_sent) <= 10 * (b_done - started) + 10  # A kept to its cap meanwhile
+    assert len(a_sent) >= 10 * (b_done - started) / 2  # and was not starved either
+
+
+async def test_a_message_past_its_validity_is_not_sent(store: Store, dsn: str, account: Account,
+                                                      tmp_path: Path) -> None:
+    """Queued while the SMSC was away: one whose 5 minutes of validity ran out ends `ko`
+    (expired) when its turn comes, one still valid is sent; the sweep expires the others
+    without any SMSC."""
+    await store.accounts.update(dataclasses.replace(account, international=True))
+    assert account.id is not None
+    for recipient, validity in (("33600000001", 5), ("33600000002", 60), ("33600000003", 5)):
+        await store.mailings.enqueue(Submission(account.id, "http", validity_min=validity),
+                                     compose(parse_all([f"U-ACME\nT-x\n#-{recipient}"]), AccountRules()), {})
+    connection = await asyncpg.connect(dsn)
+    await connection.execute("UPDATE messages SET due_at = now() - interval '10 minutes' "
+                             "WHERE recipient IN ('+33600000001', '+33600000002')")
+    await connection.execute("UPDATE messages SET due_at = now() - interval '10 minutes', state = 'claimed' "
+                             "WHERE recipient = '+33600000003'")  # held by a dispatcher, then given back
+    peer = Peer(tmp_path)
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=100).run())
+    try:
+        deadline = time.monotonic() + 30
+        while len(peer.received()) < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        peer.stop()
+    await connection.execute("UPDATE messages SET state = 'queued' WHERE recipient = '+33600000003'")
+    swept = await store.dispatch.expire(timedelta(hours=48), timedelta(hours=48))
+    rows = await connection.fetch("SELECT recipient, status, code FROM messages ORDER BY recipient")
+    await connection.close()
+    assert [p["destination"] for p in peer.received()] == ["33600000002"]
+    assert peer.received()[0]["validity"]  # the SMSC is told (node-smpp shows it as a date, an hour on)
+    assert [tuple(row) for row in rows] == [("+33600000001", "ko", "expired"), ("+33600000002", "on", None),
+                                           ("+33600000003", "ko", "expired")]
+    assert swept.expired == 1
+    assert set((await statuses(dsn)).values()) >= {("done", "ko", "expired")}
