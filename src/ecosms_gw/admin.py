@@ -71,6 +71,9 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-messages", type=int, metavar="N")
     parser.add_argument("--tps", type=int, metavar="N", help="per-account cap of SMS per second")
     parser.add_argument("--priority", type=int, metavar="0-3", help="of its messages by default (1; 3 the most urgent)")
+    parser.add_argument("--batch-volume", type=int, metavar="N",
+                        help="its mails' and files' mailings go N messages at a time (with --batch-delay-min)")
+    parser.add_argument("--batch-delay-min", type=int, metavar="M", help="minutes between those packets")
     parser.add_argument("--weight", type=int, metavar="N",
                         help="its share of a link among the accounts of one priority (1 to 1000; default 1)")
     parser.add_argument("--webhook-url", metavar="URL", help="its events are POSTed here, signed")
@@ -84,7 +87,7 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
     names = ("name", "senders", *SECRET_OPTIONS, "country", "timezone", "international", "mode",
              "sender_ids", "reply_email", "ping_url", "max_messages", "tps", "submission_report", "priority",
-             "validity_hours", "webhook_url", "webhook_secret", "weight")
+             "validity_hours", "webhook_url", "webhook_secret", "weight", "batch_volume", "batch_delay_min")
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if "senders" in changes:
         changes["senders"] = tuple(dict.fromkeys(s.strip().lower() for s in changes["senders"]))

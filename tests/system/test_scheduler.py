@@ -201,3 +201,41 @@ async def test_a_message_past_its_validity_is_not_sent(store: Store, dsn: str, a
                                            ("+33600000003", "ko", "expired")]
     assert swept.expired == 1
     assert set((await statuses(dsn)).values()) >= {("done", "ko", "expired")}
+
+
+async def test_a_mail_is_spread_in_packets_by_the_account_default(store: Store, dsn: str, tmp_path: Path) -> None:
+    """--batch-volume 100 --batch-delay-min 1, a mail of 300: three packets a minute apart."""
+    await store.accounts.add(Account(id=None, code="NEWS", senders=("ops@example.com",), batch_volume=100,
+                                     batch_delay_min=1))
+    peer = Peer(tmp_path)
+    try:
+        async with running(dsn, tmp_path, peer, tps=500) as (_, smtp_port):
+            with smtplib.SMTP("127.0.0.1", smtp_port) as mail:
+                body = "U-NEWS\nT-Newsletter\n" + "".join(f"#-336{n:08d}\n" for n in range(300))
+                mail.sendmail("ops@example.com", ["sms@localhost"], f"Subject: news\n\n{body}".encode())
+            deadline = time.monotonic() + 180
+            while len(peer.received()) < 300:
+                assert time.monotonic() < deadline, len(peer.received())
+                await asyncio.sleep(0.5)
+    finally:
+        peer.stop()
+    arrivals = sorted((p["at"] / 1000, int(p["destination"][3:])) for p in peer.received())
+    packets = [[at for at, n in arrivals if first <= n < first + 100] for first in (0, 100, 200)]
+    assert all(max(packet) - min(packet) < 2 for packet in packets)  # each packet at once (500/s)
+    starts = [min(packet) for packet in packets]
+    assert all(58 <= b - a <= 62 for a, b in zip(starts, starts[1:], strict=False)), starts  # 60 s +- 2 s
+
+
+async def test_an_api_mailing_names_its_packets(client: Client, dsn: str) -> None:
+    status, created = await client.call("POST", "/rest/mailing", json={
+        "text": "x", "batchVolume": 2, "batchDelay": 1,
+        "contacts": [{"recipient": f"+3360000000{n}"} for n in range(5)]})
+    half = await client.call("POST", "/rest/mailing", json={
+        "text": "x", "batchVolume": 2, "contacts": [{"recipient": "+33600000001"}]})
+    connection = await asyncpg.connect(dsn)
+    offsets = await connection.fetch("SELECT round(extract(epoch FROM due_at - min(due_at) OVER ())) AS s "
+                                     "FROM messages WHERE mailing_id = $1 ORDER BY id", created["id"])
+    await connection.close()
+    assert status == 201, created
+    assert [row["s"] for row in offsets] == [0, 0, 60, 60, 120]
+    assert half == (400, {"status": 400, "message": "batchVolume and batchDelay go together"})

@@ -9,6 +9,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ecosms_gw.config import DefaultsConfig
 from ecosms_gw.config_values import country_code, time_zone
@@ -37,6 +38,12 @@ def is_number(sender_id: str) -> bool:
     return sender_id.lstrip("+").isdigit()
 
 
+class Spread(NamedTuple):
+    """A mailing sent in packets: `volume` messages every `delay_min` minutes."""
+    volume: int
+    delay_min: int
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     id: int | None
@@ -58,9 +65,18 @@ class Account:
     submission_report: str = "off"  # off | sender | reply-email
     priority: int = 1  # of its messages by default: 0-3, 3 the most urgent
     weight: int = 1  # its share of a link among the accounts of one priority
+    batch_volume: int | None = None  # its mails' and files' mailings go in packets of this many...
+    batch_delay_min: int | None = None  # ...this many minutes apart
     validity_hours: int | None = None  # how long the SMSC may try its messages; None: the SMSC's default
     webhook_url: str | None = None  # its events are POSTed here, signed with webhook_secret
     webhook_secret: str | None = None  # kept as given (signing needs the key itself), never shown
+
+    @property
+    def spread(self) -> Spread | None:
+        """How its mails' and files' mailings are spread, if they are."""
+        if self.batch_volume is None or self.batch_delay_min is None:
+            return None
+        return Spread(self.batch_volume, self.batch_delay_min)
 
     def rules(self, defaults: DefaultsConfig, mode: str | None = None) -> AccountRules:
         """How this account's bodies are composed, its own settings over the defaults; `mode`
@@ -97,6 +113,15 @@ class Account:
                    for allowed in self.senders)
 
 
+def spread_problem(spread: Spread) -> str | None:
+    """Why a spreading cannot be, or None."""
+    if not 1 <= spread.volume <= 100_000:
+        return f"a packet of {spread.volume}: 1 to 100,000 messages"
+    if not 1 <= spread.delay_min <= 1440:
+        return f"{spread.delay_min} minutes apart: 1 to 1,440"
+    return None
+
+
 def validate(account: Account) -> Account:
     """Refuse what would not work later, with the option's name; normalise the rest."""
     if not CODE.fullmatch(account.code):
@@ -130,6 +155,10 @@ def validate(account: Account) -> Account:
         raise InvalidAccount("--submission-report reply-email needs --reply-email")
     if not 0 <= account.priority <= 3:
         raise InvalidAccount(f"--priority {account.priority}: 0 to 3 (3 the most urgent)")
+    if (account.batch_volume is None) != (account.batch_delay_min is None):
+        raise InvalidAccount("--batch-volume and --batch-delay-min go together")
+    if (spread := account.spread) and (problem := spread_problem(spread)):
+        raise InvalidAccount(f"--batch-volume/--batch-delay-min: {problem}")
     if not 1 <= account.weight <= 1000:
         raise InvalidAccount(f"--weight {account.weight}: 1 to 1000")
     if account.validity_hours is not None and not 1 <= account.validity_hours <= 72:

@@ -63,6 +63,10 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
             "emailSender": {"type": "string", "description": "the From of those reply mails"},
             "emailSubject": {"type": "string", "maxLength": 200, "description": "their subject"},
             "pingUrl": {"type": "string", "description": "called on each change instead of the account's"},
+            "batchVolume": {"type": "integer", "minimum": 1, "maximum": 100000,
+                            "description": "mailing only: sent in packets of this many (with batchDelay)"},
+            "batchDelay": {"type": "integer", "minimum": 1, "maximum": 1440,
+                           "description": "mailing only: minutes between packets (with batchVolume)"},
             "contacts": {"type": "array", "maxItems": 200, "items": {
                 "type": "object", "required": ["recipient"],
                 "properties": {"recipient": {"type": "string"}}, "additionalProperties": {"type": "string"}}}}}}}}

@@ -17,7 +17,7 @@ import structlog
 
 from ecosms_gw.config import Config
 from ecosms_gw.core import numbers, ping
-from ecosms_gw.core.accounts import ADDRESS, Account, InvalidSender
+from ecosms_gw.core.accounts import ADDRESS, Account, InvalidSender, Spread
 from ecosms_gw.core.gsm import MODES
 from ecosms_gw.http import optouts, params
 from ecosms_gw.http.params import ApiError
@@ -115,13 +115,13 @@ async def create_sms(call: Call) -> Answer:
 
 
 async def create_mailing(call: Call) -> Answer:
-    outcome = await _create(call, at_most=params.MAX_CONTACTS)
+    outcome = await _create(call, at_most=params.MAX_CONTACTS, spread=_spread(call.params))
     return 201, {"id": outcome.mailing_id, "name": params.single(call.params, "name"),
                  "messages": outcome.messages, "parts": outcome.parts,
                  "dropped": outcome.report.dropped_document(), "warnings": outcome.report.warnings}
 
 
-async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline.Outcome:
+async def _create(call: Call, at_most: int, zone: str | None = None, spread: Spread | None = None) -> pipeline.Outcome:
     """An sms or a mailing, composed exactly as a mail body with these contacts would be."""
     values = call.params
     text = params.single(values, "text")
@@ -138,7 +138,7 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
         raise ApiError(400, f"pingUrl: {problem}")
     options = pipeline.Options(name, ping_url, _sender_id(call), params.choice(values, "encoding", MODES),
                                params.flag(values, "flash"), params.whole(values, "priority", 0, 3),
-                               params.whole(values, "validity", 5, 4320), _reply_routing(values), text=text)
+                               params.whole(values, "validity", 5, 4320), spread, _reply_routing(values), text=text)
     body = params.body(call.account.code, text, people, send_at)
     key = call.idempotency_key
     if key is not None:
@@ -154,6 +154,14 @@ async def _create(call: Call, at_most: int, zone: str | None = None) -> pipeline
     if outcome.report.refusal is not None:
         raise ApiError(400, f"{outcome.report.refusal.reason}: {outcome.report.refusal.detail}")
     return outcome
+
+
+def _spread(values: dict[str, Any]) -> Spread | None:
+    """`batchVolume` messages every `batchDelay` minutes: both or neither."""
+    volume, delay = params.whole(values, "batchVolume", 1, 100_000), params.whole(values, "batchDelay", 1, 1440)
+    if (volume is None) != (delay is None):
+        raise ApiError(400, "batchVolume and batchDelay go together")
+    return None if volume is None or delay is None else Spread(volume, delay)
 
 
 def _sender_id(call: Call) -> str | None:

@@ -14,7 +14,7 @@ import structlog
 
 from ecosms_gw import metrics
 from ecosms_gw.config import Config
-from ecosms_gw.core.accounts import Account
+from ecosms_gw.core.accounts import Account, Spread
 from ecosms_gw.core.compose import Composition, compose
 from ecosms_gw.core.mail2sms import Body, Rejected, parse_all
 from ecosms_gw.core.report import Report
@@ -69,11 +69,13 @@ class Options:
     flash: bool = False
     priority: int | None = None  # 0-3; None: the account's
     validity_min: int | None = None  # None: the account's
+    spread: Spread | None = None  # None: mails and files as the account spreads them, API calls not at all
     replies: ReplyRouting | None = None  # None: replies go the account's way
     request_hash: str | None = None  # with an idempotency key: the call's parameters
     text: str | None = None  # the text as written, shown as the mailing's
 
 
+SPREAD_BY_DEFAULT = ("smtp", "ftp")  # the sources an account's --batch-volume applies to
 INLINE_LIMIT = 256 * 1024  # below this, parsing costs less than a hop to a worker thread
 T = TypeVar("T")
 
@@ -131,10 +133,11 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
     accepted = Report.accepted(composition, len(bodies))
     submission = Submission(
         account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
-        options.sender_id or account.sender_id(), options.flash,
-        account.priority if options.priority is None else options.priority,
-        options.validity_min or (account.validity_hours and account.validity_hours * 60), options.replies,
-        options.request_hash, options.text)
+        sender_id=options.sender_id or account.sender_id(), flash=options.flash,
+        priority=account.priority if options.priority is None else options.priority,
+        validity_min=options.validity_min or (account.validity_hours and account.validity_hours * 60),
+        spread=options.spread or (account.spread if source in SPREAD_BY_DEFAULT else None),
+        replies=options.replies, request_hash=options.request_hash, text=options.text)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())
     else:

@@ -27,7 +27,8 @@ def _values(account: Account) -> list[Any]:
             account.api_secret, account.country, account.timezone, account.international,
             account.mode, list(account.sender_ids), account.reply_email, account.ping_url,
             account.max_messages, account.tps, account.submission_report, account.priority,
-            account.validity_hours, account.webhook_url, account.webhook_secret, account.weight]
+            account.validity_hours, account.webhook_url, account.webhook_secret, account.weight,
+            account.batch_volume, account.batch_delay_min]
 
 
 class Accounts:

@@ -4,6 +4,10 @@
 -- id. An account's cap (`--tps`) is kept here, when messages are taken, so that a capped
 -- account never holds a place of a link's window while it waits for its own rate.
 ALTER TABLE accounts ADD COLUMN weight integer NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000);
+-- Spreading by default of the account's mails' and files' mailings: packets of
+-- `batch_volume` messages, `batch_delay_min` minutes apart.
+ALTER TABLE accounts ADD COLUMN batch_volume integer CHECK (batch_volume BETWEEN 1 AND 100000);
+ALTER TABLE accounts ADD COLUMN batch_delay_min integer CHECK (batch_delay_min BETWEEN 1 AND 1440);
 
 -- One row per account and priority with messages queued: the claim reads these (a few
 -- hundred rows for a million messages), then each chosen account's own queue by index.
