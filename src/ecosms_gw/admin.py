@@ -8,10 +8,8 @@ one line what went wrong when it cannot.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -19,12 +17,11 @@ from typing import Any
 
 from ecosms_gw import retention
 from ecosms_gw.config import Config
-from ecosms_gw.core import gsm, numbers
+from ecosms_gw.core import gsm
 from ecosms_gw.core.accounts import Account, InvalidAccount, hash_secret, validate
 from ecosms_gw.errors import GatewayError
 from ecosms_gw.store import Store, StoreConflict, StoreError
 from ecosms_gw.store.database import DatabaseSetupError, database_dsn
-from ecosms_gw.store.reads import Page
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 SECRET_OPTIONS = ("smtp_password", "ftp_password", "api_secret")
@@ -119,7 +116,7 @@ async def account_add(store: Store, args: argparse.Namespace) -> int:
 
 
 async def account_set(store: Store, args: argparse.Namespace) -> int:
-    account = await _existing(store, args.code)
+    account = await existing_account(store, args.code)
     changes = _changes(args)
     if not changes:
         raise Refused("nothing to change: give at least one option")
@@ -130,7 +127,7 @@ async def account_set(store: Store, args: argparse.Namespace) -> int:
 
 
 async def account_remove(store: Store, args: argparse.Namespace) -> int:
-    account = await _existing(store, args.code)
+    account = await existing_account(store, args.code)
     try:
         await store.accounts.remove(account)
     except StoreConflict as conflict:
@@ -140,7 +137,7 @@ async def account_remove(store: Store, args: argparse.Namespace) -> int:
 
 
 async def account_show(store: Store, args: argparse.Namespace) -> int:
-    account = await _existing(store, args.code)
+    account = await existing_account(store, args.code)
     for name, value in _public(account).items():
         print(f"{name + ':':<16}{value}")
     return EXIT_OK
@@ -165,7 +162,7 @@ def _public(account: Account) -> dict[str, Any]:
     return {name: "-" if value is None else value for name, value in shown.items()}
 
 
-async def _existing(store: Store, code: str) -> Account:
+async def existing_account(store: Store, code: str) -> Account:
     account = await store.accounts.get(code)
     if account is None:
         raise Refused(f"no account {code}")
@@ -236,9 +233,7 @@ async def migrate(store: Store, args: argparse.Namespace) -> int:
 
 
 async def cancel(store: Store, args: argparse.Namespace) -> int:
-    mailing = await store.mailings.owner(args.mailing_id)
-    if mailing is None:
-        raise Refused(f"no mailing {args.mailing_id}")
+    await _mailing(store, args.mailing_id)
     canceled = await store.mailings.cancel(args.mailing_id)
     if canceled is None:
         raise Refused(f"mailing {args.mailing_id} has nothing left to cancel")
@@ -246,90 +241,24 @@ async def cancel(store: Store, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def numbers_check(store: Store, args: argparse.Namespace, settings: Config) -> int:
-    """`numbers check --account CODE`: by that account's rules and opt-out list."""
-    account = await _existing(store, args.account)
-    assert account.id is not None, "accounts read from the store have an id"
-    rules = account.rules(settings.defaults)
-    return check_numbers(args, rules.country, rules.international, await store.accounts.opt_outs(account.id))
-
-
-def check_numbers(args: argparse.Namespace, country: str, international: bool,
-                  opted_out: frozenset[str] = frozenset()) -> int:
-    """One line per number of a file (or stdin), streamed: a file of 100,000 numbers is
-    never held whole; on a terminal, stderr shows how far it got."""
-    try:
-        stream = sys.stdin if args.path == "-" else open(args.path, encoding="utf-8", errors="replace")  # noqa: SIM115
-    except OSError as error:
-        print(f"ecosms-gw numbers check: cannot read {args.path}: {error.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    progress, count = sys.stderr.isatty(), 0
-    with stream:
-        try:
-            for line in stream:
-                if not line.strip():
-                    continue
-                checked = numbers.check(line.strip(), country, international, opted_out)
-                sys.stdout.write((json.dumps(checked.document(), ensure_ascii=False) if args.json
-                                  else _shown(checked)) + "\n")
-                count += 1
-                if progress and count % 1000 == 0:
-                    print(f"\r{count:,} numbers checked", end="", file=sys.stderr, flush=True)
-        except BrokenPipeError:  # `| head`: the reader has all it wants
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return EXIT_OK
-    if progress:
-        print(f"\r{count:,} numbers checked", file=sys.stderr)
+async def pause(store: Store, args: argparse.Namespace) -> int:
+    await _mailing(store, args.mailing_id)
+    held = await store.mailings.pause(args.mailing_id)
+    if held is None:
+        raise Refused(f"mailing {args.mailing_id} is not sending: only a mailing sending can be paused")
+    print(f"mailing {args.mailing_id} paused: {held} messages held")
     return EXIT_OK
 
 
-def _shown(checked: numbers.Checked) -> str:
-    return (f"{checked.number:<20} {'valid' if checked.valid else 'invalid':<7} {checked.e164 or '-':<16} "
-            f"{checked.country or '-':<3} {checked.type:<20} {'opted-out' if checked.opted_out else '-':<9} "
-            f"{checked.reason or 'sent'}")
-
-
-async def optout(store: Store, args: argparse.Namespace, settings: Config) -> int:
-    """`optout list|add|remove|import|export|history --account CODE [NUMBER...|FILE]`."""
-    account = await _existing(store, args.account)
-    assert account.id is not None, "accounts read from the store have an id"
-    if args.action in ("list", "export"):
-        listing = await store.optouts.list(account.id, None, None, None, Page(limit=10**9), "UTC")
-        rows = [(row["number"], row["date"], row["reason"]) for row in json.loads(listing.items)]
-        if args.action == "export":  # CSV, as import reads it
-            csv.writer(sys.stdout, lineterminator="\n").writerows([("number", "date", "reason"), *rows])
-        for number, date, reason in rows if args.action == "list" else ():
-            print(f"{number:<16} {date} UTC  {reason}")
-        return EXIT_OK
-    if not args.items:
-        raise Refused(f"optout {args.action}: give {'files' if args.action == 'import' else 'numbers'}")
-    country = account.rules(settings.defaults).country
-    raws = _numbers_in(args.items) if args.action == "import" else args.items
-    found, bad = numbers.e164_all(raws, country)
-    if bad:
-        raise Refused(f"not phone numbers: {', '.join(bad[:10])}")
-    if args.action == "history":
-        changes = await store.optouts.history(account.id, found, "UTC")
-        for number in found:
-            for change in changes.get(number, []):
-                print(f"{number:<16} {change.date} UTC  {'out' if change.opted_out else 'in ':<3}  {change.source}")
-        return EXIT_OK
-    if args.action == "remove":
-        changed = await store.optouts.remove(account.id, found, "cli")
-    else:
-        source = "import" if args.action == "import" else "cli"
-        changed = await store.optouts.add(account.id, found, source, source)
-    print(f"{changed} of {len(found)} numbers {'back in' if args.action == 'remove' else 'opted out'}")
+async def resume(store: Store, args: argparse.Namespace) -> int:
+    await _mailing(store, args.mailing_id)
+    queued = await store.mailings.resume(args.mailing_id)
+    if queued is None:
+        raise Refused(f"mailing {args.mailing_id} is not paused")
+    print(f"mailing {args.mailing_id} resumed: {queued} messages queued again")
     return EXIT_OK
 
 
-def _numbers_in(paths: list[str]) -> list[str]:
-    """The numbers of CSV files (the first column; a header line is skipped) or plain lists."""
-    found: list[str] = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
-                found += numbers.listed(stream)
-        except OSError as error:
-            raise Refused(f"cannot read {path}: {error.strerror}") from None
-    return found
+async def _mailing(store: Store, mailing_id: int) -> None:
+    if await store.mailings.owner(mailing_id) is None:
+        raise Refused(f"no mailing {mailing_id}")

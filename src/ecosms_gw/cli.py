@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from ecosms_gw import admin, config, daemon, logs
+from ecosms_gw import admin, config, daemon, lists, logs
 from ecosms_gw.config_values import LogFormat, LogLevel, country_code, time_zone
 from ecosms_gw.core import gsm, report
 from ecosms_gw.core.compose import AccountRules
@@ -106,12 +106,15 @@ def _add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
                                help="numbers (add, remove, history) or CSV files, the number first (import)")
     optout_parser.add_argument("--account", metavar="CODE", required=True)
     optout_parser.add_argument("--config", help="configuration file")
-    optout_parser.set_defaults(handler=_store_command(admin.optout, with_settings=True))
+    optout_parser.set_defaults(handler=_store_command(lists.optout, with_settings=True))
 
-    cancel_parser = commands.add_parser("cancel", help="cancel what is not yet sent of a mailing")
-    cancel_parser.add_argument("mailing_id", type=int, metavar="MAILING_ID")
-    cancel_parser.add_argument("--config", help="configuration file")
-    cancel_parser.set_defaults(handler=_store_command(admin.cancel))
+    for name, handler, summary in (("cancel", admin.cancel, "cancel what is not yet sent of a mailing"),
+                                   ("pause", admin.pause, "stop handing a mailing's messages to the SMSC"),
+                                   ("resume", admin.resume, "hand a paused mailing's messages to the SMSC again")):
+        mailing_parser = commands.add_parser(name, help=summary)
+        mailing_parser.add_argument("mailing_id", type=int, metavar="MAILING_ID")
+        mailing_parser.add_argument("--config", help="configuration file")
+        mailing_parser.set_defaults(handler=_store_command(handler))
 
 
 def _add_simulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -164,8 +167,8 @@ def _store_command(action: Callable[..., Awaitable[int]], *, migrate_first: bool
 
 def _numbers_check(args: argparse.Namespace, settings: config.Config) -> int:
     if args.account:
-        return _store_command(admin.numbers_check, with_settings=True)(args, settings)
-    return admin.check_numbers(args, settings.defaults.country, True)
+        return _store_command(lists.numbers_check, with_settings=True)(args, settings)
+    return lists.check_numbers(args, settings.defaults.country, True)
 
 
 def _smsc_sim(args: argparse.Namespace, settings: config.Config) -> int:

@@ -26,14 +26,18 @@ from tests.support.daemon import COMMAND, environment, write_config
 from tests.support.smsc import Peer, dispatcher_for, statuses
 
 
-async def enqueue(store: Store, account: Account, numbers: range, priority: int = 1, text: str = "bulk") -> None:
-    """A mailing of `account` to +336NNNNNNNN for each n, stored as the API stores it."""
+async def enqueue(store: Store, account: Account, numbers: range, priority: int = 1, text: str = "bulk") -> list[int]:
+    """Mailings of `account` to +336NNNNNNNN for each n (2,000 each), stored as the API
+    stores them: their ids."""
     assert account.id is not None
+    stored = []
     for first in range(numbers.start, numbers.stop, 2000):
         body = f"U-{account.code}\nT-{text}\n" + "".join(f"#-336{n:08d}\n" for n in range(first, min(first + 2000,
                                                                                                      numbers.stop)))
-        await store.mailings.enqueue(Submission(account.id, "http", priority=priority),
-                                     compose(parse_all([body]), AccountRules(max_messages=2000)), {})
+        stored.append((await store.mailings.enqueue(Submission(account.id, "http", priority=priority),
+                                                    compose(parse_all([body]), AccountRules(max_messages=2000)),
+                                                    {})).mailing_id)
+    return stored
 
 
 @contextlib.asynccontextmanager
@@ -239,3 +243,88 @@ async def test_an_api_mailing_names_its_packets(client: Client, dsn: str) -> Non
     assert status == 201, created
     assert [row["s"] for row in offsets] == [0, 0, 60, 60, 120]
     assert half == (400, {"status": 400, "message": "batchVolume and batchDelay go together"})
+
+
+async def paused_at_500(store: Store, dsn: str, tmp_path: Path, peer: Peer,
+                        then: str) -> tuple[float, int, tuple[int, dict], tuple[int, dict]]:
+    """2,000 at tps 100, paused when about 500 have left; then `resume` (until all left)
+    or `delete` (cancel). The moment the pause was answered, how many had left 2 s later,
+    the pause's and the second call's answers."""
+    acme = await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
+    [mailing] = await enqueue(store, acme, range(2000))
+    async with running(dsn, tmp_path, peer, tps=100) as (base, _), aiohttp.ClientSession() as session:
+        client = Client(session, base)
+        assert (await client.login()).status == 200
+        deadline = time.monotonic() + 60
+        while len(peer.received()) < 500:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        paused = await client.call("POST", "/rest/mailing", data={"action": "pause", "id": mailing})
+        answered = time.time()
+        await asyncio.sleep(2)
+        left = len(peer.received())
+        _, read = await client.call("GET", f"/rest/mailing?id={mailing}&properties=status,paused")
+        assert read["list"] == [{"status": "paused", "paused": True}]
+        second = await client.call("POST", "/rest/mailing", data={"action": then, "id": mailing})
+        deadline = time.monotonic() + 60
+        while then == "resume" and len(peer.received()) < 2000:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+    return answered, left, paused, second
+
+
+async def test_a_paused_mailing_sends_nothing_more_and_all_once_resumed(store: Store, dsn: str,
+                                                                        tmp_path: Path) -> None:
+    peer = Peer(tmp_path)
+    try:
+        answered, left, paused, resumed = await paused_at_500(store, dsn, tmp_path, peer, "resume")
+    finally:
+        peer.stop()
+    received = peer.received()
+    destinations = [p["destination"] for p in received]
+    after_pause = [p for p in received[:left] if p["at"] / 1000 > answered]
+    assert paused[0] == 200 and paused[1]["status"] == "paused" and 1000 < paused[1]["count"] < 1600
+    assert after_pause == []  # nothing written once the pause was answered
+    assert resumed == (200, {"count": paused[1]["count"], "status": "created"})
+    assert len(destinations) == len(set(destinations)) == 2000  # each exactly once
+
+
+async def test_a_paused_mailing_can_be_canceled_and_counts_stay_exact(store: Store, dsn: str,
+                                                                      tmp_path: Path) -> None:
+    peer = Peer(tmp_path)
+    try:
+        _, left, paused, canceled = await paused_at_500(store, dsn, tmp_path, peer, "delete")
+        await asyncio.sleep(1)
+    finally:
+        peer.stop()
+    assert canceled == (200, {"count": paused[1]["count"], "status": "interrupted"})
+    assert len(peer.received()) == left and left + canceled[1]["count"] == 2000
+    assert {value for value in (await statuses(dsn)).values()} == {("submitted", "on", None),
+                                                                   ("canceled", "ko", "canceled")}
+
+
+async def test_pause_and_resume_from_the_command_line_hold_returned_messages_too(
+        store: Store, dsn: str, account: Account) -> None:
+    """A message a dispatcher had taken comes back while its mailing is paused: it waits
+    with the others, and goes again on resume."""
+    [mailing] = await enqueue(store, account, range(3))
+    [taken] = await store.dispatch.claim(1, 1)
+    await store.dispatch.record_submissions("main", [], [], [], mark=[taken.id])  # being written
+    env = environment(ECOSMS_DATABASE_DSN=dsn)
+
+    def ecosms(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([COMMAND, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    pausing = asyncio.create_task(asyncio.to_thread(ecosms, "pause", str(mailing)))
+    await asyncio.sleep(2)
+    waited = not pausing.done()  # the pause is answered once what was taken is settled
+    await store.dispatch.return_unsent([taken.id])  # its link was lost before writing it
+    paused = await pausing
+    held = await statuses(dsn)
+    again = ecosms("pause", str(mailing))
+    resumed = ecosms("resume", str(mailing))
+    assert waited and paused.stdout == f"mailing {mailing} paused: 2 messages held\n", paused.stderr
+    assert {state for state, _, _ in held.values()} == {"paused"}
+    assert again.returncode == 1 and "is not sending" in again.stderr
+    assert resumed.stdout == f"mailing {mailing} resumed: 3 messages queued again\n"
+    assert len(await store.dispatch.claim(10, 1)) == 3

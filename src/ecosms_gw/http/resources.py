@@ -19,13 +19,13 @@ from ecosms_gw.config import Config
 from ecosms_gw.core import numbers, ping
 from ecosms_gw.core.accounts import ADDRESS, Account, InvalidSender, Spread
 from ecosms_gw.core.gsm import MODES
-from ecosms_gw.http import optouts, params
+from ecosms_gw.http import mailings, optouts, params
 from ecosms_gw.http.params import ApiError
 from ecosms_gw.http.render import Listed
 from ecosms_gw.http.status_cache import StatusCache
 from ecosms_gw.ingest import pipeline
 from ecosms_gw.store import Store, StoreConflict
-from ecosms_gw.store.mailings import Change, ReplyRouting
+from ecosms_gw.store.mailings import ReplyRouting
 from ecosms_gw.store.reads import (
     MAILING,
     MAILING_DEFAULT,
@@ -196,46 +196,6 @@ async def read_mailing(call: Call) -> Answer:
     return 200, call.listed(listing, MAILING, chosen)
 
 
-async def update_mailing(call: Call) -> Answer:
-    """The seed's update (section 1.5): filters `id` and `name`, and `metaData` with a new
-    `name` (at any time) and `date` (while nothing of the mailing was sent)."""
-    values = call.params
-    ids, names = params.ids(values, "id"), params.values(values, "name")
-    if not ids and not names:
-        raise ApiError(417, "id or name is required: the mailings to update")
-    meta = params.meta_data(values)
-    if unknown := sorted(set(meta) - {"name", "date"}):
-        raise ApiError(400, f"metaData: {', '.join(unknown)} cannot be changed (name and date can)")
-    name = meta.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > 200):
-        raise ApiError(400, "metaData: name is a text of at most 200 characters")
-    date = meta.get("date")
-    if date is not None and not isinstance(date, str):
-        raise ApiError(400, "metaData: date is a text like 2017-05-07 11:12:25")
-    change = Change(name, "date" in meta, params.moment(date, call.zone, "date")[0] if date else None)
-    try:
-        count = await call.store.mailings.update(call.account_id, ids, names, change)
-    except StoreConflict as refusal:
-        raise ApiError(400, f"date: {refusal}; only the name can still change") from None
-    log.info("mailings_updated", account=call.account.code, mailings=count, renamed=name is not None,
-             rescheduled=change.date_given)
-    return 200, {"count": count}
-
-
-async def cancel_mailing(call: Call) -> Answer:
-    found = params.ids(call.params, "id")
-    if not found or len(found) != 1:
-        raise ApiError(417, "id is required: the mailing to cancel")
-    if not await call.store.mailings.owns(call.account_id, found[0]):
-        raise ApiError(404, f"no mailing {found[0]}")
-    canceled = await call.store.mailings.cancel(found[0])
-    if canceled is None:
-        raise ApiError(304, f"mailing {found[0]} has nothing left to cancel")
-    log.info("mailing_canceled", mailing_id=found[0], account=call.account.code, status=canceled.status,
-             messages=canceled.messages)
-    return 200, {"count": canceled.messages, "status": canceled.status}
-
-
 async def cancel_sms(call: Call) -> Answer:
     found = params.ids(call.params, "id")
     if not found:
@@ -317,8 +277,9 @@ async def read_numbers(call: Call) -> Answer:
 Handler = Callable[[Call], Awaitable[Answer]]
 ROUTES: dict[tuple[str, str], Handler] = {
     ("sms", "read"): read_sms, ("sms", "create"): create_sms, ("sms", "delete"): cancel_sms,
-    ("mailing", "read"): read_mailing, ("mailing", "create"): create_mailing, ("mailing", "delete"): cancel_mailing,
-    ("mailing", "update"): update_mailing,
+    ("mailing", "read"): read_mailing, ("mailing", "create"): create_mailing,
+    ("mailing", "delete"): mailings.cancel, ("mailing", "update"): mailings.update,
+    ("mailing", "pause"): mailings.pause, ("mailing", "resume"): mailings.resume,
     ("status", "read"): read_status, ("status", "queue"): status_queue,
     ("smsstatus", "read"): read_history,
     ("stats", "read"): read_stats, ("number", "read"): read_numbers,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -9,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncpg
+import structlog
 
 from ecosms_gw.core.accounts import Spread
 from ecosms_gw.core.compose import Composition
 from ecosms_gw.store.connector import StoreConflict, columns, one, queries, translated
 from ecosms_gw.store.reads import completed
 
+log = structlog.get_logger()
 Q = {name: completed(sql) for name, sql in queries("mailings").items()}
 if TYPE_CHECKING:
     Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
@@ -176,6 +179,32 @@ class Mailings:
         was already ended or canceled."""
         row = await self._pool.fetchrow(Q["cancel_mailing"], mailing_id)
         return Canceled(row["status"], row["canceled"]) if row else None
+
+    @translated
+    async def pause(self, mailing_id: int, settle_s: float = 10.0) -> int | None:
+        """Hold a sending mailing's waiting messages (how many), or None when it is not
+        sending. Answered once the messages a dispatcher had already taken are written and
+        answered (at most `settle_s`), so that nothing more of it is written afterwards,
+        but the parts left of a message already begun."""
+        held = await self._pool.fetchval(Q["pause_mailing"], mailing_id)
+        if held is None:
+            return None
+        deadline = asyncio.get_running_loop().time() + settle_s
+        while await self._pool.fetchval(Q["mailing_in_hand"], mailing_id):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("pause_not_settled", mailing_id=mailing_id, settle_s=settle_s)
+                break
+            await asyncio.sleep(0.05)
+        return int(held)
+
+    @translated
+    async def resume(self, mailing_id: int) -> int | None:
+        """A paused mailing sending again: how many messages are queued again, or None when
+        it was not paused."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            if await connection.fetchval(Q["resume_mailing"], mailing_id) is None:
+                return None
+            return int(await connection.fetchval(Q["resume_messages"], mailing_id))
 
     @translated
     async def cancel_messages(self, account_id: int, message_ids: list[int]) -> int:

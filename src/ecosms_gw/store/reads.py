@@ -68,7 +68,7 @@ MAILING = Resource((
     Field("date", "r.date", time=True), Field("messages", "r.messages"), Field("parts", "r.parts"),
     Field("source", "r.source"), Field("createdAt", "r.created_at", time=True), Field("sender", "r.sender"),
     Field("pingUrl", "r.ping_url"), Field("email", "r.reply_email"), Field("emailSender", "r.reply_from"),
-    Field("emailSubject", "r.reply_subject"), Field("stats", "r.stats")))
+    Field("emailSubject", "r.reply_subject"), Field("paused", "r.status = 'paused'"), Field("stats", "r.stats")))
 MAILING_DEFAULT = tuple(name for name in MAILING.names if name != "stats")  # counted only when asked
 OPTOUT = Resource((Field("number", "r.number"), Field("date", "r.date", time=True), Field("reason", "r.reason")))
 RESOURCES = {"optout": OPTOUT, "sms": SMS, "sms_created": SMS_CREATED, "reply": REPLY, "status": STATUS,

@@ -72,12 +72,12 @@ SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[],
 WITH c AS (
     UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
            description = 'canceled by request', updated_at = now()
-    WHERE mailing_id = $1 AND state IN ('queued', 'claimed')
+    WHERE mailing_id = $1 AND state IN ('queued', 'paused', 'claimed')
     RETURNING id
 )
 UPDATE mailings
 SET status = CASE WHEN (SELECT count(*) FROM c) = mailings.messages THEN 'canceled' ELSE 'interrupted' END
-WHERE id = $1 AND status = 'created' AND (SELECT count(*) FROM c) > 0
+WHERE id = $1 AND status IN ('created', 'paused') AND (SELECT count(*) FROM c) > 0
 RETURNING status, (SELECT count(*) FROM c) AS canceled;
 
 -- name: mailing_owner
@@ -148,7 +148,7 @@ SELECT id FROM mailings WHERE account_id = $1 AND id = $2;
 WITH c AS (
     UPDATE messages SET state = 'canceled', status = 'ko', code = 'canceled',
            description = 'canceled by request', updated_at = now()
-    WHERE account_id = $1 AND id = ANY($2::bigint[]) AND state IN ('queued', 'claimed')
+    WHERE account_id = $1 AND id = ANY($2::bigint[]) AND state IN ('queued', 'paused', 'claimed')
     RETURNING 1
 )
 SELECT count(*) FROM c;
@@ -182,3 +182,32 @@ WITH g AS (
     WHERE $3 AND mailing_id = ANY($1) AND state = 'queued'
 )
 SELECT count(*) FROM g CROSS JOIN (SELECT CASE WHEN $3 THEN pg_notify('ecosms_work', '') END) AS wake;
+
+-- name: pause_mailing
+-- A mailing that is sending ($1) paused: its waiting messages are held (a dispatcher
+-- taking some now is waited for, and keeps those). Returns how many were held, or nothing
+-- when it was not sending.
+WITH g AS (
+    UPDATE mailings SET status = 'paused' WHERE id = $1 AND status = 'created' RETURNING id
+), m AS (
+    UPDATE messages SET state = 'paused', updated_at = now()
+    WHERE mailing_id IN (SELECT id FROM g) AND state IN ('queued', 'claimed')
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM m) AS held FROM g;
+
+-- name: mailing_in_hand
+-- Messages of a mailing ($1) a dispatcher has taken and not yet seen answered.
+SELECT count(*) FROM messages WHERE mailing_id = $1 AND state IN ('claimed', 'submitting');
+
+-- name: resume_mailing
+-- A paused mailing ($1) sending again (the messages follow, in the next statement, once
+-- the mailing no longer holds them back).
+UPDATE mailings SET status = 'created' WHERE id = $1 AND status = 'paused' RETURNING id;
+
+-- name: resume_messages
+WITH m AS (
+    UPDATE messages SET state = 'queued', updated_at = now() WHERE mailing_id = $1 AND state = 'paused'
+    RETURNING 1
+)
+SELECT count(*) FROM m CROSS JOIN (SELECT pg_notify('ecosms_work', '')) AS wake;
