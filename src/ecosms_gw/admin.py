@@ -71,6 +71,8 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-volume", type=int, metavar="N",
                         help="its mails' and files' mailings go N messages at a time (with --batch-delay-min)")
     parser.add_argument("--batch-delay-min", type=int, metavar="M", help="minutes between those packets")
+    parser.add_argument("--quiet-hours", metavar="HH:MM-HH:MM",
+                        help="nothing is sent then, in the recipient's local time (e.g. 21:00-08:00; '' for none)")
     parser.add_argument("--weight", type=int, metavar="N",
                         help="its share of a link among the accounts of one priority (1 to 1000; default 1)")
     parser.add_argument("--webhook-url", metavar="URL", help="its events are POSTed here, signed")
@@ -84,12 +86,15 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
     names = ("name", "senders", *SECRET_OPTIONS, "country", "timezone", "international", "mode",
              "sender_ids", "reply_email", "ping_url", "max_messages", "tps", "submission_report", "priority",
-             "validity_hours", "webhook_url", "webhook_secret", "weight", "batch_volume", "batch_delay_min")
+             "validity_hours", "webhook_url", "webhook_secret", "weight", "batch_volume", "batch_delay_min",
+             "quiet_hours")
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if "senders" in changes:
         changes["senders"] = tuple(dict.fromkeys(s.strip().lower() for s in changes["senders"]))
     if "sender_ids" in changes:
         changes["sender_ids"] = tuple(dict.fromkeys(s.strip() for s in changes["sender_ids"] if s.strip()))
+    if changes.get("quiet_hours") == "":
+        changes["quiet_hours"] = None
     for name in (*SECRET_OPTIONS, "webhook_secret"):
         if name in changes:
             secret = sys.stdin.readline().rstrip("\r\n") if changes[name] == "-" else changes[name]

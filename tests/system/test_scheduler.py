@@ -10,8 +10,9 @@ import smtplib
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -328,3 +329,59 @@ async def test_pause_and_resume_from_the_command_line_hold_returned_messages_too
     assert again.returncode == 1 and "is not sending" in again.stderr
     assert resumed.stdout == f"mailing {mailing} resumed: 3 messages queued again\n"
     assert len(await store.dispatch.claim(10, 1)) == 3
+
+
+async def test_quiet_hours_hold_a_message_until_they_end_where_the_recipient_is(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    """Quiet hours under way in Europe/Paris that end at the next minute but one: the +33
+    message waits (its history says why) while another account's go, then leaves once
+    they end there."""
+    paris = ZoneInfo("Europe/Paris")
+    ends = (datetime.now(paris) + timedelta(seconds=75)).replace(second=0, microsecond=0)
+    window = f"{ends - timedelta(hours=2):%H:%M}-{ends:%H:%M}"
+    quiet = await store.accounts.add(Account(id=None, code="QUIET", international=True, quiet_hours=window))
+    other = await store.accounts.add(Account(id=None, code="OTHER", international=True))
+    assert quiet.id is not None
+    await store.mailings.enqueue(Submission(quiet.id, "http", quiet=True),
+                                 compose(parse_all(["U-QUIET\nT-Good night\n#-33612345678"]), AccountRules()), {})
+    await enqueue(store, other, range(1000, 1100))
+    peer = Peer(tmp_path)
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=100).run())
+    try:
+        await asyncio.sleep(10)
+        held = [(s, c) for _, s, c in (await statuses(dsn)).values() if c == "quiet_hours"]
+        others_sent = len(peer.received())
+        deadline = time.monotonic() + 120
+        while not [p for p in peer.received() if p["destination"] == "33612345678"]:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        peer.stop()
+    [sent] = [p for p in peer.received() if p["destination"] == "33612345678"]
+    connection = await asyncpg.connect(dsn)
+    history = await connection.fetch("SELECT e.status, e.code, e.description FROM status_events e "
+                                     "JOIN messages m ON m.id = e.message_id WHERE m.recipient = '+33612345678' "
+                                     "ORDER BY e.id")
+    await connection.close()
+    assert held == [("wait", "quiet_hours")]
+    assert others_sent == 100  # the other account was not held back
+    assert sent["at"] / 1000 >= ends.timestamp()
+    assert [(row["status"], row["code"]) for row in history] == [("wait", "quiet_hours"), ("wait", None), ("on", None)]
+    assert f"held until {ends.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in history[0]["description"]
+
+
+async def test_quiet_hours_count_every_zone_a_number_may_be_in(dsn: str) -> None:
+    """A number that may be in Paris or in Tokyo waits while it is night in either."""
+    tokyo = datetime.now(ZoneInfo("Asia/Tokyo"))
+    night_in_tokyo = f"{tokyo - timedelta(hours=1):%H:%M}-{tokyo + timedelta(hours=1):%H:%M}"
+    paris = datetime.now(ZoneInfo("Europe/Paris"))
+    night_nowhere = f"{paris + timedelta(hours=2):%H:%M}-{paris + timedelta(hours=3):%H:%M}"  # Tokyo is 7-8 h ahead
+    connection = await asyncpg.connect(dsn)
+    both = await connection.fetchval("SELECT quiet_until('Europe/Paris,Asia/Tokyo', $1)", night_in_tokyo)
+    paris_only = await connection.fetchval("SELECT quiet_until('Europe/Paris', $1)", night_in_tokyo)
+    neither = await connection.fetchval("SELECT quiet_until('Europe/Paris,Asia/Tokyo', $1)", night_nowhere)
+    await connection.close()
+    assert both is not None and timedelta(minutes=59) < both - datetime.now(UTC) <= timedelta(hours=1)
+    assert paris_only is None and neither is None

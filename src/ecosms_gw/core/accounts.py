@@ -38,6 +38,9 @@ def is_number(sender_id: str) -> bool:
     return sender_id.lstrip("+").isdigit()
 
 
+QUIET_HOURS = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d")
+
+
 class Spread(NamedTuple):
     """A mailing sent in packets: `volume` messages every `delay_min` minutes."""
     volume: int
@@ -67,6 +70,7 @@ class Account:
     weight: int = 1  # its share of a link among the accounts of one priority
     batch_volume: int | None = None  # its mails' and files' mailings go in packets of this many...
     batch_delay_min: int | None = None  # ...this many minutes apart
+    quiet_hours: str | None = None  # HH:MM-HH:MM in the recipient's local time: nothing is sent then
     validity_hours: int | None = None  # how long the SMSC may try its messages; None: the SMSC's default
     webhook_url: str | None = None  # its events are POSTed here, signed with webhook_secret
     webhook_secret: str | None = None  # kept as given (signing needs the key itself), never shown
@@ -159,6 +163,8 @@ def validate(account: Account) -> Account:
         raise InvalidAccount("--batch-volume and --batch-delay-min go together")
     if (spread := account.spread) and (problem := spread_problem(spread)):
         raise InvalidAccount(f"--batch-volume/--batch-delay-min: {problem}")
+    if account.quiet_hours is not None and not QUIET_HOURS.fullmatch(account.quiet_hours):
+        raise InvalidAccount(f"--quiet-hours {account.quiet_hours}: HH:MM-HH:MM, e.g. 21:00-08:00")
     if not 1 <= account.weight <= 1000:
         raise InvalidAccount(f"--weight {account.weight}: 1 to 1000")
     if account.validity_hours is not None and not 1 <= account.validity_hours <= 72:

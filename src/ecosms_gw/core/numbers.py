@@ -14,7 +14,7 @@ from collections.abc import Container, Iterable
 from typing import Literal, NamedTuple
 
 import phonenumbers
-from phonenumbers import PhoneNumberType
+from phonenumbers import PhoneNumberType, timezone
 
 DropReason = Literal["invalid_number", "international_not_allowed"]
 
@@ -85,6 +85,15 @@ class Checked(NamedTuple):
 
     def document(self) -> dict[str, object]:
         return dict(zip(PROPERTIES, self, strict=True))
+
+
+def zones(e164: str) -> tuple[str, ...]:
+    """The time zones a number may be in (phonenumbers' geographic data); none when unknown."""
+    try:
+        found = timezone.time_zones_for_number(phonenumbers.parse(e164))
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(zone for zone in found if zone != "Etc/Unknown")
 
 
 PROPERTIES = ("number", "valid", "e164", "country", "dialingCode", "type", "optedOut", "reason")  # as shown

@@ -137,6 +137,7 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
         priority=account.priority if options.priority is None else options.priority,
         validity_min=options.validity_min or (account.validity_hours and account.validity_hours * 60),
         spread=options.spread or (account.spread if source in SPREAD_BY_DEFAULT else None),
+        quiet=account.quiet_hours is not None,
         replies=options.replies, request_hash=options.request_hash, text=options.text)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())

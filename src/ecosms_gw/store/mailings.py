@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import asyncpg
 import structlog
 
+from ecosms_gw.core import numbers
 from ecosms_gw.core.accounts import Spread
 from ecosms_gw.core.compose import Composition
 from ecosms_gw.store.connector import StoreConflict, columns, one, queries, translated
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 _NO_ROUTING = (None, None, None)
 _COPY_FROM = 100  # messages; fewer go in one INSERT, which saves COPY's extra round trips
 _MESSAGE_COLUMNS = ("mailing_id", "account_id", "recipient", "text", "encoding", "segments", "line", "due_at",
-                    "sender_id", "flash", "priority", "validity_min")
+                    "sender_id", "flash", "priority", "validity_min", "zones")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class Submission:
     priority: int = 1  # 0-3, 3 the most urgent
     validity_min: int | None = None  # how long the SMSC may keep trying; None: its default
     spread: Spread | None = None  # sent in packets; None: all at its date
+    quiet: bool = False  # its account has quiet hours: its recipients' time zones are kept
     replies: ReplyRouting | None = None  # None: replies go to the account's --reply-email
     request_hash: str | None = None  # an API call's parameters: another under the same source_ref is refused
     text: str | None = None  # an API mailing's text as written (placeholders and all)
@@ -148,7 +150,7 @@ class Mailings:
                     for p in pending]
         messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
                     for row in _message_rows(p.submission, p.composition)]
-        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 13), *columns(messages, 12),
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 13), *columns(messages, 13),
                                       [p.zone for p in pending])
         return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
                 for row, p in zip(rows, pending, strict=True)]
@@ -257,15 +259,17 @@ async def _earlier(connection: Connection, submission: Submission) -> Enqueued |
 
 
 def _message_rows(submission: Submission, composition: Composition) -> list[tuple[Any, ...]]:
-    """(recipient, text, encoding, segments, line, due, sender id, flash, priority, validity):
-    a message is due at the later of its date and now; spread, packet k (of `volume`
-    messages, in their order) is due k x `delay_min` minutes later."""
+    """(recipient, text, encoding, segments, line, due, sender id, flash, priority, validity,
+    zones): a message is due at the later of its date and now; spread, packet k (of
+    `volume` messages, in their order) is due k x `delay_min` minutes later. The time
+    zones a recipient may be in are kept for an account with quiet hours."""
     now = datetime.now(UTC)
     options = submission.sender_id, submission.flash, submission.priority, submission.validity_min
     volume, delay = submission.spread or (1, 0)
     return [(m.recipient, m.text, m.encoding, m.segments, m.line,
              (m.send_at if m.send_at is not None and m.send_at > now else now)
-             + timedelta(minutes=index // volume * delay), *options)
+             + timedelta(minutes=index // volume * delay), *options,
+             ",".join(numbers.zones(m.recipient)) or None if submission.quiet else None)
             for index, m in enumerate(composition.messages)]
 
 
@@ -274,7 +278,7 @@ async def _insert_messages(connection: Connection, mailing_id: int, submission: 
     rows = _message_rows(submission, composition)
     account_id = submission.account_id
     if len(rows) <= _COPY_FROM:
-        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 10))
+        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 11))
     else:
         await connection.copy_records_to_table("messages", columns=_MESSAGE_COLUMNS,
                                                records=[(mailing_id, account_id, *row) for row in rows])

@@ -8,6 +8,11 @@ ALTER TABLE accounts ADD COLUMN weight integer NOT NULL DEFAULT 1 CHECK (weight 
 -- `batch_volume` messages, `batch_delay_min` minutes apart.
 ALTER TABLE accounts ADD COLUMN batch_volume integer CHECK (batch_volume BETWEEN 1 AND 100000);
 ALTER TABLE accounts ADD COLUMN batch_delay_min integer CHECK (batch_delay_min BETWEEN 1 AND 1440);
+-- Quiet hours, 'HH:MM-HH:MM' in the recipient's local time (e.g. 21:00-08:00): nothing is
+-- sent to a number while they are under way in one of the time zones it may be in
+-- (`messages.zones`, from phonenumbers, stored for the accounts that have quiet hours).
+ALTER TABLE accounts ADD COLUMN quiet_hours text CHECK (quiet_hours ~ '^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$');
+ALTER TABLE messages ADD COLUMN zones text;  -- comma-separated IANA zones
 
 -- One row per account and priority with messages queued: the claim reads these (a few
 -- hundred rows for a million messages), then each chosen account's own queue by index.
@@ -142,8 +147,44 @@ BEGIN
 END
 $$;
 
--- The claims: what is taken and out of its validity ends `ko` (expired) instead of being
--- written; the account's cap is the scheduler's now, so it is no longer returned.
+-- When quiet hours (`_quiet`) end for a recipient who may be in any of `_zones` (a
+-- comma-separated list), if they
+-- are under way in one of them now; NULL: the message may go now.
+CREATE FUNCTION quiet_until(_zones text, _quiet text) RETURNS timestamptz LANGUAGE sql STABLE SET jit = off AS $$
+    SELECT max(((l.local::date + q.ends)
+                + CASE WHEN l.local::time >= q.ends THEN interval '1 day' ELSE interval '0' END) AT TIME ZONE z)
+    FROM unnest(string_to_array(_zones, ',')) AS z,
+         LATERAL (SELECT now() AT TIME ZONE z AS local) l,
+         LATERAL (SELECT split_part(_quiet, '-', 1)::time AS starts, split_part(_quiet, '-', 2)::time AS ends) q
+    WHERE CASE WHEN q.starts < q.ends THEN l.local::time >= q.starts AND l.local::time < q.ends
+               ELSE l.local::time >= q.starts OR l.local::time < q.ends END
+$$;
+
+-- What the scheduler chose, less what may not go now: a message out of its validity ends
+-- `ko` (expired); one whose recipient is in quiet hours waits until they end, which its
+-- status history says (code `quiet_hours`). Shared by `claim_due` and `take_due`.
+CREATE FUNCTION sendable(_limit integer, _routes text[], _excluded text[]) RETURNS SETOF bigint
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    SELECT coalesce(array_agg(d), '{}') INTO ids FROM due_ids(_limit, _routes, _excluded) AS d;
+    UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
+           description = 'not sent within its validity', updated_at = now()
+    WHERE id = ANY(ids) AND due_at + validity_min * interval '1 minute' < now();
+    UPDATE messages m SET due_at = q.until, code = 'quiet_hours', updated_at = now(),
+           description = 'quiet hours where the recipient is: held until '
+                         || to_char(q.until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
+    FROM (SELECT w.id, quiet_until(w.zones, a.quiet_hours) AS until
+          FROM messages w JOIN accounts a ON a.id = w.account_id
+          WHERE w.id = ANY(ids) AND w.zones IS NOT NULL AND a.quiet_hours IS NOT NULL) q
+    WHERE m.id = q.id AND q.until IS NOT NULL;
+    RETURN QUERY SELECT m.id FROM messages m WHERE m.id = ANY(ids) AND m.state = 'queued' AND m.due_at <= now();
+END
+$$;
+
+-- The claims take what is sendable (a message held by quiet hours loses its mark as it
+-- goes); the account's cap is the scheduler's now, so it is no longer returned.
 DROP FUNCTION record_and_take(text, bigint[], smallint[], text[], bigint[], bigint[], text[], text[], text[],
                               integer, bigint, text[], text[]);
 DROP FUNCTION take_due(text, integer, bigint, text[], text[]);
@@ -154,17 +195,13 @@ RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, 
                encoding text, segments smallint, attempts smallint, sender_id text,
                flash boolean, priority smallint, validity_min integer)
 LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-    WITH due AS (
-        SELECT id FROM due_ids(_limit, _routes, _excluded) AS due(id)
-    ), expired AS (
-        UPDATE messages m SET state = 'done', status = 'ko', code = 'expired',
-               description = 'not sent within its validity', updated_at = now()
-        FROM due WHERE m.id = due.id AND m.due_at + m.validity_min * interval '1 minute' < now()
-    ), m AS (
+    WITH m AS (
         UPDATE messages m
-        SET state = 'claimed', claimed_by = _worker, attempts = m.attempts + 1, updated_at = now()
-        FROM due
-        WHERE m.id = due.id AND NOT coalesce(m.due_at + m.validity_min * interval '1 minute' < now(), false)
+        SET state = 'claimed', claimed_by = _worker, attempts = m.attempts + 1, updated_at = now(),
+            code = nullif(m.code, 'quiet_hours'),
+            description = CASE WHEN m.code = 'quiet_hours' THEN NULL ELSE m.description END
+        FROM sendable(_limit, _routes, _excluded) AS due(id)
+        WHERE m.id = due.id
         RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
                   m.sender_id, m.flash, m.priority, m.validity_min
     )
@@ -178,17 +215,13 @@ RETURNS TABLE (id bigint, mailing_id bigint, account_id bigint, recipient text, 
                encoding text, segments smallint, attempts smallint, sender_id text,
                flash boolean, priority smallint, validity_min integer)
 LANGUAGE sql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-    WITH due AS (
-        SELECT id FROM due_ids(_limit, _routes, _excluded) AS due(id)
-    ), expired AS (
-        UPDATE messages m SET state = 'done', status = 'ko', code = 'expired',
-               description = 'not sent within its validity', updated_at = now()
-        FROM due WHERE m.id = due.id AND m.due_at + m.validity_min * interval '1 minute' < now()
-    ), m AS (
+    WITH m AS (
         UPDATE messages m
-        SET state = 'submitting', claimed_by = _worker, smsc = _smsc, attempts = m.attempts + 1, updated_at = now()
-        FROM due
-        WHERE m.id = due.id AND NOT coalesce(m.due_at + m.validity_min * interval '1 minute' < now(), false)
+        SET state = 'submitting', claimed_by = _worker, smsc = _smsc, attempts = m.attempts + 1, updated_at = now(),
+            code = nullif(m.code, 'quiet_hours'),
+            description = CASE WHEN m.code = 'quiet_hours' THEN NULL ELSE m.description END
+        FROM sendable(_limit, _routes, _excluded) AS due(id)
+        WHERE m.id = due.id
         RETURNING m.id, m.mailing_id, m.account_id, m.recipient, m.text, m.encoding, m.segments, m.attempts,
                   m.sender_id, m.flash, m.priority, m.validity_min
     ), created AS (
