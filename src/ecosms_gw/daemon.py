@@ -103,6 +103,7 @@ async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
                 await store.dispatch.expire(timedelta(hours=config.dispatch.max_age_hours),
                                    timedelta(hours=config.dispatch.receipt_wait_hours))
                 await store.mailings.end_finished()
+                await store.dispatch.repair_queues()
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))
 

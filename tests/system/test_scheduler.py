@@ -385,3 +385,13 @@ async def test_quiet_hours_count_every_zone_a_number_may_be_in(dsn: str) -> None
     await connection.close()
     assert both is not None and timedelta(minutes=59) < both - datetime.now(UTC) <= timedelta(hours=1)
     assert paris_only is None and neither is None
+
+
+async def test_a_queue_lost_in_a_race_is_brought_back(store: Store, dsn: str, account: Account) -> None:
+    await enqueue(store, account, range(3))
+    connection = await asyncpg.connect(dsn)
+    await connection.execute("DELETE FROM queues")  # as if a claim had seen it empty
+    await connection.close()
+    assert await store.dispatch.claim(10, 1) == []  # no queue: nothing is taken
+    assert await store.dispatch.repair_queues() == 1
+    assert len(await store.dispatch.claim(10, 1)) == 3

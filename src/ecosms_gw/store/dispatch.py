@@ -231,6 +231,14 @@ class Dispatch:
         await self._pool.execute(Q["return_unsent"], message_ids)
 
     @translated
+    async def repair_queues(self) -> int:
+        """Queues brought back for messages that waited without one (see queues_repair)."""
+        repaired = int(await self._pool.fetchval(Q["queues_repair"]))
+        if repaired:
+            log.warning("queues_repaired", queues=repaired)
+        return repaired
+
+    @translated
     async def expire(self, max_age: timedelta, receipt_wait: timedelta) -> Expired:
         """Messages not sent within `max_age` end `ko`, those without a final receipt
         within `receipt_wait` end `no`."""

@@ -99,9 +99,12 @@ SELECT record_submissions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 -- counted from when they became due, end `ko` (expired); those submitted without a final
 -- receipt within the wait ($2) end `no`.
 WITH unsent AS (
-    UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
+    UPDATE messages m SET state = 'done', status = 'ko', code = 'expired',
            description = 'not sent within the maximum age', updated_at = now()
-    WHERE state = 'queued' AND due_at < now() - $1::interval
+    FROM queues q, LATERAL (SELECT w.id FROM messages w
+                            WHERE w.state = 'queued' AND w.account_id = q.account_id AND w.priority = q.priority
+                              AND w.due_at < now() - $1::interval) old
+    WHERE m.id = old.id
     RETURNING 1
 ), invalid AS (
     UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
@@ -125,3 +128,22 @@ DELETE FROM workers WHERE key = $1;
 -- What the SMSC answered, and the next due messages taken (claimed and marked at once):
 -- see the functions in 0009.
 SELECT * FROM record_and_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
+
+-- name: queues_repair
+-- A queue for every account and priority with messages queued (a skip scan of the queued
+-- index: one probe per queue). A claim removes a queue it saw empty; a message queued
+-- again in the same instant, unseen by it, would wait without one: this brings it back.
+WITH RECURSIVE keys AS (
+    (SELECT account_id, priority FROM messages WHERE state = 'queued' ORDER BY account_id, priority LIMIT 1)
+    UNION ALL
+    SELECT n.account_id, n.priority FROM keys k, LATERAL (
+        SELECT m.account_id, m.priority FROM messages m
+        WHERE m.state = 'queued' AND (m.account_id, m.priority) > (k.account_id, k.priority)
+        ORDER BY m.account_id, m.priority LIMIT 1) n
+), added AS (
+    INSERT INTO queues (account_id, priority, next_due)
+    SELECT account_id, priority, now() FROM keys
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM added;

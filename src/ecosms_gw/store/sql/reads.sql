@@ -232,10 +232,12 @@ LEFT JOIN stopped ON stopped.period IS NOT DISTINCT FROM p.period
 ORDER BY p.period;
 
 -- name: queue_state
--- The queue: its depth and how late its oldest due message is (the partial index only).
-SELECT count(*) AS queued, coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)
-           AS oldest_s
-FROM messages WHERE state = 'queued';
+-- The queue: its depth and how late its oldest due message is (read through the queues,
+-- the partial index only).
+SELECT coalesce(sum(n.queued), 0)::bigint AS queued,
+       coalesce(extract(epoch FROM now() - min(n.first) FILTER (WHERE n.first <= now())), 0) AS oldest_s
+FROM queues q, LATERAL (SELECT count(*) AS queued, min(m.due_at) AS first FROM messages m
+                        WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority) n;
 
 -- name: message_counts
 -- Messages by status, for /metrics: counted, not estimated, so a scrape every 15 s or more.

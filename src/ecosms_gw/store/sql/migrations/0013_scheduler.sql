@@ -31,7 +31,11 @@ CREATE TABLE caps (
     not_before        timestamptz NOT NULL
 );
 
+-- Each queue in its order. It replaces the index of all queued messages by due time: the
+-- sweeps and the queue's state read through the queues, and inserts keep one index more
+-- than before 0006, not two.
 CREATE INDEX messages_queued ON messages (account_id, priority, due_at, id) WHERE state = 'queued';
+DROP INDEX messages_due;
 -- Messages with a validity, for the sweep that ends those whose validity ran out unsent.
 CREATE INDEX messages_validity ON messages (due_at) WHERE state = 'queued' AND validity_min IS NOT NULL;
 
@@ -120,8 +124,10 @@ BEGIN
             FOR UPDATE SKIP LOCKED
         ) s;
         IF cardinality(ids) > 0 THEN
-            UPDATE queues SET served = served + cardinality(ids)::double precision / q.weight
-            WHERE account_id = q.account_id AND priority = q.priority;
+            IF q.queues > 1 THEN  -- alone, it has no one to be fair to
+                UPDATE queues SET served = served + cardinality(ids)::double precision / q.weight
+                WHERE account_id = q.account_id AND priority = q.priority;
+            END IF;
             IF q.tps IS NOT NULL THEN
                 INSERT INTO caps (account_id, not_before)
                 VALUES (q.account_id, now() + make_interval(secs => cardinality(ids)::double precision / q.tps))
@@ -167,17 +173,25 @@ CREATE FUNCTION sendable(_limit integer, _routes text[], _excluded text[]) RETUR
 LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     ids bigint[];
+    expiring boolean;
+    zoned boolean;
 BEGIN
     SELECT coalesce(array_agg(d), '{}') INTO ids FROM due_ids(_limit, _routes, _excluded) AS d;
+    SELECT coalesce(bool_or(validity_min IS NOT NULL), false), coalesce(bool_or(zones IS NOT NULL), false)
+    INTO expiring, zoned FROM messages WHERE id = ANY(ids);
+    IF NOT (expiring OR zoned) THEN  -- the common case: one look
+        RETURN QUERY SELECT unnest(ids);
+        RETURN;
+    END IF;
     UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
            description = 'not sent within its validity', updated_at = now()
-    WHERE id = ANY(ids) AND due_at + validity_min * interval '1 minute' < now();
+    WHERE expiring AND id = ANY(ids) AND due_at + validity_min * interval '1 minute' < now();
     UPDATE messages m SET due_at = q.until, code = 'quiet_hours', updated_at = now(),
            description = 'quiet hours where the recipient is: held until '
                          || to_char(q.until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
     FROM (SELECT w.id, quiet_until(w.zones, a.quiet_hours) AS until
           FROM messages w JOIN accounts a ON a.id = w.account_id
-          WHERE w.id = ANY(ids) AND w.zones IS NOT NULL AND a.quiet_hours IS NOT NULL) q
+          WHERE zoned AND w.id = ANY(ids) AND w.zones IS NOT NULL AND a.quiet_hours IS NOT NULL) q
     WHERE m.id = q.id AND q.until IS NOT NULL;
     RETURN QUERY SELECT m.id FROM messages m WHERE m.id = ANY(ids) AND m.state = 'queued' AND m.due_at <= now();
 END
