@@ -183,13 +183,21 @@ async def queue(store: Store, args: argparse.Namespace) -> int:
     if not rows:
         print("queue empty")
         return EXIT_OK
-    print(f"{'mailing':>8} {'account':<12} {'source':<6} {'created (UTC)':<17} {'wait':>6} {'on':>6} "
-          f"{'done':>6}  {'next attempt (UTC)':<17}  last error")
+    print(f"{'mailing':>8} {'account':<12} {'source':<6} {'pri':>3} {'created (UTC)':<17} {'wait':>6} {'on':>6} "
+          f"{'done':>6} {'held':>5}  {'next attempt (UTC)':<17}  last error")
     for row in rows:
         done = row.ok + row.ko + row.rep + row.no
-        print(f"{row.mailing_id:>8} {row.account:<12} {row.source:<6} {_when(row.created_at):<17} "
-              f"{row.wait:>6} {row.on:>6} {done:>6}  {_when(row.next_attempt):<17}  {row.last_error or ''}")
-    print(f"-- {len(rows)} mailings, {sum(row.wait for row in rows)} messages waiting")
+        print(f"{row.mailing_id:>8} {row.account:<12} {row.source:<6} {_shown(row.priority):>3} "
+              f"{_when(row.created_at):<17} {row.wait:>6} {row.on:>6} {done:>6} {row.paused + row.held:>5}  "
+              f"{'paused' if row.mailing_status == 'paused' else _when(row.next_attempt):<17}  "
+              f"{row.last_error or ''}")
+    by_queue: dict[tuple[str, int | None], int] = {}
+    for row in rows:
+        by_queue[row.account, row.priority] = by_queue.get((row.account, row.priority), 0) + row.wait
+    for (account, priority), count in sorted(by_queue.items(), key=lambda item: (-(item[0][1] or 0), item[0][0])):
+        print(f"-- {account} priority {_shown(priority)}: {count} waiting")
+    print(f"-- {len(rows)} mailings, {sum(row.wait for row in rows)} messages waiting, "
+          f"{sum(row.paused for row in rows)} paused, {sum(row.held for row in rows)} held by quiet hours")
     return EXIT_OK
 
 
@@ -225,6 +233,10 @@ async def purge(store: Store, args: argparse.Namespace, settings: Config) -> int
     removed = await retention.purge(store, settings, dry_run=args.dry_run)
     print(("would remove " if args.dry_run else "removed ") + removed.line())
     return EXIT_OK
+
+
+def _shown(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _when(moment: datetime | None) -> str:

@@ -98,14 +98,18 @@ async def test_queue_shows_waiting_mailings(dsn: str) -> None:
     store = await Store.open(dsn)
     acme, other = await store.accounts.get("ACME"), await store.accounts.get("OTHER")
     first = await store.mailings.enqueue(Submission(acme.id, "smtp", None), composition(4), {})
-    await store.mailings.enqueue(Submission(other.id, "ftp", None), composition(2), {})
+    paused = await store.mailings.enqueue(Submission(other.id, "ftp", None, priority=2), composition(2), {})
+    await store.mailings.pause(paused.mailing_id)
     sent = await store.dispatch.claim(1, worker=1)
     await store.dispatch.record_submissions("main", [], [], [], mark=[c.id for c in sent])
     await store.dispatch.record_submissions("main", [(c.id, 1, "x") for c in sent], [c.id for c in sent], [])
     await store.close()
 
     table = ecosms(dsn, "queue").stdout.splitlines()
-    assert table[-1] == "-- 2 mailings, 5 messages waiting"
+    assert table[-3:] == ["-- OTHER priority 2: 2 waiting", "-- ACME priority 1: 3 waiting",
+                          "-- 2 mailings, 5 messages waiting, 2 paused, 0 held by quiet hours"]
+    assert [line.split()[3] for line in table[1:3]] == ["1", "2"]  # priorities
+    assert "paused" in table[2]
     rows = json.loads(ecosms(dsn, "queue", "--json", "--account", "acme").stdout)
     assert [(r["mailing_id"], r["account"], r["wait"], r["on"]) for r in rows] == [
         (first.mailing_id, "ACME", 3, 1)]

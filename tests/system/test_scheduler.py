@@ -23,6 +23,8 @@ from ecosms_gw.core.mail2sms import parse_all
 from ecosms_gw.store import Store
 from ecosms_gw.store.mailings import Submission
 from tests.support.api import SECRET, Client
+from tests.support.api import daemon as api_daemon
+from tests.support.browser import chromium
 from tests.support.daemon import COMMAND, environment, write_config
 from tests.support.smsc import Peer, dispatcher_for, statuses
 
@@ -395,3 +397,38 @@ async def test_a_queue_lost_in_a_race_is_brought_back(store: Store, dsn: str, ac
     assert await store.dispatch.claim(10, 1) == []  # no queue: nothing is taken
     assert await store.dispatch.repair_queues() == 1
     assert len(await store.dispatch.claim(10, 1)) == 3
+
+
+async def test_the_monitor_shows_a_paused_mailing_and_offers_to_resume_it(store: Store, dsn: str,
+                                                                         tmp_path: Path) -> None:
+    """Its messages wait unrouted (the daemon's simulator serves 999 only): paused from
+    the page's own call by the operator, shown paused with a resume button in Chromium,
+    resumed by its account; another account cannot touch it."""
+    acme = await store.accounts.add(Account(id=None, code="ACME", api_secret=hash_secret(SECRET), international=True))
+    await store.accounts.add(Account(id=None, code="OTHER", api_secret=hash_secret(SECRET), international=True))
+    [mailing] = await enqueue(store, acme, range(3))
+    async with api_daemon(dsn, tmp_path, ECOSMS_HTTP_OPERATOR_TOKEN="op-secret") as base, \
+            aiohttp.ClientSession() as session:
+        operator = {"Authorization": "Bearer op-secret"}
+        async with session.post(base + "/monitor/mailing", json={"id": mailing, "action": "pause"},
+                                headers=operator) as response:
+            paused = response.status, await response.json()
+        async with session.get(base + "/monitor/data", headers=operator) as response:
+            data = await response.json()
+        page = await chromium("--dump-dom", f"{base}/monitor#token=op-secret")
+        tokens = {}
+        for code in ("OTHER", "ACME"):
+            client = Client(session, base)
+            assert (await client.login(code)).status == 200
+            tokens[code] = {"Authorization": f"Bearer {client.token}"}
+        async with session.post(base + "/monitor/mailing", json={"id": mailing, "action": "resume"},
+                                headers=tokens["OTHER"]) as response:
+            stranger = response.status
+        async with session.post(base + "/monitor/mailing", json={"id": mailing, "action": "resume"},
+                                headers=tokens["ACME"]) as response:
+            resumed = response.status, await response.json()
+    assert paused == (200, {"count": 3, "action": "pause"})
+    assert data["queue"]["paused"] == 3 and data["mailings"][0]["status"] == "paused"
+    assert 'data-action="resume"' in page and 'data-action="cancel"' in page
+    assert stranger == 404
+    assert resumed == (200, {"count": 3, "action": "resume"})

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -23,6 +24,8 @@ from ecosms_gw.http.params import ApiError
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.store.dispatch import Link
 from ecosms_gw.store.reads import Filter, Page
+
+log = structlog.get_logger()
 
 STATUSES = ("wait", "on", "ok", "ko", "rep", "no")
 DETAIL_MESSAGES = 200  # of a mailing, on the monitor
@@ -45,6 +48,7 @@ class Ops:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/monitor", self.monitor)
         app.router.add_get("/monitor/data", self.monitor_data)
+        app.router.add_post("/monitor/mailing", self.monitor_action)
 
     async def live(self, request: web.Request) -> web.Response:
         """The process answers (systemd's watchdog, a liveness probe)."""
@@ -125,9 +129,41 @@ class Ops:
         document = {"scope": account.code if account else "all",
                     "mailings": [dataclasses.asdict(m) for m in mailings],
                     "throughput": [dataclasses.asdict(t) for t in throughput],
-                    "queue": {"depth": queue.queued, "oldest_s": queue.oldest_due_s},
+                    "queue": {"depth": queue.queued, "oldest_s": queue.oldest_due_s, "held": queue.held,
+                              "paused": queue.paused},
                     "smsc": self.bound(), "mailing": detail, "notifications": notifications}
         return web.json_response(document, dumps=lambda value: json.dumps(value, default=datetime.isoformat))
+
+    async def monitor_action(self, request: web.Request) -> web.Response:
+        """Pause, resume or cancel a mailing from the page: an operator any, an account its own."""
+        try:
+            account = None if self.auth.is_operator(request) else await self.auth.account(request)
+            asked = await request.json()
+            mailing_id, action = int(asked["id"]), str(asked["action"])
+            owner = await self.store.mailings.owner(mailing_id)
+            if owner is None or (account is not None and owner.account_id != account.id):
+                raise ApiError(404, f"no mailing {mailing_id}")
+            mailings = self.store.mailings
+            if action == "pause":
+                done = await mailings.pause(mailing_id)
+            elif action == "resume":
+                done = await mailings.resume(mailing_id)
+            elif action == "cancel":
+                done = canceled.messages if (canceled := await mailings.cancel(mailing_id)) else None
+            else:
+                raise ApiError(400, "action: pause, resume or cancel")
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"status": 400, "message": "a JSON object with id and action"}, status=400)
+        except ApiError as error:
+            return web.json_response({"status": error.status, "message": error.message}, status=error.status)
+        except StoreError:
+            return web.json_response({"status": 503, "message": "database unavailable, retry later"}, status=503)
+        if done is None:
+            return web.json_response({"status": 409, "message": f"mailing {mailing_id}: nothing to {action}"},
+                                     status=409)
+        log.info("monitor_mailing_action", mailing_id=mailing_id, action=action, messages=done,
+                 operator=account is None)
+        return web.json_response({"count": done, "action": action})
 
     async def _notifications(self, scope: int | None) -> dict[str, Any]:
         """What waits to be told: the viewer's webhook events and failing receivers; for

@@ -130,6 +130,8 @@ class Stats:
 class QueueState:
     queued: int
     oldest_due_s: float  # how late the oldest due message is
+    held: int = 0  # of the queued, held by quiet hours
+    paused: int = 0  # held by a pause (not counted as queued)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,9 @@ class Waiting(StatusCounts):
     created_at: datetime
     send_at: datetime | None
     messages: int
+    priority: int | None  # of its waiting messages (3 the most urgent)
+    paused: int  # its messages held by a pause
+    held: int  # its messages held by quiet hours
     next_attempt: datetime | None
     last_error: str | None
 
@@ -248,7 +253,7 @@ class Reads:
     @translated
     async def queue_state(self) -> QueueState:
         row = one(await self._pool.fetchrow(Q["queue_state"]))
-        return QueueState(row["queued"], float(row["oldest_s"]))
+        return QueueState(row["queued"], float(row["oldest_s"]), row["held"], row["paused"])
 
     @translated
     async def message_counts(self) -> dict[str, int]:

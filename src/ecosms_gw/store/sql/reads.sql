@@ -1,9 +1,13 @@
 -- Named queries of store/reads.py: each starts with a `-- name:` line.
 
 -- name: queue_view
--- What waits, per mailing, like mailq: counts by status, next attempt, last error.
+-- What waits, per mailing, like mailq: counts by status, its priority, messages paused or
+-- held by quiet hours, next attempt, last error.
 SELECT g.id AS mailing_id, a.code AS account, g.source, g.status AS mailing_status,
        g.created_at, g.send_at, g.messages,
+       max(m.priority) FILTER (WHERE m.state IN ('queued', 'paused')) AS priority,
+       count(*) FILTER (WHERE m.state = 'paused') AS paused,
+       count(*) FILTER (WHERE m.state = 'queued' AND m.code = 'quiet_hours') AS held,
        count(*) FILTER (WHERE m.status = 'wait') AS wait,
        count(*) FILTER (WHERE m.status = 'on') AS "on",
        count(*) FILTER (WHERE m.status = 'ok') AS ok,
@@ -17,9 +21,9 @@ FROM mailings g
 JOIN accounts a ON a.id = g.account_id
 JOIN messages m ON m.mailing_id = g.id
 WHERE ($1::text IS NULL OR lower(a.code) = lower($1))
-  AND g.status = 'created'
+  AND g.status IN ('created', 'paused')
   AND EXISTS (SELECT 1 FROM messages w WHERE w.mailing_id = g.id
-              AND w.state IN ('queued', 'claimed', 'submitting'))
+              AND w.state IN ('queued', 'paused', 'claimed', 'submitting'))
 GROUP BY g.id, a.code
 ORDER BY g.id;
 
@@ -233,10 +237,13 @@ ORDER BY p.period;
 
 -- name: queue_state
 -- The queue: its depth and how late its oldest due message is (read through the queues,
--- the partial index only).
+-- the partial index only), what quiet hours hold of it, and the messages paused.
 SELECT coalesce(sum(n.queued), 0)::bigint AS queued,
-       coalesce(extract(epoch FROM now() - min(n.first) FILTER (WHERE n.first <= now())), 0) AS oldest_s
-FROM queues q, LATERAL (SELECT count(*) AS queued, min(m.due_at) AS first FROM messages m
+       coalesce(extract(epoch FROM now() - min(n.first) FILTER (WHERE n.first <= now())), 0) AS oldest_s,
+       coalesce(sum(n.held), 0)::bigint AS held, (SELECT count(*) FROM messages WHERE state = 'paused') AS paused
+FROM queues q, LATERAL (SELECT count(*) AS queued, min(m.due_at) AS first,
+                               count(*) FILTER (WHERE m.code = 'quiet_hours') AS held
+                        FROM messages m
                         WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority) n;
 
 -- name: message_counts

@@ -81,15 +81,18 @@ CREATE TRIGGER messages_requeued AFTER UPDATE ON messages FOR EACH ROW
 -- Due messages for one connection: the one choice of what goes next, for `claim_due`
 -- and `take_due`. Queues due now (of accounts their cap lets send), the most urgent
 -- first, then the least served, are locked in (account, priority) order; each gives its
--- share of `_limit` (by weight; a capped account at most a tenth of its rate), oldest
+-- share of what is left (by weight; a capped account at most a tenth of its rate), oldest
 -- first, locked and skipped by the other connections. A queue with nothing due gets its
 -- next due time (at most 5 s ahead: a message requeued while this ran is seen then), and
 -- goes when nothing of it is queued.
-CREATE OR REPLACE FUNCTION due_ids(_limit integer, _routes text[], _excluded text[]) RETURNS SETOF bigint
+DROP FUNCTION due_ids(integer, text[], text[]);
+CREATE FUNCTION due_ids(_limit integer, _routes text[], _excluded text[])
+RETURNS TABLE (id bigint, special boolean)  -- special: it has a validity or time zones
 LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
 DECLARE
     q record;
     ids bigint[];
+    specials boolean[];
     want integer;
     left_over integer := _limit;
     next timestamptz;
@@ -100,23 +103,26 @@ BEGIN
             WHERE u.next_due <= now()
               AND NOT EXISTS (SELECT 1 FROM caps c WHERE c.account_id = u.account_id AND c.not_before > now())
             ORDER BY u.priority DESC, u.served, u.account_id
-            LIMIT _limit
+            LIMIT _limit + 8  -- a few more, for those that turn out to have nothing to give
         ), locked AS (
             SELECT u.account_id, u.priority, u.served FROM queues u JOIN chosen USING (account_id, priority)
             ORDER BY u.account_id, u.priority
             FOR UPDATE OF u
         )
-        SELECT l.account_id, l.priority, a.weight, a.tps, count(*) OVER () AS queues
+        SELECT l.account_id, l.priority, a.weight, a.tps, count(*) OVER () AS queues,
+               count(*) OVER () - row_number() OVER (ORDER BY l.priority DESC, l.served, l.account_id) + 1 AS rest
         FROM locked l JOIN accounts a ON a.id = l.account_id
         ORDER BY l.priority DESC, l.served, l.account_id
     LOOP
         EXIT WHEN left_over <= 0;
-        want := least(left_over, ceil(_limit::numeric / q.queues)::integer * q.weight);
+        -- an even share of what is left among the queues left (what one cannot give, the
+        -- next ones take), times the weight
+        want := least(left_over, ceil(left_over::numeric / q.rest)::integer * q.weight);
         IF q.tps IS NOT NULL THEN
             want := least(want, greatest(1, q.tps / 10));
         END IF;
-        SELECT coalesce(array_agg(s.id), '{}') INTO ids FROM (
-            SELECT m.id FROM messages m
+        SELECT coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.special), '{}') INTO ids, specials FROM (
+            SELECT m.id, m.validity_min IS NOT NULL OR m.zones IS NOT NULL AS special FROM messages m
             WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority
               AND m.due_at <= now() AND m.recipient LIKE ANY(_routes) AND NOT m.recipient LIKE ANY(_excluded)
             ORDER BY m.due_at, m.id
@@ -136,17 +142,20 @@ BEGIN
                                  + make_interval(secs => cardinality(ids)::double precision / q.tps);
             END IF;
             left_over := left_over - cardinality(ids);
-            RETURN QUERY SELECT unnest(ids);
+            RETURN QUERY SELECT * FROM unnest(ids, specials);
         END IF;
-        IF cardinality(ids) < want THEN
-            SELECT m.due_at INTO next FROM messages m
-            WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority
-            ORDER BY m.due_at, m.id LIMIT 1;
-            IF next IS NULL THEN
-                DELETE FROM queues WHERE account_id = q.account_id AND priority = q.priority;
-            ELSIF next > now() THEN
-                UPDATE queues SET next_due = least(next, now() + interval '5 seconds')
-                WHERE account_id = q.account_id AND priority = q.priority;
+        IF cardinality(ids) < want THEN  -- gone when empty, else due again at its first message
+            DELETE FROM queues u WHERE u.account_id = q.account_id AND u.priority = q.priority
+              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.state = 'queued' AND m.account_id = q.account_id
+                                                         AND m.priority = q.priority);
+            IF NOT FOUND THEN
+                SELECT m.due_at INTO next FROM messages m
+                WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority
+                ORDER BY m.due_at, m.id LIMIT 1;
+                IF next > now() THEN
+                    UPDATE queues SET next_due = least(next, now() + interval '5 seconds')
+                    WHERE account_id = q.account_id AND priority = q.priority;
+                END IF;
             END IF;
         END IF;
     END LOOP;
@@ -173,25 +182,23 @@ CREATE FUNCTION sendable(_limit integer, _routes text[], _excluded text[]) RETUR
 LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     ids bigint[];
-    expiring boolean;
-    zoned boolean;
+    special boolean;
 BEGIN
-    SELECT coalesce(array_agg(d), '{}') INTO ids FROM due_ids(_limit, _routes, _excluded) AS d;
-    SELECT coalesce(bool_or(validity_min IS NOT NULL), false), coalesce(bool_or(zones IS NOT NULL), false)
-    INTO expiring, zoned FROM messages WHERE id = ANY(ids);
-    IF NOT (expiring OR zoned) THEN  -- the common case: one look
+    SELECT coalesce(array_agg(d.id), '{}'), coalesce(bool_or(d.special), false) INTO ids, special
+    FROM due_ids(_limit, _routes, _excluded) AS d;
+    IF NOT special THEN  -- the common case: nothing to look at
         RETURN QUERY SELECT unnest(ids);
         RETURN;
     END IF;
     UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
            description = 'not sent within its validity', updated_at = now()
-    WHERE expiring AND id = ANY(ids) AND due_at + validity_min * interval '1 minute' < now();
+    WHERE id = ANY(ids) AND due_at + validity_min * interval '1 minute' < now();
     UPDATE messages m SET due_at = q.until, code = 'quiet_hours', updated_at = now(),
            description = 'quiet hours where the recipient is: held until '
                          || to_char(q.until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
     FROM (SELECT w.id, quiet_until(w.zones, a.quiet_hours) AS until
           FROM messages w JOIN accounts a ON a.id = w.account_id
-          WHERE zoned AND w.id = ANY(ids) AND w.zones IS NOT NULL AND a.quiet_hours IS NOT NULL) q
+          WHERE w.id = ANY(ids) AND w.zones IS NOT NULL AND a.quiet_hours IS NOT NULL) q
     WHERE m.id = q.id AND q.until IS NOT NULL;
     RETURN QUERY SELECT m.id FROM messages m WHERE m.id = ANY(ids) AND m.state = 'queued' AND m.due_at <= now();
 END

@@ -22,3 +22,6 @@ $$;
 CREATE TRIGGER messages_held BEFORE UPDATE ON messages FOR EACH ROW
     WHEN (NEW.state = 'queued' AND OLD.state <> 'queued')
     EXECUTE FUNCTION messages_held_if_paused();
+
+-- Paused messages, counted for the monitor and `ecosms-gw queue`.
+CREATE INDEX messages_paused ON messages (mailing_id) WHERE state = 'paused';
