@@ -9,7 +9,7 @@ import dataclasses
 import smtplib
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -101,69 +101,46 @@ async def test_an_urgent_sms_overtakes_a_bulk_campaign(store: Store, dsn: str, t
     assert len(before) < 5000  # most of the campaign was still waiting
 
 
-async def test_two_accounts_share_a_link_evenly(store: Store, dsn: str, tmp_path: Path) -> None:
-    """1,000 each at the same priority, A queued first: neither takes more than 60% of
-    any 200 consecutive submits."""
-    a = await store.accounts.add(Account(id=None, code="A", international=True))
+async def two_accounts(store: Store, tmp_path: Path, tps: int, enough: Callable[[list[str]], bool],
+                       **a_options: int) -> tuple[list[str], list[dict]]:
+    """A (`a_options`) and B, 1,000 queued each, A first, sent through one link at `tps`
+    until `enough` of the owners seen at the peer: their order, and what the peer got."""
+    a = await store.accounts.add(Account(id=None, code="A", international=True, **a_options))
     b = await store.accounts.add(Account(id=None, code="B", international=True))
     await enqueue(store, a, range(0, 1000))
     await enqueue(store, b, range(1000, 2000))
     peer = Peer(tmp_path)
-    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=100, window=10).run())
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=tps, window=10).run())
     try:
         deadline = time.monotonic() + 60
-        while len(peer.received()) < 600:
+        while not enough(owners := ["A" if int(p["destination"][3:]) < 1000 else "B" for p in peer.received()]):
             assert time.monotonic() < deadline and not task.done()
             await asyncio.sleep(0.2)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         peer.stop()
-    owners = ["A" if int(p["destination"][3:]) < 1000 else "B" for p in peer.received()][:600]
-    shares = [owners[i:i + 200].count("A") / 200 for i in range(0, len(owners) - 199)]
+    return owners, peer.received()
+
+
+async def test_two_accounts_share_a_link_evenly(store: Store, tmp_path: Path) -> None:
+    """1,000 each at the same priority, A queued first: neither takes more than 60% of
+    any 200 consecutive submits."""
+    owners, _ = await two_accounts(store, tmp_path, 100, lambda seen: len(seen) >= 600)
+    shares = [owners[i:i + 200].count("A") / 200 for i in range(0, 401)]
     assert 0.4 <= min(shares) and max(shares) <= 0.6, (min(shares), max(shares))
 
 
-async def test_weights_share_a_link_in_proportion(store: Store, dsn: str, tmp_path: Path) -> None:
-    a = await store.accounts.add(Account(id=None, code="A", international=True, weight=3))
-    b = await store.accounts.add(Account(id=None, code="B", international=True))
-    await enqueue(store, a, range(0, 1000))
-    await enqueue(store, b, range(1000, 2000))
-    peer = Peer(tmp_path)
-    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=400, window=10).run())
-    try:
-        deadline = time.monotonic() + 60
-        while len(peer.received()) < 800:
-            assert time.monotonic() < deadline and not task.done()
-            await asyncio.sleep(0.2)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        peer.stop()
-    owners = ["A" if int(p["destination"][3:]) < 1000 else "B" for p in peer.received()][:800]
-    assert 0.7 <= owners.count("A") / 800 <= 0.8  # 3 to 1
+async def test_weights_share_a_link_in_proportion(store: Store, tmp_path: Path) -> None:
+    owners, _ = await two_accounts(store, tmp_path, 400, lambda seen: len(seen) >= 800, weight=3)
+    assert 0.7 <= owners[:800].count("A") / 800 <= 0.8  # 3 to 1
 
 
-async def test_a_capped_account_holds_no_one_back(store: Store, dsn: str, tmp_path: Path) -> None:
+async def test_a_capped_account_holds_no_one_back(store: Store, tmp_path: Path) -> None:
     """A capped at 10/s with 1,000 queued first, B with 1,000 and no cap, link tps 200:
     B's 1,000 leave at the link's rate, A's at its cap."""
-    a = await store.accounts.add(Account(id=None, code="A", international=True, tps=10))
-    b = await store.accounts.add(Account(id=None, code="B", international=True))
-    await enqueue(store, a, range(0, 1000))
-    await enqueue(store, b, range(1000, 2000))
-    peer = Peer(tmp_path)
     started = time.time()
-    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=200, window=10).run())
-    try:
-        deadline = time.monotonic() + 60
-        while sum(int(p["destination"][3:]) >= 1000 for p in peer.received()) < 1000:
-            assert time.monotonic() < deadline and not task.done()
-            await asyncio.sleep(0.2)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        peer.stop()
-    received = peer.received()
+    _, received = await two_accounts(store, tmp_path, 200, lambda seen: seen.count("B") >= 1000, tps=10)
     b_done = max(p["at"] for p in received if int(p["destination"][3:]) >= 1000) / 1000
     a_sent = [p["at"] / 1000 for p in received if int(p["destination"][3:]) < 1000 and p["at"] / 1000 <= b_done]
     assert b_done - started < 7
