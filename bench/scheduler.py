@@ -55,7 +55,8 @@ async def claims(admin_dsn: str, queued: int, accounts: int) -> None:
     start = time.perf_counter()
     for statement in FILL.strip().split(";\n"):
         await connection.execute(statement.replace("$1", str(queued)).replace("$2", str(accounts)))
-    await connection.execute("VACUUM ANALYZE messages; VACUUM ANALYZE queues")
+    for table in ("messages", "queues"):
+        await connection.execute(f"VACUUM ANALYZE {table}")
     print(f"scheduler: {queued:,} queued across {accounts:,} accounts (priorities 0 and 1) in "
           f"{time.perf_counter() - start:.0f} s; {await connection.fetchval('SELECT count(*) FROM queues'):,} queues")
     for size, count in ((4, 3000), (64, 1000)):

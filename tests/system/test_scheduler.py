@@ -101,16 +101,16 @@ async def test_an_urgent_sms_overtakes_a_bulk_campaign(store: Store, dsn: str, t
     assert len(before) < 5000  # most of the campaign was still waiting
 
 
-async def two_accounts(store: Store, tmp_path: Path, tps: int, enough: Callable[[list[str]], bool],
+async def two_accounts(store: Store, tmp_path: Path, link_tps: int, enough: Callable[[list[str]], bool],
                        **a_options: int) -> tuple[list[str], list[dict]]:
-    """A (`a_options`) and B, 1,000 queued each, A first, sent through one link at `tps`
+    """A (`a_options`) and B, 1,000 queued each, A first, sent through one link at `link_tps`
     until `enough` of the owners seen at the peer: their order, and what the peer got."""
     a = await store.accounts.add(Account(id=None, code="A", international=True, **a_options))
     b = await store.accounts.add(Account(id=None, code="B", international=True))
     await enqueue(store, a, range(0, 1000))
     await enqueue(store, b, range(1000, 2000))
     peer = Peer(tmp_path)
-    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=tps, window=10).run())
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=link_tps, window=10).run())
     try:
         deadline = time.monotonic() + 60
         while not enough(owners := ["A" if int(p["destination"][3:]) < 1000 else "B" for p in peer.received()]):

@@ -80,8 +80,8 @@ CREATE TRIGGER messages_requeued AFTER UPDATE ON messages FOR EACH ROW
 
 -- Due messages for one connection: the one choice of what goes next, for `claim_due`
 -- and `take_due`. Queues due now (of accounts their cap lets send), the most urgent
--- first, then the least served, are locked in (account, priority) order; each gives its
--- share of what is left (by weight; a capped account at most a tenth of its rate), oldest
+-- first, then the least served, are locked in (account, priority) order; each offers its
+-- share of `_limit` (by weight; a capped account at most a tenth of its rate), oldest
 -- first, locked and skipped by the other connections. A queue with nothing due gets its
 -- next due time (at most 5 s ahead: a message requeued while this ran is seen then), and
 -- goes when nothing of it is queued.
@@ -90,75 +90,82 @@ CREATE FUNCTION due_ids(_limit integer, _routes text[], _excluded text[])
 RETURNS TABLE (id bigint, special boolean)  -- special: it has a validity or time zones
 LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
 DECLARE
-    q record;
     ids bigint[];
     specials boolean[];
-    want integer;
-    left_over integer := _limit;
-    next timestamptz;
+    accounts_ bigint[];
+    priorities smallint[];
+    shares integer[];
+    gave integer[];
+    weights integer[];
+    caps_ integer[];
 BEGIN
-    FOR q IN
-        WITH chosen AS (
-            SELECT u.account_id, u.priority FROM queues u
-            WHERE u.next_due <= now()
-              AND NOT EXISTS (SELECT 1 FROM caps c WHERE c.account_id = u.account_id AND c.not_before > now())
-            ORDER BY u.priority DESC, u.served, u.account_id
-            LIMIT _limit + 8  -- a few more, for those that turn out to have nothing to give
-        ), locked AS (
-            SELECT u.account_id, u.priority, u.served FROM queues u JOIN chosen USING (account_id, priority)
-            ORDER BY u.account_id, u.priority
-            FOR UPDATE OF u
-        )
-        SELECT l.account_id, l.priority, a.weight, a.tps, count(*) OVER () AS queues,
-               count(*) OVER () - row_number() OVER (ORDER BY l.priority DESC, l.served, l.account_id) + 1 AS rest
+    -- One statement, however many accounts: each chosen queue offers its share by index,
+    -- the most urgent and least served first, and the first `_limit` are taken.
+    WITH chosen AS (
+        SELECT u.account_id, u.priority FROM queues u
+        WHERE u.next_due <= now()
+          AND NOT EXISTS (SELECT 1 FROM caps c WHERE c.account_id = u.account_id AND c.not_before > now())
+        ORDER BY u.priority DESC, u.served, u.account_id
+        LIMIT _limit + 8  -- a few more, for those that turn out to have nothing to give
+    ), locked AS (
+        SELECT u.account_id, u.priority, u.served FROM queues u JOIN chosen USING (account_id, priority)
+        ORDER BY u.account_id, u.priority
+        FOR UPDATE OF u
+    ), shared AS (
+        SELECT l.account_id, l.priority, a.weight, a.tps,
+               row_number() OVER (ORDER BY l.priority DESC, l.served, l.account_id) AS rank,
+               least(ceil(_limit::numeric * a.weight / sum(a.weight) OVER ())::integer,
+                     CASE WHEN a.tps IS NULL THEN _limit ELSE greatest(1, a.tps / 10) END) AS share
         FROM locked l JOIN accounts a ON a.id = l.account_id
-        ORDER BY l.priority DESC, l.served, l.account_id
-    LOOP
-        EXIT WHEN left_over <= 0;
-        -- an even share of what is left among the queues left (what one cannot give, the
-        -- next ones take), times the weight
-        want := least(left_over, ceil(left_over::numeric / q.rest)::integer * q.weight);
-        IF q.tps IS NOT NULL THEN
-            want := least(want, greatest(1, q.tps / 10));
-        END IF;
-        SELECT coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.special), '{}') INTO ids, specials FROM (
-            SELECT m.id, m.validity_min IS NOT NULL OR m.zones IS NOT NULL AS special FROM messages m
-            WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority
-              AND m.due_at <= now() AND m.recipient LIKE ANY(_routes) AND NOT m.recipient LIKE ANY(_excluded)
-            ORDER BY m.due_at, m.id
-            LIMIT want
-            FOR UPDATE SKIP LOCKED
-        ) s;
-        IF cardinality(ids) > 0 THEN
-            IF q.queues > 1 THEN  -- alone, it has no one to be fair to
-                UPDATE queues SET served = served + cardinality(ids)::double precision / q.weight
-                WHERE account_id = q.account_id AND priority = q.priority;
-            END IF;
-            IF q.tps IS NOT NULL THEN
-                INSERT INTO caps (account_id, not_before)
-                VALUES (q.account_id, now() + make_interval(secs => cardinality(ids)::double precision / q.tps))
-                ON CONFLICT (account_id) DO UPDATE
-                SET not_before = greatest(caps.not_before, now())
-                                 + make_interval(secs => cardinality(ids)::double precision / q.tps);
-            END IF;
-            left_over := left_over - cardinality(ids);
-            RETURN QUERY SELECT * FROM unnest(ids, specials);
-        END IF;
-        IF cardinality(ids) < want THEN  -- gone when empty, else due again at its first message
-            DELETE FROM queues u WHERE u.account_id = q.account_id AND u.priority = q.priority
-              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.state = 'queued' AND m.account_id = q.account_id
-                                                         AND m.priority = q.priority);
-            IF NOT FOUND THEN
-                SELECT m.due_at INTO next FROM messages m
-                WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority
-                ORDER BY m.due_at, m.id LIMIT 1;
-                IF next > now() THEN
-                    UPDATE queues SET next_due = least(next, now() + interval '5 seconds')
-                    WHERE account_id = q.account_id AND priority = q.priority;
-                END IF;
-            END IF;
-        END IF;
-    END LOOP;
+    ), offered AS (
+        SELECT s.account_id, s.priority, s.rank, o.id, o.special, o.n
+        FROM shared s CROSS JOIN LATERAL (
+            SELECT w.id, w.special, row_number() OVER () AS n FROM (
+                SELECT m.id, m.validity_min IS NOT NULL OR m.zones IS NOT NULL AS special FROM messages m
+                WHERE m.state = 'queued' AND m.account_id = s.account_id AND m.priority = s.priority
+                  AND m.due_at <= now() AND m.recipient LIKE ANY(_routes) AND NOT m.recipient LIKE ANY(_excluded)
+                ORDER BY m.due_at, m.id
+                LIMIT s.share
+                FOR UPDATE SKIP LOCKED
+            ) w
+        ) o
+    ), taken AS (
+        SELECT * FROM offered ORDER BY rank, n LIMIT _limit
+    )
+    SELECT (SELECT array_agg(t.id ORDER BY t.rank, t.n) FROM taken t),
+           (SELECT array_agg(t.special ORDER BY t.rank, t.n) FROM taken t),
+           array_agg(s.account_id), array_agg(s.priority), array_agg(s.share), array_agg(s.weight), array_agg(s.tps),
+           array_agg((SELECT count(*) FROM taken t WHERE t.account_id = s.account_id AND t.priority = s.priority))
+    INTO ids, specials, accounts_, priorities, shares, weights, caps_, gave
+    FROM shared s;
+    IF accounts_ IS NULL THEN
+        RETURN;
+    END IF;
+    -- fairness: served grows by what each gave / its weight (alone, no one to be fair to)
+    IF cardinality(accounts_) > 1 THEN
+        UPDATE queues u SET served = u.served + g.gave::double precision / g.weight
+        FROM unnest(accounts_, priorities, gave, weights) AS g(account_id, priority, gave, weight)
+        WHERE u.account_id = g.account_id AND u.priority = g.priority AND g.gave > 0;
+    END IF;
+    INSERT INTO caps (account_id, not_before)
+    SELECT g.account_id, now() + make_interval(secs => sum(g.gave)::double precision / max(g.tps))
+    FROM unnest(accounts_, gave, caps_) AS g(account_id, gave, tps)
+    WHERE g.tps IS NOT NULL AND g.gave > 0
+    GROUP BY g.account_id
+    ON CONFLICT (account_id) DO UPDATE SET not_before = greatest(caps.not_before, now()) + (excluded.not_before - now());
+    -- a queue that gave less than its share: gone when empty, else due at its first message
+    DELETE FROM queues u USING unnest(accounts_, priorities, gave, shares) AS g(account_id, priority, gave, share)
+    WHERE u.account_id = g.account_id AND u.priority = g.priority AND g.gave < g.share
+      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.state = 'queued' AND m.account_id = g.account_id
+                                                 AND m.priority = g.priority);
+    UPDATE queues u SET next_due = least(f.first, now() + interval '5 seconds')
+    FROM (SELECT g.account_id, g.priority,
+                 (SELECT min(m.due_at) FROM messages m
+                  WHERE m.state = 'queued' AND m.account_id = g.account_id AND m.priority = g.priority) AS first
+          FROM unnest(accounts_, priorities, gave, shares) AS g(account_id, priority, gave, share)
+          WHERE g.gave < g.share) f
+    WHERE u.account_id = f.account_id AND u.priority = f.priority AND f.first > now();
+    RETURN QUERY SELECT * FROM unnest(coalesce(ids, '{}'), coalesce(specials, '{}'));
 END
 $$;
 
