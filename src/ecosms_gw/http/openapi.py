@@ -77,8 +77,9 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "ecosms-gw SMS API", "version": "1",
                  "description": "The ecoSMS HTTPS API (seed section 3) served by ecosms-gw. Every /rest call "
-                                "takes action=read|create|update|delete on GET or POST, and a .json, .xml, .csv or "
-                                ".js (with callback) suffix picks the format."},
+                                "takes action=read|create|update|delete on GET or POST (a mailing also "
+                                "action=pause|resume with its id), and a .json, .xml, .csv or .js (with callback) "
+                                "suffix picks the format."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Error": {"type": "object", "required": ["status", "message"], "properties": {
@@ -112,7 +113,9 @@ def spec(resources: Mapping[str, Sequence[str]]) -> dict[str, Any]:
                 "get": {"summary": "Mailings", "parameters": [
                     *_filters(("id", "mailing ids"), ("name", "mailing names")), *(_parameter(*p) for p in _PAGING)],
                     "responses": _responses("the mailing list")},
-                "post": {"summary": "Send a mailing (at most 200 contacts)", "requestBody": create,
+                "post": {"summary": "Send a mailing (at most 200 contacts); with action=pause or action=resume and "
+                                    "its id: pause it (nothing more is written once answered) or resume it",
+                         "requestBody": create,
                          "parameters": [idempotency], "responses": _responses("created", 417, 422)},
                 "put": {"summary": "Rename mailings, or reschedule those of which nothing was sent (action=update)",
                         "parameters": [*_filters(("id", "mailing ids"), ("name", "mailing names")),
