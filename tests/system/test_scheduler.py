@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 
+from ecosms_gw.config import Config
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.core.compose import AccountRules, compose
 from ecosms_gw.core.mail2sms import parse_all
+from ecosms_gw.ingest import pipeline
 from ecosms_gw.store import Store
 from ecosms_gw.store.mailings import Submission
 from tests.support.api import SECRET, Client
@@ -321,8 +323,9 @@ async def test_quiet_hours_hold_a_message_until_they_end_where_the_recipient_is(
     quiet = await store.accounts.add(Account(id=None, code="QUIET", international=True, quiet_hours=window))
     other = await store.accounts.add(Account(id=None, code="OTHER", international=True))
     assert quiet.id is not None
-    await store.mailings.enqueue(Submission(quiet.id, "http", quiet=True),
-                                 compose(parse_all(["U-QUIET\nT-Good night\n#-33612345678"]), AccountRules()), {})
+    outcome = await pipeline.enqueue(store, Config(), quiet, parse_all(["U-QUIET\nT-Good night\n#-33612345678"]),
+                                     size=40, source="http")  # as any channel stores it: with the number's time zones
+    assert outcome.messages == 1
     await enqueue(store, other, range(1000, 1100))
     peer = Peer(tmp_path)
     task = asyncio.create_task(dispatcher_for(peer.port, store, tps=100).run())

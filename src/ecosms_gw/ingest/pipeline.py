@@ -14,6 +14,7 @@ import structlog
 
 from ecosms_gw import metrics
 from ecosms_gw.config import Config
+from ecosms_gw.core import numbers
 from ecosms_gw.core.accounts import Account, Spread
 from ecosms_gw.core.compose import Composition, compose
 from ecosms_gw.core.mail2sms import Body, Rejected, parse_all
@@ -127,7 +128,7 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
     assert account.id is not None, "accounts read from the store have an id"
     opted_out = await store.known.opt_outs(account.id)
     try:
-        composition = await cpu_bound(size, _compose, bodies, account, config, opted_out, options.mode)
+        composition, zones = await cpu_bound(size, _compose, bodies, account, config, opted_out, options.mode)
     except Rejected as refusal:
         return refused(refusal, len(bodies), account)
     accepted = Report.accepted(composition, len(bodies))
@@ -137,7 +138,7 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
         priority=account.priority if options.priority is None else options.priority,
         validity_min=options.validity_min or (account.validity_hours and account.validity_hours * 60),
         spread=options.spread or (account.spread if source in SPREAD_BY_DEFAULT else None),
-        quiet=account.quiet_hours is not None,
+        zones=zones,
         replies=options.replies, request_hash=options.request_hash, text=options.text)
     if dedupe_window and source_ref:
         stored = await store.mailings.enqueue(submission, composition, accepted.kept())
@@ -152,6 +153,11 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
                    stored.messages, stored.parts, stored.items)
 
 
-def _compose(bodies: list[Body], account: Account, config: Config,
-             opted_out: frozenset[str], mode: str | None) -> Composition:
-    return compose(bodies, account.rules(config.defaults, mode), opted_out)
+def _compose(bodies: list[Body], account: Account, config: Config, opted_out: frozenset[str],
+             mode: str | None) -> tuple[Composition, tuple[str | None, ...] | None]:
+    """The composition, and for an account with quiet hours the time zones each recipient
+    may be in (comma-separated; None when unknown), looked up with the rest of the CPU work."""
+    composition = compose(bodies, account.rules(config.defaults, mode), opted_out)
+    if account.quiet_hours is None:
+        return composition, None
+    return composition, tuple(",".join(numbers.zones(m.recipient)) or None for m in composition.messages)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import asyncpg
 import structlog
 
-from ecosms_gw.core import numbers
 from ecosms_gw.core.accounts import Spread
 from ecosms_gw.core.compose import Composition
 from ecosms_gw.store.connector import StoreConflict, columns, one, queries, translated
@@ -94,7 +93,8 @@ class Submission:
     priority: int = 1  # 0-3, 3 the most urgent
     validity_min: int | None = None  # how long the SMSC may keep trying; None: its default
     spread: Spread | None = None  # sent in packets; None: all at its date
-    quiet: bool = False  # its account has quiet hours: its recipients' time zones are kept
+    zones: tuple[str | None, ...] | None = None  # per message, the time zones its recipient may be in
+    # (comma-separated), kept for an account with quiet hours
     replies: ReplyRouting | None = None  # None: replies go to the account's --reply-email
     request_hash: str | None = None  # an API call's parameters: another under the same source_ref is refused
     text: str | None = None  # an API mailing's text as written (placeholders and all)
@@ -261,15 +261,14 @@ async def _earlier(connection: Connection, submission: Submission) -> Enqueued |
 def _message_rows(submission: Submission, composition: Composition) -> list[tuple[Any, ...]]:
     """(recipient, text, encoding, segments, line, due, sender id, flash, priority, validity,
     zones): a message is due at the later of its date and now; spread, packet k (of
-    `volume` messages, in their order) is due k x `delay_min` minutes later. The time
-    zones a recipient may be in are kept for an account with quiet hours."""
+    `volume` messages, in their order) is due k x `delay_min` minutes later."""
     now = datetime.now(UTC)
     options = submission.sender_id, submission.flash, submission.priority, submission.validity_min
     volume, delay = submission.spread or (1, 0)
     return [(m.recipient, m.text, m.encoding, m.segments, m.line,
              (m.send_at if m.send_at is not None and m.send_at > now else now)
              + timedelta(minutes=index // volume * delay), *options,
-             ",".join(numbers.zones(m.recipient)) or None if submission.quiet else None)
+             submission.zones[index] if submission.zones else None)
             for index, m in enumerate(composition.messages)]
 
 
