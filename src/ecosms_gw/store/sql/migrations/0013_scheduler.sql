@@ -31,9 +31,9 @@ CREATE TABLE caps (
     not_before        timestamptz NOT NULL
 );
 
--- Each queue in its order. It replaces the index of all queued messages by due time: the
--- sweeps and the queue's state read through the queues, and inserts keep one index more
--- than before 0006, not two.
+-- Each queue in its order. It replaces the index of all queued messages by due time (the
+-- sweeps and the queue's state read through the queues), so inserts keep as many indexes
+-- as before.
 CREATE INDEX messages_queued ON messages (account_id, priority, due_at, id) WHERE state = 'queued';
 DROP INDEX messages_due;
 -- Messages with a validity, for the sweep that ends those whose validity ran out unsent.
