@@ -32,6 +32,7 @@ from ecosms_gw.store.dispatch import Claimed, Dispatch, Take
 log = structlog.get_logger()
 
 POLL_INTERVAL_S = 1.0
+RETRY_S = 0.02  # a take that comes back empty just after a full one: the queues were being claimed, look again soon
 GROUP_S = 0.02  # a group marked at once holds at most this much sending at the link's rate
 MAX_PART_ATTEMPTS = 5
 RESPONSE_TIMEOUT_S = 30.0
@@ -93,11 +94,14 @@ class Pump:
         groups: asyncio.Queue[list[Claimed]] = asyncio.Queue()
         writer = asyncio.create_task(self._write(session, groups))
         try:
+            busy = False
             while not session.closed.is_set():
                 group = await self._take()
                 if not group:
-                    await self._idle()
+                    await self._idle(RETRY_S if busy else POLL_INTERVAL_S)
+                    busy = False
                     continue
+                busy = True
                 groups.put_nowait(group)
                 if writer.done():
                     writer.result()  # the link failed: raise why
@@ -146,11 +150,11 @@ class Pump:
                 self.not_started.discard(message.id)
                 await self._submit_message(session, message)
 
-    async def _idle(self) -> None:
-        """Nothing due: until work is enqueued, or the poll interval."""
+    async def _idle(self, interval: float) -> None:
+        """Nothing due: until work is enqueued, or `interval`."""
         self.wake.clear()
         try:
-            await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
+            await asyncio.wait_for(self.wake.wait(), interval)
         except TimeoutError:
             pass
 

@@ -80,7 +80,8 @@ CREATE TRIGGER messages_requeued AFTER UPDATE ON messages FOR EACH ROW
 
 -- Due messages for one connection: the one choice of what goes next, for `claim_due`
 -- and `take_due`. Queues due now (of accounts their cap lets send), the most urgent
--- first, then the least served, are locked in (account, priority) order; each offers its
+-- first, then the least served, are locked (those locked by another claim or by an insert
+-- under way are skipped: a claim waits for no one, so it is in no cycle); each offers its
 -- share of `_limit` (by weight; a capped account at most a tenth of its rate), oldest
 -- first, locked and skipped by the other connections. A queue with nothing due gets its
 -- next due time (at most 5 s ahead: a message requeued while this ran is seen then), and
@@ -110,7 +111,7 @@ BEGIN
     ), locked AS (
         SELECT u.account_id, u.priority, u.served FROM queues u JOIN chosen USING (account_id, priority)
         ORDER BY u.account_id, u.priority
-        FOR UPDATE OF u
+        FOR UPDATE OF u SKIP LOCKED  -- never waits: a queue being claimed or filled now is left for the next
     ), shared AS (
         SELECT l.account_id, l.priority, a.weight, a.tps,
                row_number() OVER (ORDER BY l.priority DESC, l.served, l.account_id) AS rank,
@@ -281,3 +282,20 @@ $$;
 -- The queues of the messages already waiting.
 INSERT INTO queues (account_id, priority, next_due)
 SELECT account_id, priority, min(due_at) FROM messages WHERE state = 'queued' GROUP BY account_id, priority;
+
+-- A webhook account's events no longer lock its row when it is busy (0012 locked it in
+-- every transaction that made an event, until commit: claims, receipts and inserts of that
+-- account waited for each other, and with the queues' locks could wait in a cycle). Only
+-- an idle account's row is updated, to make it due.
+CREATE OR REPLACE FUNCTION queue_webhook_events(_events jsonb[], _accounts bigint[]) RETURNS void LANGUAGE sql AS $$
+    WITH added AS (
+        INSERT INTO webhook_events (account_id, payload)
+        SELECT account, event FROM unnest(_accounts, _events) AS e(account, event)
+        RETURNING account_id
+    ), known AS (
+        INSERT INTO webhook_accounts (account_id) SELECT DISTINCT account_id FROM added
+        ON CONFLICT (account_id) DO NOTHING
+    )
+    UPDATE webhook_accounts w SET due_at = now()
+    WHERE w.account_id IN (SELECT account_id FROM added) AND w.due_at = 'infinity' AND w.attempts = 0
+$$;
