@@ -100,8 +100,10 @@ async def test_future_messages_wait_for_their_time(store: Store) -> None:
 
 
 async def test_ten_concurrent_claimers_never_share_a_row(store: Store) -> None:
-    account = await new_account(store)
-    for _ in range(5):
+    """Five accounts' queues: claimers share them (one queue is claimed by one at a time:
+    a claim skips a queue another is claiming, and waits for no lock)."""
+    for n in range(5):
+        account = await new_account(store, f"ACME{n}")
         await store.mailings.enqueue(Submission(account.id, "http", None), composition(2000), {})
 
     async def claimer(worker: int) -> list[int]:
