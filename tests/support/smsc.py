@@ -137,5 +137,7 @@ def all_settled(dsn: str):
 
 
 async def apply_receipts(store: Store, smsc: str, receipts: list[tuple[str, str, str | None]]) -> tuple[int, int]:
-    """Receipts as (SMSC message id, part state, code), applied as the deliveries would."""
-    return await store.receipts.apply(smsc, [Receipt(*receipt) for receipt in receipts])
+    """Receipts as (SMSC message id, part state, code), applied as the deliveries would:
+    how many decided a part, how many were kept for later."""
+    applied = await store.receipts.apply(smsc, [Receipt(*receipt) for receipt in receipts])
+    return applied.applied, applied.kept

@@ -1,5 +1,5 @@
 """The HTTP side of the daemon: the seed-compatible API under /rest (section 3) and its
-tokens, the OpenAPI description, and the operators' pages (ops.py).
+tokens, the OpenAPI description, the operators' pages (ops.py) and the monitor.
 
 Every /rest call carries a bearer token and sees only its own account's data. Our own
 faults (database away) are 503, never a 4xx.
@@ -18,6 +18,7 @@ from aiohttp import web
 from ecosms_gw.config import Config
 from ecosms_gw.http import openapi, params, render
 from ecosms_gw.http.auth import Auth, body_fields
+from ecosms_gw.http.monitor import Monitor
 from ecosms_gw.http.ops import Ops
 from ecosms_gw.http.params import ApiError
 from ecosms_gw.http.resources import ROUTES, STATS_ASKED, Call, Handler
@@ -37,6 +38,7 @@ class Api:
         self.config = config
         self.auth = Auth(store, config)
         self.ops = Ops(store, config, self.auth, bound)
+        self.monitor = Monitor(store, config, self.auth)
         self.statuses = StatusCache()
         # served as it is, built once
         self.openapi = json.dumps(openapi.spec({name: resource.names for name, resource in RESOURCES.items()}
@@ -48,6 +50,7 @@ class Api:
         app.router.add_route("*", r"/rest/{resource:[a-z]+}{ext:(\.[a-z]+)?}", self.rest)
         app.router.add_get("/openapi.json", self.description)
         self.ops.add_routes(app)
+        self.monitor.add_routes(app)
         return app
 
     async def description(self, request: web.Request) -> web.Response:

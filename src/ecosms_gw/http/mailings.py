@@ -3,6 +3,7 @@ pause and resume; each for the account's own mailings only."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 import structlog
@@ -44,6 +45,11 @@ async def update(call: Call) -> Answer:
     return 200, {"count": count}
 
 
+def _about(call: Call, mailing_id: int) -> AbstractContextManager[None]:
+    """The mailing and its account, bound to every log line of the change."""
+    return structlog.contextvars.bound_contextvars(mailing_id=mailing_id, account=call.account.code)
+
+
 async def _own_mailing(call: Call, verb: str) -> int:
     """The one mailing `id` names, if it is the account's."""
     found = params.ids(call.params, "id")
@@ -56,11 +62,11 @@ async def _own_mailing(call: Call, verb: str) -> int:
 
 async def cancel(call: Call) -> Answer:
     mailing_id = await _own_mailing(call, "cancel")
-    canceled = await call.store.mailings.cancel(mailing_id)
-    if canceled is None:
-        raise ApiError(304, f"mailing {mailing_id} has nothing left to cancel")
-    log.info("mailing_canceled", mailing_id=mailing_id, account=call.account.code, status=canceled.status,
-             messages=canceled.messages)
+    with _about(call, mailing_id):
+        canceled = await call.store.mailings.cancel(mailing_id)
+        if canceled is None:
+            raise ApiError(304, f"mailing {mailing_id} has nothing left to cancel")
+        log.info("mailing_canceled", status=canceled.status, messages=canceled.messages)
     return 200, {"count": canceled.messages, "status": canceled.status}
 
 
@@ -68,17 +74,19 @@ async def pause(call: Call) -> Answer:
     """Nothing more of it is written once this is answered (but the parts left of a
     message already begun)."""
     mailing_id = await _own_mailing(call, "pause")
-    held = await call.store.mailings.pause(mailing_id)
-    if held is None:
-        raise ApiError(400, f"mailing {mailing_id} is not sending: only a mailing sending can be paused")
-    log.info("mailing_paused", mailing_id=mailing_id, account=call.account.code, messages=held)
+    with _about(call, mailing_id):
+        held = await call.store.mailings.pause(mailing_id)
+        if held is None:
+            raise ApiError(400, f"mailing {mailing_id} is not sending: only a mailing sending can be paused")
+        log.info("mailing_paused", messages=held)
     return 200, {"count": held, "status": "paused"}
 
 
 async def resume(call: Call) -> Answer:
     mailing_id = await _own_mailing(call, "resume")
-    queued = await call.store.mailings.resume(mailing_id)
-    if queued is None:
-        raise ApiError(400, f"mailing {mailing_id} is not paused")
-    log.info("mailing_resumed", mailing_id=mailing_id, account=call.account.code, messages=queued)
+    with _about(call, mailing_id):
+        queued = await call.store.mailings.resume(mailing_id)
+        if queued is None:
+            raise ApiError(400, f"mailing {mailing_id} is not paused")
+        log.info("mailing_resumed", messages=queued)
     return 200, {"count": queued, "status": "created"}

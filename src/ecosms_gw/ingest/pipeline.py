@@ -5,6 +5,7 @@ turns into its own reply (SMTP code, FTP report file, HTTP status)."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -91,8 +92,16 @@ async def cpu_bound(size: int, function: Callable[..., T], *args: Any) -> T:
 
 
 def counted(channel: str, outcome: Outcome) -> Outcome:
-    """Every submission's outcome, whatever its door, in the ingestion counter."""
+    """Every submission's outcome, whatever its door, in the ingestion counters; a mailing
+    accepted is told in one canonical log line (channel, account, counts)."""
     metrics.INGESTED.labels(channel, "duplicate" if outcome.duplicate else outcome.reason or "accepted").inc()
+    composition = outcome.report.composition
+    if outcome.accepted and not outcome.duplicate and outcome.account and composition is not None:
+        dropped = Counter(drop.reason for drop in composition.dropped)
+        metrics.INGESTED_MESSAGES.labels(channel).inc(outcome.messages)
+        metrics.OPTED_OUT.labels(channel).inc(dropped["opted_out"])
+        log.info("mailing_accepted", channel=channel, account=outcome.account.code, mailing_id=outcome.mailing_id,
+                 messages=outcome.messages, parts=outcome.parts, dropped=dict(dropped))
     return outcome
 
 
@@ -125,33 +134,30 @@ async def enqueue(store: Store, config: Config, account: Account, bodies: list[B
     dedupe window on its own (checked under a lock), else committed together with the
     others of the moment. With `zone`, its messages come back as the sms resource shows
     them."""
-    assert account.id is not None, "accounts read from the store have an id"
-    opted_out = await store.known.opt_outs(account.id)
-    try:
-        composition, zones = await cpu_bound(size, _compose, bodies, account, config, opted_out, options.mode)
-    except Rejected as refusal:
-        return refused(refusal, len(bodies), account)
-    accepted = Report.accepted(composition, len(bodies))
-    submission = Submission(
-        account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
-        sender_id=options.sender_id or account.sender_id(), flash=options.flash,
-        priority=account.priority if options.priority is None else options.priority,
-        validity_min=options.validity_min or (account.validity_hours and account.validity_hours * 60),
-        spread=options.spread or (account.spread if source in SPREAD_BY_DEFAULT else None),
-        zones=zones,
-        replies=options.replies, request_hash=options.request_hash, text=options.text)
-    if dedupe_window and source_ref:
-        stored = await store.mailings.enqueue(submission, composition, accepted.kept())
-    else:
-        stored = await store.intake.enqueue(Pending(submission, composition, accepted.kept(), zone))
-    # an API call is one mailing: its line is for debugging, mails and files keep theirs
-    (log.debug if source == "http" else log.info)(
-        "mailing_duplicate" if stored.duplicate else "mailing_queued", mailing_id=stored.mailing_id,
-        account=account.code, source=source, messages=stored.messages, parts=stored.parts,
-        dropped=len(composition.dropped))
-    return Outcome(replace(accepted, mailing_id=stored.mailing_id, duplicate=stored.duplicate), account,
-                   stored.messages, stored.parts, stored.items)
-
+    with structlog.contextvars.bound_contextvars(account=account.code, channel=source):
+        assert account.id is not None, "accounts read from the store have an id"
+        opted_out = await store.known.opt_outs(account.id)
+        try:
+            composition, zones = await cpu_bound(size, _compose, bodies, account, config, opted_out, options.mode)
+        except Rejected as refusal:
+            return refused(refusal, len(bodies), account)
+        accepted = Report.accepted(composition, len(bodies))
+        submission = Submission(
+            account.id, source, source_ref, dedupe_window, options.name, options.ping_url,
+            sender_id=options.sender_id or account.sender_id(), flash=options.flash,
+            priority=account.priority if options.priority is None else options.priority,
+            validity_min=options.validity_min or (account.validity_hours and account.validity_hours * 60),
+            spread=options.spread or (account.spread if source in SPREAD_BY_DEFAULT else None),
+            zones=zones,
+            replies=options.replies, request_hash=options.request_hash, text=options.text)
+        if dedupe_window and source_ref:
+            stored = await store.mailings.enqueue(submission, composition, accepted.kept())
+        else:
+            stored = await store.intake.enqueue(Pending(submission, composition, accepted.kept(), zone))
+        if stored.duplicate:
+            log.info("mailing_duplicate", mailing_id=stored.mailing_id, account=account.code, source=source)
+        return Outcome(replace(accepted, mailing_id=stored.mailing_id, duplicate=stored.duplicate), account,
+                       stored.messages, stored.parts, stored.items)
 
 def _compose(bodies: list[Body], account: Account, config: Config, opted_out: frozenset[str],
              mode: str | None) -> tuple[Composition, tuple[str | None, ...] | None]:

@@ -177,17 +177,20 @@ class Deliveries:
         if not batch:
             return
         try:
-            applied, kept = await self.store.receipts.apply(name, [receipt for receipt, _, _ in batch])
+            outcome = await self.store.receipts.apply(name, [receipt for receipt, _, _ in batch])
         except StoreError as error:
             log.error("receipts_not_stored", smsc=name, receipts=len(batch), error=str(error))
             for _, stored, _ in batch:
                 if not stored.done():
                     stored.set_exception(error)
             return
-        log.info("receipts_applied", smsc=name, applied=applied, kept_for_later=kept,
-                 duplicates=len(batch) - applied - kept)
+        log.info("receipts_applied", smsc=name, applied=outcome.applied, kept_for_later=outcome.kept,
+                 duplicates=len(batch) - outcome.applied - outcome.kept)
         now = time.monotonic()
-        metrics.RECEIPTS.labels(name).inc(applied)
+        for decided in outcome.decided:
+            metrics.RECEIPTS.labels(name, decided.state).inc()
+            if decided.latency_s is not None:
+                metrics.RECEIPT_LATENCY.labels(name).observe(decided.latency_s)
         for _, stored, arrived in batch:
             metrics.RECEIPT_LAG.observe(now - arrived)
             if not stored.done():

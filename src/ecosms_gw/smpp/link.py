@@ -127,7 +127,8 @@ class Dispatcher:
         smsc = self.smsc
         try:
             await self.store.dispatch.report_link(LinkState(smsc.name, self.worker, smsc.routes, smsc.tps,
-                                                            smsc.window, bound, tps_now, self.outcomes.places.used))
+                                                            smsc.window, bound, tps_now, self.outcomes.places.used,
+                                                            self.pump.throttled))
             self.cluster = await self.store.dispatch.bound_links()
         except StoreError as error:  # the pump meets the same fault and waits for the database
             log.warning("link_report_failed", smsc=smsc.name, error=str(error))

@@ -130,6 +130,7 @@ class Outcomes:
                 self.accepted[:0], self.done[:0], self.failed[:0] = accepted, done, failed
                 raise
         metrics.PARTS_SUBMITTED.labels(self.smsc).inc(len(accepted))
+        metrics.IN_DOUBT_TOTAL.labels(self.smsc).inc(sum(1 for failure in failed if failure.code == "in_doubt"))
         self.places.stored(len(done) + len(failed))
         return taken
 

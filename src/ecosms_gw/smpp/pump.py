@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from ecosms_gw import metrics
 from ecosms_gw.config import SmscConfig
 from ecosms_gw.core import gsm
 from ecosms_gw.core.accounts import is_number
@@ -82,6 +83,7 @@ class Pump:
         self.bucket = TokenBucket(smsc.tps)
         self.window = asyncio.Semaphore(smsc.window)  # PDUs on the wire without an answer
         self.written = 0  # PDUs written, for the rate shown in the cluster view
+        self.throttled = 0  # throttle answers since bound, for the cluster view
         self.in_flight: dict[int, InFlight] = {}
         self.not_started: set[int] = set()
         self.unreturned: list[int] = []
@@ -90,6 +92,7 @@ class Pump:
     async def run(self, session: Session) -> None:
         """Group by group: take due messages (with the answers so far) and hand them to the
         writer, which writes them while the next group is taken."""
+        self.throttled = 0
         await self.return_unsent()
         groups: asyncio.Queue[list[Claimed]] = asyncio.Queue()
         writer = asyncio.create_task(self._write(session, groups))
@@ -179,10 +182,14 @@ class Pump:
             raise
         flight.written += 1
         self.written += 1
-        timer = asyncio.get_running_loop().call_later(RESPONSE_TIMEOUT_S, _time_out, future)
+        loop = asyncio.get_running_loop()
+        written_at = loop.time()
+        timer = loop.call_later(RESPONSE_TIMEOUT_S, _time_out, future)
 
         def answered(done: asyncio.Future[Response]) -> None:
             timer.cancel()
+            if not done.cancelled() and done.exception() is None:
+                metrics.SUBMIT_RESPONSE.labels(self.smsc.name).observe(loop.time() - written_at)
             self._answered(session, flight, seq, attempt, done)
 
         future.add_done_callback(answered)
@@ -211,6 +218,8 @@ class Pump:
         name = status_name(response.status)
         if response.status in THROTTLED:
             self.bucket.slow_down()
+            self.throttled += 1
+            metrics.THROTTLED.labels(self.smsc.name).inc()
             log.info("smpp_throttled", smsc=self.smsc.name, status=name, rate=round(self.bucket.rate, 1))
             self._retry(session, flight, seq, attempt, 0.0)
         elif response.status in TEMPORARY and attempt < MAX_PART_ATTEMPTS:

@@ -16,6 +16,7 @@ from ecosms_gw.store.connector import StoreConflict, StoreError, StoreUnavailabl
 from ecosms_gw.store.dispatch import Daemon, Dispatch, Link
 from ecosms_gw.store.intake import GroupCommit
 from ecosms_gw.store.mailings import Mailings
+from ecosms_gw.store.monitor import Monitor
 from ecosms_gw.store.notifications import Notifications
 from ecosms_gw.store.optouts import OptOuts
 from ecosms_gw.store.reads import Reads
@@ -41,6 +42,8 @@ class Cluster:
     ping_backlog: int
     webhook_backlog: int  # events waiting to be posted to webhooks
     webhook_failing: list[Failing]  # accounts whose receiver refused their last batch
+    held: int = 0  # of the queued, held by quiet hours
+    paused: int = 0  # messages of paused mailings
 
 
 class Store:
@@ -57,6 +60,7 @@ class Store:
         self.reads = Reads(pool)
         self.optouts = OptOuts(pool)
         self.webhooks = Webhooks(pool)
+        self.monitor = Monitor(pool)
 
     @classmethod
     @translated
@@ -101,4 +105,5 @@ class Store:
         queue = await self.reads.queue_state()
         backlog = await self.notifications.backlog()
         return Cluster(daemons, links, queue.queued, queue.oldest_due_s, backlog.mail, backlog.mail_failed,
-                       backlog.pings, await self.webhooks.backlog(), await self.webhooks.failing())
+                       backlog.pings, await self.webhooks.backlog(), await self.webhooks.failing(), queue.held,
+                       queue.paused)

@@ -90,6 +90,7 @@ class Link:
     tps_now: float
     window_size: int
     in_flight: int
+    throttled: int  # throttle answers since it was bound
     routes: tuple[str, ...]
     in_doubt: int
 
@@ -105,6 +106,7 @@ class LinkState:
     bound: bool
     tps_now: float = 0.0
     in_flight: int = 0
+    throttled: int = 0  # throttle answers since bound
 
 
 def patterns(prefixes: tuple[str, ...]) -> list[str]:
@@ -179,7 +181,7 @@ class Dispatch:
     async def report_link(self, link: LinkState) -> None:
         """A link as its daemon sees it now; a standby never overwrites a living owner."""
         await self._pool.execute(Q["link_report"], link.name, link.owner, list(link.routes), link.tps, link.window,
-                                 link.bound, link.tps_now, link.in_flight)
+                                 link.bound, link.tps_now, link.in_flight, link.throttled)
 
     @translated
     async def bound_links(self) -> dict[str, tuple[str, ...]]:

@@ -224,8 +224,13 @@ class Mailings:
 
     @translated
     async def end_finished(self) -> int:
-        """Mailings whose every message is final become `ended`; how many."""
-        return int((await self._pool.execute(Q["end_mailings"])).split()[-1])
+        """Mailings whose every message is final become `ended`, each told in one canonical
+        log line (its messages by status, how long it took); how many."""
+        ended = await self._pool.fetch(Q["end_mailings"])
+        for row in ended:
+            log.info("mailing_ended", mailing_id=row["id"], account=row["account"], channel=row["source"],
+                     duration_s=round(row["duration_s"], 1), statuses=json.loads(row["statuses"]))
+        return len(ended)
 
     @translated
     async def purge(self, horizon: timedelta, batch: int, dry_run: bool = False) -> Purged:

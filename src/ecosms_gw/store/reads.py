@@ -159,12 +159,6 @@ class MailingProgress(StatusCounts):
 
 
 @dataclass(frozen=True, slots=True)
-class Throughput:
-    minute: datetime
-    sent: int
-
-
-@dataclass(frozen=True, slots=True)
 class Waiting(StatusCounts):
     """A mailing with work left, as `ecosms-gw queue` shows it."""
     mailing_id: int
@@ -261,14 +255,14 @@ class Reads:
         return {row["status"]: row["n"] for row in await self._pool.fetch(Q["message_counts"])}
 
     @translated
+    async def expired_tally(self) -> int:
+        """Messages ended unsent (validity, maximum age) since the database was made."""
+        return int(await self._pool.fetchval(Q["expired_tally"]))
+
+    @translated
     async def recent_mailings(self, account_id: int | None, limit: int) -> list[MailingProgress]:
         """The latest mailings of an account (None: of all) with their progress."""
         return [MailingProgress(**row) for row in await self._pool.fetch(Q["monitor_mailings"], account_id, limit)]
-
-    @translated
-    async def throughput(self, account_id: int | None) -> list[Throughput]:
-        """Messages submitted per minute over the last hour."""
-        return [Throughput(**row) for row in await self._pool.fetch(Q["monitor_throughput"], account_id)]
 
     @translated
     async def waiting(self, account: str | None = None) -> list[Waiting]:

@@ -41,9 +41,16 @@ class StaleReply(NamedTuple):
     payloads: list[bytes]
 
 
+class Decided(NamedTuple):
+    """A part a receipt decided: its final state, and how long after its submission."""
+    state: str
+    latency_s: float | None
+
+
 class Applied(NamedTuple):
     applied: int  # receipts that decided a part
     kept: int  # receipts that came before their part was recorded: applied when it is
+    decided: tuple[Decided, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +88,7 @@ class Receipts:
                     await connection.execute(Q["keep_pending_receipts"], smsc, *map(list, zip(*early, strict=True)))
             if rows:
                 await connection.fetchval(Q["settle_messages"], list({row["message_id"] for row in rows}))
-        return Applied(len(matched), len(early))
+        return Applied(len(matched), len(early), tuple(Decided(row["state"], row["latency_s"]) for row in rows))
 
     @translated
     async def keep_reply_part(self, key: PartsKey, total: int, seq: int, data_coding: int,

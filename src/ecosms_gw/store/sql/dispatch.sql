@@ -15,14 +15,14 @@ UPDATE workers SET heartbeat_at = now() WHERE key = $1;
 
 -- name: link_report
 -- A link as its daemon sees it now ($6: bound or not; bound_since is kept while bound).
-INSERT INTO links (name, owner, routes, tps, window_size, bound_since, tps_now, in_flight, updated_at)
-VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, $7, $8, now())
+INSERT INTO links (name, owner, routes, tps, window_size, bound_since, tps_now, in_flight, throttled, updated_at)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, $7, $8, $9, now())
 ON CONFLICT (name) DO UPDATE
 SET owner = $2, routes = $3, tps = $4, window_size = $5,
     bound_since = CASE WHEN NOT $6 THEN NULL
                        WHEN links.owner = $2 AND links.bound_since IS NOT NULL THEN links.bound_since
                        ELSE now() END,
-    tps_now = $7, in_flight = $8, updated_at = now()
+    tps_now = $7, in_flight = $8, throttled = $9, updated_at = now()
 WHERE links.owner = $2 OR links.owner IS NULL OR $6
    OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.key = links.owner);
 
@@ -38,7 +38,7 @@ SELECT key, host, pid, started_at, heartbeat_at FROM workers ORDER BY started_at
 -- Every link with its daemon (if alive) and the messages a crash left in doubt on it.
 SELECT l.name, l.owner, w.host AS owner_host, w.pid AS owner_pid,
        CASE WHEN w.heartbeat_at > now() - $1::interval THEN l.bound_since END AS bound_since,
-       l.tps, l.tps_now, l.window_size, l.in_flight, l.routes,
+       l.tps, l.tps_now, l.window_size, l.in_flight, l.throttled, l.routes,
        (SELECT count(*) FROM messages m WHERE m.code = 'in_doubt' AND m.smsc = l.name) AS in_doubt
 FROM links l LEFT JOIN workers w ON w.key = l.owner
 ORDER BY l.name;
@@ -118,8 +118,9 @@ WITH unsent AS (
     WHERE state = 'submitted' AND updated_at < now() - $2::interval
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM unsent) + (SELECT count(*) FROM invalid) AS expired,
-       (SELECT count(*) FROM silent) AS silent;
+SELECT n.expired, n.silent, tally_expired(n.expired)
+FROM (SELECT (SELECT count(*) FROM unsent) + (SELECT count(*) FROM invalid) AS expired,
+             (SELECT count(*) FROM silent) AS silent) n;
 
 -- name: worker_remove
 DELETE FROM workers WHERE key = $1;

@@ -137,9 +137,15 @@ SELECT (SELECT count(*) FROM mailings_gone) AS mailings, (SELECT count(*) FROM m
 -- name: end_mailings
 -- A mailing whose every message is final has ended (one canceled while sending stays
 -- `interrupted`).
+-- Each is returned once, with its messages by status, for its canonical log line.
 UPDATE mailings g SET status = 'ended'
 WHERE g.status = 'created'
-  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id AND m.state NOT IN ('done', 'canceled'));
+  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id AND m.state NOT IN ('done', 'canceled'))
+RETURNING g.id, (SELECT a.code FROM accounts a WHERE a.id = g.account_id) AS account, g.source,
+          extract(epoch FROM now() - g.created_at)::float8 AS duration_s,
+          (SELECT coalesce(jsonb_object_agg(s.status, s.n), '{}')::text
+           FROM (SELECT m.status, count(*) AS n FROM messages m WHERE m.mailing_id = g.id GROUP BY m.status) s)
+              AS statuses;
 
 -- name: api_mailing_of
 SELECT id FROM mailings WHERE account_id = $1 AND id = $2;

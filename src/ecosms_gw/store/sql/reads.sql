@@ -236,15 +236,11 @@ LEFT JOIN stopped ON stopped.period IS NOT DISTINCT FROM p.period
 ORDER BY p.period;
 
 -- name: queue_state
--- The queue: its depth and how late its oldest due message is (read through the queues,
--- the partial index only), what quiet hours hold of it, and the messages paused.
-SELECT coalesce(sum(n.queued), 0)::bigint AS queued,
-       coalesce(extract(epoch FROM now() - min(n.first) FILTER (WHERE n.first <= now())), 0) AS oldest_s,
-       coalesce(sum(n.held), 0)::bigint AS held, (SELECT count(*) FROM messages WHERE state = 'paused') AS paused
-FROM queues q, LATERAL (SELECT count(*) AS queued, min(m.due_at) AS first,
-                               count(*) FILTER (WHERE m.code = 'quiet_hours') AS held
-                        FROM messages m
-                        WHERE m.state = 'queued' AND m.account_id = q.account_id AND m.priority = q.priority) n;
+SELECT * FROM queue_state_now();
+
+-- name: expired_tally
+-- Messages ended unsent so far (the sequence every statement that expires some counts in).
+SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM messages_expired_tally;
 
 -- name: message_counts
 -- Messages by status, for /metrics: counted, not estimated, so a scrape every 15 s or more.
@@ -265,13 +261,6 @@ JOIN accounts a ON a.id = g.account_id
 LEFT JOIN messages m ON m.mailing_id = g.id
 GROUP BY g.id, g.name, a.code, g.status, g.source, g.messages, g.created_at, g.send_at
 ORDER BY g.id DESC;
-
--- name: monitor_throughput
--- Messages submitted per minute over the last hour ($1: an account, or NULL).
-SELECT date_trunc('minute', created_at) AS minute, count(*) AS sent
-FROM status_events
-WHERE status = 'on' AND created_at > now() - interval '1 hour' AND ($1::bigint IS NULL OR account_id = $1)
-GROUP BY 1 ORDER BY 1;
 
 -- name: status_version
 -- What changes whenever one of these messages changes: every update writes a new row

@@ -16,7 +16,7 @@ WITH r AS (
 UPDATE parts p SET state = r.state, code = r.code, done_at = now()
 FROM r
 WHERE p.smsc = $1 AND p.smsc_message_id = r.smsc_id AND p.state = 'submitted'
-RETURNING p.message_id, p.smsc_message_id;
+RETURNING p.message_id, p.smsc_message_id, r.state, extract(epoch FROM now() - p.submitted_at)::float8 AS latency_s;
 
 -- name: known_parts
 SELECT smsc_message_id FROM parts WHERE smsc = $1 AND smsc_message_id = ANY($2::text[]);
