@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ecosms_gw import retention, systemd
+from ecosms_gw import metrics, retention, systemd
 from ecosms_gw.config import Config, HttpConfig
 from ecosms_gw.config_values import Address
 from ecosms_gw.http.app import Api
@@ -139,6 +139,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     applied = await store.migrate()
     worker = await store.dispatch.register_worker()
     await store.dispatch.reap_dead_workers(config.dispatch.in_doubt)
+    metrics.prepare([smsc.name for smsc in config.smsc])
     supervisor = Supervisor()
     supervisor.start("worker_lock", worker.watch())
     supervisor.start("claims_reaper", _reap_every(store, config, REAP_INTERVAL_S))

@@ -80,3 +80,23 @@ class Tallies(Collector):
 
 TALLIES = Tallies()
 REGISTRY.register(TALLIES)
+
+
+CHANNELS = ("smtp", "ftp", "http", "monitor")
+PART_OUTCOMES = ("delivered", "failed", "unknown")
+
+
+def prepare(links: list[str]) -> None:
+    """Every series of the known links and channels from the start, at zero: rates and
+    alerts see a first event as an increase, and a dashboard finds every name."""
+    for link in links:
+        for per_link in (PARTS_SUBMITTED, SUBMIT_RESPONSE, THROTTLED, IN_DOUBT_TOTAL, RECEIPT_LATENCY, SMSC_BOUND):
+            per_link.labels(link)
+        for outcome in PART_OUTCOMES:
+            RECEIPTS.labels(link, outcome)
+    for channel in CHANNELS:
+        INGESTED.labels(channel, "accepted")
+        INGESTED_MESSAGES.labels(channel)
+        OPTED_OUT.labels(channel)
+    for outcome in ("ok", "failed"):
+        WEBHOOK_POSTS.labels(outcome)

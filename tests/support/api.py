@@ -46,15 +46,17 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def daemon(dsn: str, folder: Path, peer_port: int | None = None, **settings: str) -> AsyncIterator[str]:
+async def daemon(dsn: str, folder: Path, peer_port: int | None = None, more: str = "",
+                 **settings: str) -> AsyncIterator[str]:
     """`ecosms-gw run` on this database, its API on a free port; its SMSC (the simulator)
     serves only numbers starting 999, so that the messages of a test stay where the test
-    puts them, or with `peer_port` every number goes to that SMSC. Its base URL, once it
-    answers."""
+    puts them, or with `peer_port` every number goes to that SMSC. `more` is added to its
+    config (another link...). Its base URL, once it answers; its JSON log is
+    `daemon-PORT.log` in `folder`."""
     config = folder / f"gw-{free_port()}.toml"
     smsc = (f'host = "127.0.0.1"\nport = {peer_port}\ntps = 1000\nroutes = ["*"]\n' if peer_port
             else 'simulator = true\nroutes = ["999"]\n')
-    config.write_text(f'[database]\ndsn = "{dsn}"\n[[smsc]]\nname = "main"\n{smsc}')
+    config.write_text(f'[database]\ndsn = "{dsn}"\n[[smsc]]\nname = "main"\n{smsc}{more}')
     port = free_port()
     env = environment(ECOSMS_HTTP_LISTEN=f"127.0.0.1:{port}", **settings)
     with open(folder / f"daemon-{port}.log", "w") as log:
