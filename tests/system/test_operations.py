@@ -100,11 +100,22 @@ async def test_the_monitor_alerts_dashboard_and_logs_with_live_data(store: Store
                 pages[width] = dom, console, screenshot
             mailing_dom, mailing_console = await chromium_console(
                 "--window-size=1280,800", "--dump-dom", f"{base}/monitor#token=op-secret&mailing={campaign['id']}")
+            test_sms = {"account": "ACME", "number": "+33699999999", "text": "Test from the monitor"}
+            async with session.post(base + "/monitor/send", json=test_sms,
+                                    headers={"Authorization": f"Bearer {client.token}"}) as response:
+                assert response.status == 401  # an account's token is not the operator's
+            async with session.post(base + "/monitor/send", json=test_sms, headers=OPERATOR) as response:
+                sent = response.status, await response.json()
+
+            async def test_sms_arrived() -> bool:
+                return any(line["destination"] == "33699999999" for line in peer.received())
+            await until(test_sms_arrived, 30, "the test SMS at the SMSC")
         log_lines = [json.loads(line) for path in tmp_path.glob("daemon-*.log")
                      for line in path.read_text().splitlines() if line.startswith("{")]
     finally:
         peer.stop()
 
+    assert sent[0] == 201 and sent[1]["messages"] == 1
     charts = data["charts"]
     # every message submitted once, in the per-link rates (10 s steps of messages per second)
     assert round(sum(sum(line) for line in charts["submitted"]["lines"].values()) * 10) == MESSAGES

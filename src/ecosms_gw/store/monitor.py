@@ -3,6 +3,7 @@ events and the queue samples, pivoted into the series a chart draws."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from ecosms_gw.store.connector import queries, translated
 log = structlog.get_logger()
 
 Q = queries("monitor")
+RATE_STEP_S, RATE_SPAN_S = 10.0, 900.0  # the rate charts: 10 s steps over 15 minutes (monitor.sql)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +52,15 @@ class Charts:
     top_errors: tuple[ErrorCount, ...]
 
 
-def pivot(rows: list[asyncpg.Record], zero: bool = False) -> Series:
-    """Rows (at, line, value) into a series; a rate with no row at a time is 0 there."""
+def pivot(rows: list[asyncpg.Record], zero: bool = False, step: float = 0.0, span: float = 0.0) -> Series:
+    """Rows (at, line, value) into a series. A rate with no row at a time is 0 there, and
+    with `step` it has a point every step over the last `span` seconds, so that a quiet
+    period draws as zero rather than a line across it."""
     times = sorted({row["at"] for row in rows})
+    if rows and step:
+        now = time.time()
+        first = (now - span) // step * step
+        times = sorted(set(times) | {first + n * step for n in range(int((now - first) // step) + 1)})
     index = {at: n for n, at in enumerate(times)}
     lines: dict[str, list[float | None]] = {}
     for row in rows:
@@ -70,7 +78,8 @@ class Monitor:
         async with self._pool.acquire() as connection:
             async def read(name: str) -> list[asyncpg.Record]:
                 return await connection.fetch(Q[name], account_id)
-            submitted, finals = pivot(await read("submitted"), zero=True), pivot(await read("finals"), zero=True)
+            submitted = pivot(await read("submitted"), zero=True, step=RATE_STEP_S, span=RATE_SPAN_S)
+            finals = pivot(await read("finals"), zero=True, step=RATE_STEP_S, span=RATE_SPAN_S)
             rate, latency = pivot(await read("delivery_rate")), pivot(await read("latency"))
             errors = tuple(ErrorCount(**row) for row in await read("top_errors"))
             queue = pivot(await connection.fetch(Q["queue"]))
