@@ -92,15 +92,15 @@ async def serve(config: Config) -> int:
 
 async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
     """Another daemon on the same database may die while this one runs: its links are
-    no longer bound and its claims return to the queue within `HEARTBEAT_S`; the queue is
-    sampled for the monitor. Less often, messages that waited past the maximum age expire
-    and finished mailings end."""
+    no longer bound and its claims return to the queue within `HEARTBEAT_S`; the queue
+    and the status events are sampled for the monitor. Less often, messages that waited
+    past the maximum age expire and finished mailings end."""
     every = max(1, round(interval_s / HEARTBEAT_S))
     for turn in itertools.count(1):
         await asyncio.sleep(HEARTBEAT_S)
         try:
             await store.dispatch.reap_dead_workers(config.dispatch.in_doubt)
-            await store.monitor.sample_queue()
+            await store.monitor.sample()
             if turn % every == 0:
                 await store.dispatch.expire(timedelta(hours=config.dispatch.max_age_hours),
                                    timedelta(hours=config.dispatch.receipt_wait_hours))
