@@ -100,7 +100,7 @@ async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
         await asyncio.sleep(HEARTBEAT_S)
         try:
             await store.dispatch.reap_dead_workers(config.dispatch.in_doubt)
-            await store.monitor.sample()
+            await _sample(store)
             if turn % every == 0:
                 await store.dispatch.expire(timedelta(hours=config.dispatch.max_age_hours),
                                    timedelta(hours=config.dispatch.receipt_wait_hours))
@@ -108,6 +108,16 @@ async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
                 await store.dispatch.repair_queues()
         except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
             log.warning("reap_failed", error=str(error))
+
+
+async def _sample(store: Store) -> None:
+    """The monitor's samples; a fault of theirs is logged and leaves the reaper running."""
+    try:
+        await store.monitor.sample()
+    except StoreUnavailable:
+        raise
+    except StoreError as error:
+        log.error("monitor_sample_failed", error=str(error))
 
 
 async def _serve_smtp(server: asyncio.Server, handler: smtp.Handler) -> None:

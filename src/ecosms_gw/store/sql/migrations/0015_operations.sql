@@ -121,6 +121,7 @@ CREATE FUNCTION monitor_roll_up(_step timestamptz) RETURNS void LANGUAGE sql AS 
                  percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds) AS p95
           FROM waited GROUP BY GROUPING SETS ((account_id), ())) w,
          LATERAL (VALUES ('p50', w.p50), ('p95', w.p95)) q(key, value)
+    WHERE w.p50 IS NOT NULL  -- the total of a step without a final status
 $$;
 
 -- Every step complete for 10 s and not rolled up yet (at most the last hour), each by the
