@@ -4,8 +4,10 @@ elsewhere), the data it polls, mailing actions, and a test SMS for the operator.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -46,8 +48,27 @@ def _plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _refusal(error: ApiError) -> web.Response:
-    return _json({"status": error.status, "message": error.message}, error.status)
+Handler = Callable[["Monitor", web.Request], Awaitable[web.Response]]
+
+
+def _answers(malformed: str | None = None) -> Callable[[Handler], Handler]:
+    """Refusals as the API gives them: ApiError with its status, a database away 503, and
+    (with `malformed`) a body that is not the object asked for 400."""
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def answer(self: Monitor, request: web.Request) -> web.Response:
+            try:
+                return await handler(self, request)
+            except ApiError as error:
+                return _json({"status": error.status, "message": error.message}, error.status)
+            except StoreError:
+                return _json({"status": 503, "message": "database unavailable, retry later"}, 503)
+            except (ValueError, KeyError, TypeError):
+                if malformed is None:
+                    raise
+                return _json({"status": 400, "message": malformed}, 400)
+        return answer
+    return wrap
 
 
 class Monitor:
@@ -90,28 +111,23 @@ class Monitor:
             raise ApiError(404, f"no account {code}")
         return None, chosen.id
 
+    @_answers()
     async def data(self, request: web.Request) -> web.Response:
         """What the monitor shows, for the viewer's scope."""
-        try:
-            account, scope = await self._viewer(request)
-            operator = account is None
-            document = {
-                "scope": account.code if account else request.query.get("account") or "all",
-                "operator": operator,
-                "accounts": await self.store.monitor.account_codes() if operator else [],
-                "mailings": await self.store.reads.recent_mailings(scope, 20),
-                "paused": await self.store.monitor.paused(scope),
-                "queue": await self.store.reads.queue_state(),
-                "links": await self._links() if operator else [],
-                "charts": await self._charts(scope),
-                "mailing": await self._mailing(request.query.get("mailing", ""), account),
-                "notifications": await self._notifications(scope),
-            }
-        except ApiError as error:
-            return _refusal(error)
-        except StoreError:
-            return _json({"status": 503, "message": "database unavailable, retry later"}, 503)
-        return _json(document)
+        account, scope = await self._viewer(request)
+        operator = account is None
+        return _json({
+            "scope": account.code if account else request.query.get("account") or "all",
+            "operator": operator,
+            "accounts": await self.store.monitor.account_codes() if operator else [],
+            "mailings": await self.store.reads.recent_mailings(scope, 20),
+            "paused": await self.store.monitor.paused(scope),
+            "queue": await self.store.reads.queue_state(),
+            "links": await self._links() if operator else [],
+            "charts": await self._charts(scope),
+            "mailing": await self._mailing(request.query.get("mailing", ""), account),
+            "notifications": await self._notifications(scope),
+        })
 
     async def _charts(self, scope: int | None) -> Charts:
         """The charts of a scope, read again once they are `CHARTS_TTL_S` old."""
@@ -136,27 +152,20 @@ class Monitor:
                          "throttled": link.throttled if link else 0, "inDoubt": link.in_doubt if link else 0})
         return rows
 
+    @_answers(malformed="a JSON object with id and action")
     async def action(self, request: web.Request) -> web.Response:
         """Pause, resume or cancel a mailing from the page: an operator any, an account its own."""
-        try:
-            account = None if self.auth.is_operator(request) else await self.auth.account(request)
-            asked = await request.json()
-            mailing_id, action = int(asked["id"]), str(asked["action"])
-            owner = await self.store.mailings.owner(mailing_id)
-            if owner is None or (account is not None and owner.account_id != account.id):
-                raise ApiError(404, f"no mailing {mailing_id}")
-            with structlog.contextvars.bound_contextvars(mailing_id=mailing_id, account=owner.account):
-                done = await self._act(mailing_id, action)
-                if done is not None:
-                    log.info("monitor_mailing_action", action=action, messages=done, operator=account is None)
-        except (ValueError, KeyError, TypeError):
-            return _json({"status": 400, "message": "a JSON object with id and action"}, 400)
-        except ApiError as error:
-            return _refusal(error)
-        except StoreError:
-            return _json({"status": 503, "message": "database unavailable, retry later"}, 503)
-        if done is None:
-            return _json({"status": 409, "message": f"mailing {mailing_id}: nothing to {action}"}, 409)
+        account = None if self.auth.is_operator(request) else await self.auth.account(request)
+        asked = await request.json()
+        mailing_id, action = int(asked["id"]), str(asked["action"])
+        owner = await self.store.mailings.owner(mailing_id)
+        if owner is None or (account is not None and owner.account_id != account.id):
+            raise ApiError(404, f"no mailing {mailing_id}")
+        with structlog.contextvars.bound_contextvars(mailing_id=mailing_id, account=owner.account):
+            done = await self._act(mailing_id, action)
+            if done is None:
+                raise ApiError(409, f"mailing {mailing_id}: nothing to {action}")
+            log.info("monitor_mailing_action", action=action, messages=done, operator=account is None)
         return _json({"count": done, "action": action})
 
     async def _act(self, mailing_id: int, action: str) -> int | None:
@@ -169,31 +178,25 @@ class Monitor:
             return canceled.messages if (canceled := await mailings.cancel(mailing_id)) else None
         raise ApiError(400, "action: pause, resume or cancel")
 
+    @_answers(malformed="a JSON object with account, number and text")
     async def send(self, request: web.Request) -> web.Response:
         """A test SMS from the page (operator only): composed and sent as an API call of
         the account would be, in a mailing named `monitor test`."""
-        try:
-            self.auth.require_operator(request)
-            asked = await request.json()
-            code, number, text = str(asked["account"]), str(asked["number"]).strip(), str(asked["text"])
-            if not number or not text or len(text) > 1000:
-                raise ApiError(400, "a number and a text of at most 1,000 characters")
-            account = await self.store.known.get(code)
-            if account is None:
-                raise ApiError(404, f"no account {code}")
-            body = params.body(account.code, text, [{"recipient": number}], None)
-            outcome = pipeline.counted("monitor", await pipeline.enqueue(
-                self.store, self.config, account, [body], size=len(text), source="http",
-                options=pipeline.Options(name="monitor test")))
-        except (ValueError, KeyError, TypeError):
-            return _json({"status": 400, "message": "a JSON object with account, number and text"}, 400)
-        except ApiError as error:
-            return _refusal(error)
-        except StoreError:
-            return _json({"status": 503, "message": "database unavailable, retry later"}, 503)
+        self.auth.require_operator(request)
+        asked = await request.json()
+        code, number, text = str(asked["account"]), str(asked["number"]).strip(), str(asked["text"])
+        if not number or not text or len(text) > 1000:
+            raise ApiError(400, "a number and a text of at most 1,000 characters")
+        account = await self.store.known.get(code)
+        if account is None:
+            raise ApiError(404, f"no account {code}")
+        body = params.body(account.code, text, [{"recipient": number}], None)
+        outcome = pipeline.counted("monitor", await pipeline.enqueue(
+            self.store, self.config, account, [body], size=len(text), source="http",
+            options=pipeline.Options(name="monitor test")))
         if outcome.report.refusal is not None or not outcome.messages:
             reasons = outcome.report.refusal or outcome.report.dropped_document()
-            return _json({"status": 400, "message": f"not sent: {reasons}"}, 400)
+            raise ApiError(400, f"not sent: {reasons}")
         return _json({"mailing": outcome.mailing_id, "messages": outcome.messages}, 201)
 
     async def _notifications(self, scope: int | None) -> dict[str, Any]:
