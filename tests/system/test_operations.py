@@ -52,6 +52,18 @@ def test_the_alert_rules_pass_promtool_and_each_has_a_summary_and_a_runbook() ->
     assert rules.count("- alert: ") == rules.count("summary: ") == rules.count("runbook: ") == 12
 
 
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
+    """Each panel's query, checked by promtool as the expression of a recording rule."""
+    dashboard = json.loads((ROOT / "config/grafana/ecosms-gw.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    rules = tmp_path / "dashboard-rules.yml"
+    rules.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query{n}", "expr": query} for n, query in enumerate(queries)]}]}))
+    checked = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in checked.stdout and len(queries) >= 16
+
+
 async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
