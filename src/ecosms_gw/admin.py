@@ -249,30 +249,18 @@ async def migrate(store: Store, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def cancel(store: Store, args: argparse.Namespace) -> int:
+DONE = {"cancel": "{status}: {messages} messages canceled", "pause": "paused: {messages} messages held",
+        "resume": "resumed: {messages} messages queued again"}
+
+
+async def mailing_action(store: Store, args: argparse.Namespace) -> int:
+    """`cancel`, `pause` or `resume` MAILING_ID."""
     await _mailing(store, args.mailing_id)
-    canceled = await store.mailings.cancel(args.mailing_id)
-    if canceled is None:
-        raise Refused(f"mailing {args.mailing_id} has nothing left to cancel")
-    print(f"mailing {args.mailing_id} {canceled.status}: {canceled.messages} messages canceled")
-    return EXIT_OK
-
-
-async def pause(store: Store, args: argparse.Namespace) -> int:
-    await _mailing(store, args.mailing_id)
-    held = await store.mailings.pause(args.mailing_id)
-    if held is None:
-        raise Refused(f"mailing {args.mailing_id} is not sending: only a mailing sending can be paused")
-    print(f"mailing {args.mailing_id} paused: {held} messages held")
-    return EXIT_OK
-
-
-async def resume(store: Store, args: argparse.Namespace) -> int:
-    await _mailing(store, args.mailing_id)
-    queued = await store.mailings.resume(args.mailing_id)
-    if queued is None:
-        raise Refused(f"mailing {args.mailing_id} is not paused")
-    print(f"mailing {args.mailing_id} resumed: {queued} messages queued again")
+    try:
+        acted = await store.mailings.act(args.mailing_id, args.command)
+    except StoreConflict as conflict:
+        raise Refused(str(conflict)) from None
+    print(f"mailing {args.mailing_id} " + DONE[args.command].format(status=acted.status, messages=acted.messages))
     return EXIT_OK
 
 

@@ -108,13 +108,13 @@ def _add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     optout_parser.add_argument("--config", help="configuration file")
     optout_parser.set_defaults(handler=_store_command(lists.optout, with_settings=True))
 
-    for name, handler, summary in (("cancel", admin.cancel, "cancel what is not yet sent of a mailing"),
-                                   ("pause", admin.pause, "stop handing a mailing's messages to the SMSC"),
-                                   ("resume", admin.resume, "hand a paused mailing's messages to the SMSC again")):
+    for name, summary in (("cancel", "cancel what is not yet sent of a mailing"),
+                          ("pause", "stop handing a mailing's messages to the SMSC"),
+                          ("resume", "hand a paused mailing's messages to the SMSC again")):
         mailing_parser = commands.add_parser(name, help=summary)
         mailing_parser.add_argument("mailing_id", type=int, metavar="MAILING_ID")
         mailing_parser.add_argument("--config", help="configuration file")
-        mailing_parser.set_defaults(handler=_store_command(handler))
+        mailing_parser.set_defaults(handler=_store_command(admin.mailing_action))
 
 
 def _add_simulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -103,6 +103,33 @@ async def test_an_urgent_sms_overtakes_a_bulk_campaign(store: Store, dsn: str, t
     assert len(before) < 5000  # most of the campaign was still waiting
 
 
+class Sending:
+    """A dispatcher sending to a node-smpp peer, for as long as a test needs."""
+
+    def __init__(self, peer: Peer, task: asyncio.Task[None]) -> None:
+        self.peer = peer
+        self.task = task
+
+    async def until(self, done: Callable[[list[dict]], bool], timeout: float) -> None:
+        """Until `done` holds of what the peer received (the dispatcher still running)."""
+        deadline = time.monotonic() + timeout
+        while not done(self.peer.received()):
+            assert time.monotonic() < deadline and not self.task.done()
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def dispatching(store: Store, tmp_path: Path, tps: int, window: int = 64) -> AsyncIterator[Sending]:
+    peer = Peer(tmp_path)
+    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=tps, window=window).run())
+    try:
+        yield Sending(peer, task)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        peer.stop()
+
+
 async def two_accounts(store: Store, tmp_path: Path, link_tps: int, enough: Callable[[list[str]], bool],
                        **a_options: int) -> tuple[list[str], list[dict]]:
     """A (`a_options`) and B, 1,000 queued each, A first, sent through one link at `link_tps`
@@ -111,18 +138,12 @@ async def two_accounts(store: Store, tmp_path: Path, link_tps: int, enough: Call
     b = await store.accounts.add(Account(id=None, code="B", international=True))
     await enqueue(store, a, range(0, 1000))
     await enqueue(store, b, range(1000, 2000))
-    peer = Peer(tmp_path)
-    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=link_tps, window=10).run())
-    try:
-        deadline = time.monotonic() + 60
-        while not enough(owners := ["A" if int(p["destination"][3:]) < 1000 else "B" for p in peer.received()]):
-            assert time.monotonic() < deadline and not task.done()
-            await asyncio.sleep(0.2)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        peer.stop()
-    return owners, peer.received()
+    def owners(received: list[dict]) -> list[str]:
+        return ["A" if int(p["destination"][3:]) < 1000 else "B" for p in received]
+    async with dispatching(store, tmp_path, tps=link_tps, window=10) as sending:
+        await sending.until(lambda received: enough(owners(received)), 60)
+        received = sending.peer.received()
+    return owners(received), received
 
 
 async def test_two_accounts_share_a_link_evenly(store: Store, tmp_path: Path) -> None:
@@ -165,18 +186,10 @@ async def test_a_message_past_its_validity_is_not_sent(store: Store, dsn: str, a
                              "WHERE recipient IN ('+33600000001', '+33600000002')")
     await connection.execute("UPDATE messages SET due_at = now() - interval '10 minutes', state = 'claimed' "
                              "WHERE recipient = '+33600000003'")  # held by a dispatcher, then given back
-    peer = Peer(tmp_path)
-    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=100).run())
-    try:
-        deadline = time.monotonic() + 30
-        while len(peer.received()) < 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+    async with dispatching(store, tmp_path, tps=100) as sending:
+        await sending.until(lambda received: len(received) >= 1, 30)
         await asyncio.sleep(1)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        peer.stop()
+    peer = sending.peer
     await connection.execute("UPDATE messages SET state = 'queued' WHERE recipient = '+33600000003'")
     swept = await store.dispatch.expire(timedelta(hours=48), timedelta(hours=48))
     rows = await connection.fetch("SELECT recipient, status, code FROM messages ORDER BY recipient")
@@ -327,20 +340,12 @@ async def test_quiet_hours_hold_a_message_until_they_end_where_the_recipient_is(
                                      size=40, source="http")  # as any channel stores it: with the number's time zones
     assert outcome.messages == 1
     await enqueue(store, other, range(1000, 1100))
-    peer = Peer(tmp_path)
-    task = asyncio.create_task(dispatcher_for(peer.port, store, tps=100).run())
-    try:
+    async with dispatching(store, tmp_path, tps=100) as sending:
         await asyncio.sleep(10)
         held = [(s, c) for _, s, c in (await statuses(dsn)).values() if c == "quiet_hours"]
-        others_sent = len(peer.received())
-        deadline = time.monotonic() + 120
-        while not [p for p in peer.received() if p["destination"] == "33612345678"]:
-            assert time.monotonic() < deadline and not task.done()
-            await asyncio.sleep(0.2)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        peer.stop()
+        others_sent = len(sending.peer.received())
+        await sending.until(lambda received: any(p["destination"] == "33612345678" for p in received), 120)
+    peer = sending.peer
     [sent] = [p for p in peer.received() if p["destination"] == "33612345678"]
     connection = await asyncpg.connect(dsn)
     history = await connection.fetch("SELECT e.status, e.code, e.description FROM status_events e "

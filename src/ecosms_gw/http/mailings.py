@@ -60,33 +60,31 @@ async def _own_mailing(call: Call, verb: str) -> int:
     return found[0]
 
 
-async def cancel(call: Call) -> Answer:
-    mailing_id = await _own_mailing(call, "cancel")
+PAST = {"cancel": "canceled", "pause": "paused", "resume": "resumed"}
+
+
+async def _act(call: Call, action: str, nothing_status: int = 400) -> Answer:
+    """Pause, resume or cancel the account's mailing `id`; with nothing to do, the
+    reason as `nothing_status`."""
+    mailing_id = await _own_mailing(call, action)
     with _about(call, mailing_id):
-        canceled = await call.store.mailings.cancel(mailing_id)
-        if canceled is None:
-            raise ApiError(304, f"mailing {mailing_id} has nothing left to cancel")
-        log.info("mailing_canceled", status=canceled.status, messages=canceled.messages)
-    return 200, {"count": canceled.messages, "status": canceled.status}
+        try:
+            acted = await call.store.mailings.act(mailing_id, action)
+        except StoreConflict as conflict:
+            raise ApiError(nothing_status, str(conflict)) from None
+        log.info(f"mailing_{PAST[action]}", status=acted.status, messages=acted.messages)
+    return 200, {"count": acted.messages, "status": acted.status}
+
+
+async def cancel(call: Call) -> Answer:
+    return await _act(call, "cancel", nothing_status=304)  # the seed's answer
 
 
 async def pause(call: Call) -> Answer:
     """Nothing more of it is written once this is answered (but the parts left of a
     message already begun)."""
-    mailing_id = await _own_mailing(call, "pause")
-    with _about(call, mailing_id):
-        held = await call.store.mailings.pause(mailing_id)
-        if held is None:
-            raise ApiError(400, f"mailing {mailing_id} is not sending: only a mailing sending can be paused")
-        log.info("mailing_paused", messages=held)
-    return 200, {"count": held, "status": "paused"}
+    return await _act(call, "pause")
 
 
 async def resume(call: Call) -> Answer:
-    mailing_id = await _own_mailing(call, "resume")
-    with _about(call, mailing_id):
-        queued = await call.store.mailings.resume(mailing_id)
-        if queued is None:
-            raise ApiError(400, f"mailing {mailing_id} is not paused")
-        log.info("mailing_resumed", messages=queued)
-    return 200, {"count": queued, "status": "created"}
+    return await _act(call, "resume")

@@ -22,7 +22,7 @@ from ecosms_gw.http import params
 from ecosms_gw.http.auth import Auth
 from ecosms_gw.http.params import ApiError
 from ecosms_gw.ingest import pipeline
-from ecosms_gw.store import Store, StoreError
+from ecosms_gw.store import Store, StoreConflict, StoreError
 from ecosms_gw.store.monitor import Charts
 from ecosms_gw.store.reads import Filter, Page
 
@@ -161,22 +161,15 @@ class Monitor:
         owner = await self.store.mailings.owner(mailing_id)
         if owner is None or (account is not None and owner.account_id != account.id):
             raise ApiError(404, f"no mailing {mailing_id}")
+        if action not in ("pause", "resume", "cancel"):
+            raise ApiError(400, "action: pause, resume or cancel")
         with structlog.contextvars.bound_contextvars(mailing_id=mailing_id, account=owner.account):
-            done = await self._act(mailing_id, action)
-            if done is None:
-                raise ApiError(409, f"mailing {mailing_id}: nothing to {action}")
-            log.info("monitor_mailing_action", action=action, messages=done, operator=account is None)
-        return _json({"count": done, "action": action})
-
-    async def _act(self, mailing_id: int, action: str) -> int | None:
-        mailings = self.store.mailings
-        if action == "pause":
-            return await mailings.pause(mailing_id)
-        if action == "resume":
-            return await mailings.resume(mailing_id)
-        if action == "cancel":
-            return canceled.messages if (canceled := await mailings.cancel(mailing_id)) else None
-        raise ApiError(400, "action: pause, resume or cancel")
+            try:
+                acted = await self.store.mailings.act(mailing_id, action)
+            except StoreConflict as conflict:
+                raise ApiError(409, str(conflict)) from None
+            log.info("monitor_mailing_action", action=action, messages=acted.messages, operator=account is None)
+        return _json({"count": acted.messages, "action": action})
 
     @_answers(malformed="a JSON object with account, number and text")
     async def send(self, request: web.Request) -> web.Response:

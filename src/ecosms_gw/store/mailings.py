@@ -42,6 +42,12 @@ class Canceled:
     messages: int
 
 
+class Acted(NamedTuple):
+    """What a pause, resume or cancel did: the messages it changed, the mailing's status."""
+    messages: int
+    status: str
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """What an update changes of mailings: a name (None: kept) and, when given, the date
@@ -198,6 +204,23 @@ class Mailings:
                 break
             await asyncio.sleep(0.05)
         return int(held)
+
+    async def act(self, mailing_id: int, action: str) -> Acted:
+        """Pause, resume or cancel, as every door asks it (HTTP, the monitor, the command
+        line); StoreConflict says why when there is nothing to do."""
+        if action == "pause":
+            if (held := await self.pause(mailing_id)) is None:
+                raise StoreConflict(f"mailing {mailing_id} is not sending: only a mailing sending can be paused")
+            return Acted(held, "paused")
+        if action == "resume":
+            if (queued := await self.resume(mailing_id)) is None:
+                raise StoreConflict(f"mailing {mailing_id} is not paused")
+            return Acted(queued, "created")
+        if action == "cancel":
+            if (canceled := await self.cancel(mailing_id)) is None:
+                raise StoreConflict(f"mailing {mailing_id} has nothing left to cancel")
+            return Acted(canceled.messages, canceled.status)
+        raise ValueError(f"{action}: pause, resume or cancel")
 
     @translated
     async def resume(self, mailing_id: int) -> int | None:
