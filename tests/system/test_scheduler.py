@@ -200,6 +200,7 @@ async def test_a_message_past_its_validity_is_not_sent(store: Store, dsn: str, a
                                            ("+33600000003", "ko", "expired")]
     assert swept.expired == 1
     assert set((await statuses(dsn)).values()) >= {("done", "ko", "expired")}
+    assert await store.reads.expired_tally() == 2  # ecosms_messages_expired_total: at the claim, and swept
 
 
 async def test_a_mail_is_spread_in_packets_by_the_account_default(store: Store, dsn: str, tmp_path: Path) -> None:

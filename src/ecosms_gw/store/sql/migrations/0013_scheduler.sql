@@ -183,6 +183,14 @@ CREATE FUNCTION quiet_until(_zones text, _quiet text) RETURNS timestamptz LANGUA
                ELSE l.local::time >= q.starts OR l.local::time < q.ends END
 $$;
 
+-- Messages ended unsent (validity, maximum age), counted for /metrics by whichever
+-- statement ends them: a sequence, as it never waits for another transaction (a claim
+-- rolled back after counting counts a little too much, never too little).
+CREATE SEQUENCE messages_expired_tally;
+CREATE FUNCTION tally_expired(_ended bigint) RETURNS void LANGUAGE sql AS $$
+    SELECT count(nextval('messages_expired_tally')) FROM generate_series(1, _ended)
+$$;
+
 -- What the scheduler chose, less what may not go now: a message out of its validity ends
 -- `ko` (expired); one whose recipient is in quiet hours waits until they end, which its
 -- status history says (code `quiet_hours`). Shared by `claim_due` and `take_due`.
@@ -191,6 +199,7 @@ LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     ids bigint[];
     special boolean;
+    ended bigint;
 BEGIN
     SELECT coalesce(array_agg(d.id), '{}'), coalesce(bool_or(d.special), false) INTO ids, special
     FROM due_ids(_limit, _routes, _excluded) AS d;
@@ -201,6 +210,8 @@ BEGIN
     UPDATE messages SET state = 'done', status = 'ko', code = 'expired',
            description = 'not sent within its validity', updated_at = now()
     WHERE id = ANY(ids) AND due_at + validity_min * interval '1 minute' < now();
+    GET DIAGNOSTICS ended = ROW_COUNT;
+    PERFORM tally_expired(ended);
     UPDATE messages m SET due_at = q.until, code = 'quiet_hours', updated_at = now(),
            description = 'quiet hours where the recipient is: held until '
                          || to_char(q.until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
