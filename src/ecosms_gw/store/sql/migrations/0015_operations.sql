@@ -86,17 +86,20 @@ CREATE FUNCTION monitor_roll_up(_step timestamptz) RETURNS void LANGUAGE sql AS 
     WHERE w.p50 IS NOT NULL  -- the total of a step without a final status
 $$;
 
--- Every step complete for 10 s and not rolled up yet (at most the last hour), each by the
--- first daemon to claim it; then what is older than a day goes. How many were rolled up.
+-- Every step complete for 10 s and not rolled up yet (at most the last hour; on a first
+-- start, the last 2 minutes), each by the first daemon to claim it; then what is older
+-- than a day goes. How many were rolled up.
 CREATE FUNCTION monitor_roll_up_due() RETURNS integer LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     step timestamptz;
     done integer := 0;
 BEGIN
     FOR step IN
-        SELECT s FROM generate_series(greatest(date_bin('10 seconds', now() - interval '1 hour', 'epoch'),
-                                               (SELECT max(at) + interval '10 seconds' FROM monitor_steps)),
-                                      now() - interval '20 seconds', interval '10 seconds') AS s
+        SELECT s FROM generate_series(
+            greatest(date_bin('10 seconds', now() - interval '1 hour', 'epoch'),
+                     coalesce((SELECT max(at) + interval '10 seconds' FROM monitor_steps),
+                              date_bin('10 seconds', now() - interval '2 minutes', 'epoch'))),
+            now() - interval '20 seconds', interval '10 seconds') AS s
     LOOP
         INSERT INTO monitor_steps VALUES (step) ON CONFLICT DO NOTHING;
         IF FOUND THEN
