@@ -84,6 +84,7 @@ class Pump:
         self.window = asyncio.Semaphore(smsc.window)  # PDUs on the wire without an answer
         self.written = 0  # PDUs written, for the rate shown in the cluster view
         self.throttled = 0  # throttle answers since bound, for the cluster view
+        self.response_time = metrics.SUBMIT_RESPONSE.labels(smsc.name)  # looked up once, observed per part
         self.in_flight: dict[int, InFlight] = {}
         self.not_started: set[int] = set()
         self.unreturned: list[int] = []
@@ -189,7 +190,7 @@ class Pump:
         def answered(done: asyncio.Future[Response]) -> None:
             timer.cancel()
             if not done.cancelled() and done.exception() is None:
-                metrics.SUBMIT_RESPONSE.labels(self.smsc.name).observe(loop.time() - written_at)
+                self.response_time.observe(loop.time() - written_at)
             self._answered(session, flight, seq, attempt, done)
 
         future.add_done_callback(answered)
