@@ -12,6 +12,7 @@ import sys
 from ecosms_gw.admin import EXIT_OK, EXIT_USAGE, Refused, existing_account
 from ecosms_gw.config import Config
 from ecosms_gw.core import numbers
+from ecosms_gw.core.cells import cell
 from ecosms_gw.store import Store
 from ecosms_gw.store.reads import Page
 
@@ -67,7 +68,8 @@ async def optout(store: Store, args: argparse.Namespace, settings: Config) -> in
         listing = await store.optouts.list(account.id, None, None, None, Page(limit=10**9), "UTC")
         rows = [(row["number"], row["date"], row["reason"]) for row in json.loads(listing.items)]
         if args.action == "export":  # CSV, as import reads it
-            csv.writer(sys.stdout, lineterminator="\n").writerows([("number", "date", "reason"), *rows])
+            csv.writer(sys.stdout, lineterminator="\n").writerows(
+                [("number", "date", "reason"), *((number, date, cell(reason)) for number, date, reason in rows)])
         for number, date, reason in rows if args.action == "list" else ():
             print(f"{number:<16} {date} UTC  {reason}")
         return EXIT_OK

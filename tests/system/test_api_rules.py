@@ -41,6 +41,20 @@ async def test_each_format(client: Client) -> None:
     assert (await client.call("GET", "/rest/sms.yaml"))[0] == 404
 
 
+async def test_a_csv_read_never_carries_a_formula_to_a_spreadsheet(client: Client) -> None:
+    """A mailing named as a formula comes back as text in CSV (an apostrophe first), as it
+    was in JSON; numbers, even signed, stay numbers."""
+    name = '=HYPERLINK("http://evil.test","click")'
+    _, created = await client.call("POST", "/rest/mailing", json={
+        "text": "-5% today", "name": name, "contacts": [{"recipient": "+33600000001"}]})
+    _, text = await client.call("GET", f"/rest/mailing.csv?id={created['id']}&properties=name")
+    assert list(csv.reader(io.StringIO(text))) == [["name"], ["'" + name]]
+    _, listed = await client.call("GET", f"/rest/mailing.json?id={created['id']}&properties=name")
+    assert listed["list"] == [{"name": name}]
+    _, text = await client.call("GET", "/rest/sms.csv?properties=text,recipient")
+    assert list(csv.reader(io.StringIO(text))) == [["text", "recipient"], ["'-5% today", "+33600000001"]]
+
+
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"), [
     ("GET", "/rest/nothing", {}, 404, "unknown resource 'nothing'"),
     ("PUT", "/rest/status", {}, 405, "status: no action 'update'"),

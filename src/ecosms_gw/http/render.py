@@ -9,6 +9,7 @@ import re
 from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
+from ecosms_gw.core.cells import cell
 from ecosms_gw.http.params import ApiError
 
 _CALLBACK = re.compile(r"[A-Za-z_$][0-9A-Za-z_$.]{0,63}")
@@ -55,7 +56,7 @@ def render(document: dict[str, Any] | Listed, fmt: str, callback: str | None = N
         writer.writerow(columns)
         for row in rows:
             writer.writerow(["" if row.get(c) is None else json.dumps(row[c]) if isinstance(row[c], (dict, list))
-                             else row[c] for c in columns])
+                             else cell(row[c]) for c in columns])
         return out.getvalue().encode(), "text/csv; charset=utf-8"
     raise ApiError(404, f"unknown format .{fmt}")
 
