@@ -143,12 +143,12 @@ class Monitor:
         rows = []
         for smsc in self.config.smsc:
             link = known.get(smsc.name)
-            bound = link is not None and link.bound_since is not None
-            rows.append({"name": smsc.name, "bound": bound,
-                         "daemon": f"{link.owner_host}:{link.owner_pid}" if bound and link else None,
+            served = link if link is not None and link.bound_since is not None else None
+            rows.append({"name": smsc.name, "bound": served is not None,
+                         "daemon": f"{served.owner_host}:{served.owner_pid}" if served else None,
                          "since": link.bound_since if link else None,
-                         "tps": round(link.tps_now, 1) if bound and link else 0, "tpsConfigured": smsc.tps,
-                         "window": link.in_flight if bound and link else 0, "windowSize": smsc.window,
+                         "tps": round(served.tps_now, 1) if served else 0, "tpsConfigured": smsc.tps,
+                         "window": served.in_flight if served else 0, "windowSize": smsc.window,
                          "throttled": link.throttled if link else 0, "inDoubt": link.in_doubt if link else 0})
         return rows
 
