@@ -1,7 +1,10 @@
 """`ecosms-gw run`: one asyncio process, supervised named tasks, ordered shutdown.
 
-A task that ends on its own is a fault: the daemon stops with a non-zero exit so that
-systemd restarts it, rather than limping on without, say, its worker lock.
+Every task waits out a database outage on its own (the worker lock and the listener are
+taken again, the links rebind once the database answers), so that a restart of PostgreSQL
+costs seconds, not a restart of every daemon into systemd's start limit. A task that ends
+on its own anyway is a fault: the daemon stops with a non-zero exit so that systemd
+restarts it, rather than limping on without it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ecosms_gw.smpp.link import Dispatcher
 from ecosms_gw.smpp.simulator import Simulator
 from ecosms_gw.store import Store, StoreError, StoreUnavailable
 from ecosms_gw.store.database import DatabaseSetupError, database_dsn
-from ecosms_gw.store.dispatch import HEARTBEAT_S
+from ecosms_gw.store.dispatch import HEARTBEAT_S, Worker
 from ecosms_gw.tls import server_context
 
 log = structlog.get_logger()
@@ -90,23 +93,25 @@ async def serve(config: Config) -> int:
         return 1
 
 
-async def _reap_every(store: Store, config: Config, interval_s: float) -> None:
+async def _reap_every(store: Store, config: Config, worker: Worker, interval_s: float) -> None:
     """Another daemon on the same database may die while this one runs: its links are
     no longer bound and its claims return to the queue within `HEARTBEAT_S`; the queue
     and the status events are sampled for the monitor. Less often, messages that waited
-    past the maximum age expire and finished mailings end."""
+    past the maximum age expire and finished mailings end. While this daemon's own lock
+    is lost (the database restarted), it would reap itself: it waits."""
     every = max(1, round(interval_s / HEARTBEAT_S))
     for turn in itertools.count(1):
         await asyncio.sleep(HEARTBEAT_S)
         try:
-            await store.dispatch.reap_dead_workers(config.dispatch.in_doubt)
+            if worker.holding:
+                await store.dispatch.reap_dead_workers(config.dispatch.in_doubt)
             await _sample(store)
             if turn % every == 0:
                 await store.dispatch.expire(timedelta(hours=config.dispatch.max_age_hours),
                                    timedelta(hours=config.dispatch.receipt_wait_hours))
                 await store.mailings.end_finished()
                 await store.dispatch.repair_queues()
-        except StoreUnavailable as error:  # the database is back soon, or worker_lock fails
+        except StoreUnavailable as error:  # the database is back soon
             log.warning("reap_failed", error=str(error))
 
 
@@ -152,7 +157,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     metrics.prepare([smsc.name for smsc in config.smsc])
     supervisor = Supervisor()
     supervisor.start("worker_lock", worker.watch())
-    supervisor.start("claims_reaper", _reap_every(store, config, REAP_INTERVAL_S))
+    supervisor.start("claims_reaper", _reap_every(store, config, worker, REAP_INTERVAL_S))
     inbox = Inbox(config, store)
     supervisor.start("ftp_inbox", inbox.run())
     supervisor.start("pinger", Pinger(store, config.ping).run())
@@ -169,7 +174,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
             simulators.append(Simulator())
             address = await simulators[-1].start()
         dispatchers.append(Dispatcher(smsc, store, worker.key, asyncio.Event(), deliveries.handler(smsc), address,
-                                      own=None if smsc.simulator else worker.own,
+                                      owner=None if smsc.simulator else worker,
                                       in_doubt=config.dispatch.in_doubt))
     for dispatcher in dispatchers:
         supervisor.start(f"smpp_{dispatcher.smsc.name}", dispatcher.run())
@@ -178,7 +183,7 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
         for dispatcher in dispatchers:
             dispatcher.wake.set()
 
-    stop_listening = await store.listen(wake_dispatchers)
+    supervisor.start("listener", store.listen(wake_dispatchers))
     smtp_server, smtp_handler = await smtp.serve(config, store)
     supervisor.start("smtp", _serve_smtp(smtp_server, smtp_handler))
     api = Api(store, config, lambda: {dispatcher.smsc.name: dispatcher.bound for dispatcher in dispatchers})
@@ -191,7 +196,6 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     systemd.notify("STOPPING=1")
     log.info("daemon_stopping", reason=f"task {failed} ended" if failed else "signal")
     await supervisor.stop()
-    await stop_listening()
     for simulator in simulators:
         await simulator.close()
     try:

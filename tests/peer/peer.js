@@ -15,7 +15,8 @@
 // --same-receipt-ids (what Kannel's default matching needs). Destinations starting with PREFIX are
 // refused for good (ESME_RINVDSTADR). Each receipt the gateway acknowledged is
 // recorded as {"receipt": id, "stat": ..., "latency_ms": from deliver_sm to its response};
-// one it refused is sent again a second later.
+// one it refused is sent again a second later; one whose session closed goes on the latest
+// bound session, as an SMSC keeps receipts for the next bind.
 // With --long-reply, the recipient of each submit_sm answers with a long UCS-2 message in
 // three parts sent out of order (3, 1, 2), told apart by a UDH with an 8- or 16-bit
 // reference or by SAR TLVs; its text is recorded as {"long_reply": text}.
@@ -80,7 +81,15 @@ function sendReceipt(session, pdu, id, number) {
   const shownId = sameReceiptIds ? id
     : decimalReceipts ? parseInt(id, 16).toString(10) : id.replace(/^0+/, "").toLowerCase();
   const now = stamp(new Date());
-  const deliver = () => { const sentAt = process.hrtime.bigint(); session.deliver_sm({
+  const deliver = () => {
+    // As an SMSC keeps receipts for the next bind: on the submit's session while it lives,
+    // else on the latest bound one; sent again when unanswered within 10 s.
+    const target = open.has(session) ? session : latest;
+    if (!target || !open.has(target)) { setTimeout(deliver, 1000); return; }
+    const sentAt = process.hrtime.bigint();
+    let settled = false;  // this attempt answered, or given up for another
+    setTimeout(() => { if (!settled) { settled = true; deliver(); } }, 10000);
+    target.deliver_sm({
     source_addr: pdu.destination_addr,
     destination_addr: pdu.source_addr,
     esm_class: smpp.ESM_CLASS.MC_DELIVERY_RECEIPT,
@@ -89,6 +98,8 @@ function sendReceipt(session, pdu, id, number) {
     receipted_message_id: shownId,
     message_state: stat === "DELIVRD" ? 2 : 5,
   }, (response) => {
+    if (settled) return;
+    settled = true;
     if (response.command_status === 0) {
       record({ receipt: id, stat, latency_ms: Number(process.hrtime.bigint() - sentAt) / 1e6 });
     } else {
@@ -101,10 +112,15 @@ function sendReceipt(session, pdu, id, number) {
   }
 }
 
+const open = new Set();  // sessions bound and not closed
+let latest = null;  // the last bound: receipts whose session died go there
 const server = smpp.createServer((session) => {
   const bind = (pdu) => {
     session.send(pdu.response());
+    open.add(session);
+    latest = session;
   };
+  session.on("close", () => open.delete(session));
   session.on("bind_transceiver", bind);
   session.on("bind_transmitter", bind);
   session.on("bind_receiver", bind);

@@ -148,15 +148,57 @@ async def test_claims_of_a_crashed_daemon_return_at_the_next_start(store: Store,
     await alive.close()
 
 
-async def test_listeners_hear_of_new_work(store: Store) -> None:
+async def terminate(dsn: str, where: str, *args: object) -> int:
+    """Connections of the database dropped by the server, as a restart drops them."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        return await admin.fetchval(f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {where}",
+                                    *args)
+    finally:
+        await admin.close()
+
+
+async def test_listeners_hear_of_new_work_and_listen_again_when_dropped(store: Store, dsn: str) -> None:
     account = await new_account(store)
     woken = asyncio.Event()
-    stop = await store.listen(woken.set)
+    listening = asyncio.create_task(store.listen(woken.set))
     try:
-        await store.mailings.enqueue(Submission(account.id, "smtp", None), composition(1), {})
-        await asyncio.wait_for(woken.wait(), 5)
+        for _ in range(2):
+            await asyncio.wait_for(woken.wait(), 5)  # woken once listening: work may have come meanwhile
+            woken.clear()
+            await store.mailings.enqueue(Submission(account.id, "smtp", None), composition(1), {})
+            await asyncio.wait_for(woken.wait(), 5)
+            woken.clear()
+            assert await terminate(dsn, "query LIKE 'LISTEN%' AND datname = current_database()") == 1
     finally:
-        await stop()
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+
+
+async def test_a_worker_whose_connection_dropped_takes_its_key_and_links_again(store: Store, dsn: str) -> None:
+    """The database dropped the lock connection (a restart): within seconds the same key
+    and the same SMSC link are locked again, and no reaper took the daemon for dead."""
+    worker = await store.dispatch.register_worker()
+    assert await worker.own("main")
+    watching = asyncio.create_task(worker.watch(interval_s=0.2))
+    try:
+        dropped = await terminate(dsn, "pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+                                       " AND ((classid::bigint << 32) | objid::bigint) = $1)", worker.key)
+        assert dropped == 1
+        for expected in (False, True):  # the loss noticed, then the lock taken again
+            for _ in range(100):
+                if worker.holding is expected:
+                    break
+                await asyncio.sleep(0.05)
+        assert worker.holding and worker.owns("main") and await worker.own("main")
+        other = await store.dispatch.register_worker()
+        assert not await other.own("main")  # still this daemon's link
+        assert [daemon.key for daemon in await store.dispatch.daemons()] == [worker.key, other.key]
+        await other.close()
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        await worker.close()
 
 
 async def test_database_down_is_a_temporary_error(pg_server, dsn: str) -> None:

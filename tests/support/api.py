@@ -46,7 +46,7 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def daemon(dsn: str, folder: Path, peer_port: int | None = None, more: str = "",
+async def daemon(dsn: str, folder: Path, peer_port: int | None = None, more: str = "", tps: int = 1000,
                  **settings: str) -> AsyncIterator[str]:
     """`ecosms-gw run` on this database, its API on a free port; its SMSC (the simulator)
     serves only numbers starting 999, so that the messages of a test stay where the test
@@ -54,7 +54,7 @@ async def daemon(dsn: str, folder: Path, peer_port: int | None = None, more: str
     config (another link...). Its base URL, once it answers; its JSON log is
     `daemon-PORT.log` in `folder`."""
     config = folder / f"gw-{free_port()}.toml"
-    smsc = (f'host = "127.0.0.1"\nport = {peer_port}\ntps = 1000\nroutes = ["*"]\n' if peer_port
+    smsc = (f'host = "127.0.0.1"\nport = {peer_port}\ntps = {tps}\nroutes = ["*"]\n' if peer_port
             else 'simulator = true\nroutes = ["999"]\n')
     config.write_text(f'[database]\ndsn = "{dsn}"\n[[smsc]]\nname = "main"\n{smsc}{more}')
     port = free_port()

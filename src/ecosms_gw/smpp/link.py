@@ -12,7 +12,7 @@ its outcome is stored (see outcomes.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -24,13 +24,13 @@ from ecosms_gw.smpp.outcomes import Outcomes
 from ecosms_gw.smpp.pump import Pump
 from ecosms_gw.smpp.session import BindError, Session, SessionClosed
 from ecosms_gw.store import Store, StoreError
-from ecosms_gw.store.dispatch import LinkState
+from ecosms_gw.store.dispatch import LinkState, Worker
 
 log = structlog.get_logger()
 
 REPORT_INTERVAL_S = 2.0  # the cluster view, and routes decided from it
 STANDBY_RETRY_S = 5.0
-STORE_RETRY_S = 5.0
+STORE_RETRY_S = 1.0  # the database away: how often to look again
 DRAIN_S = 10.0  # at shutdown, how long answers to what was written may take
 
 
@@ -39,12 +39,12 @@ class Dispatcher:
 
     def __init__(self, smsc: SmscConfig, store: Store, worker: int, wake: asyncio.Event,
                  on_deliver: Callable[[Any], Any], address: tuple[str, int] | None = None,
-                 own: Callable[[str], Awaitable[bool]] | None = None, in_doubt: str = "unknown") -> None:
+                 owner: Worker | None = None, in_doubt: str = "unknown") -> None:
         self.smsc = smsc
         self.in_doubt = in_doubt
         self.store = store
         self.worker = worker
-        self.own = own  # one daemon per SMSC connection, so that its TPS holds across daemons
+        self.owner = owner  # one daemon per SMSC connection, so that its TPS holds across daemons
         self.cluster: dict[str, tuple[str, ...]] = {}  # links bound by any daemon: their routes
         self.wake = wake
         self.on_deliver = on_deliver
@@ -57,11 +57,10 @@ class Dispatcher:
         return routes.excluded(self.smsc.name, self.smsc.routes, self.cluster)
 
     async def run(self) -> None:
-        while self.own is not None and not await self.own(self.smsc.name):
-            log.info("smsc_served_elsewhere", smsc=self.smsc.name)  # standby: take over later
-            await asyncio.sleep(STANDBY_RETRY_S)
         attempt = 0
         while True:
+            if not await self._serving():
+                continue
             try:
                 session, receiver = await self._connect()
             except (OSError, TimeoutError, SessionClosed, BindError) as error:
@@ -72,7 +71,24 @@ class Dispatcher:
                 continue
             attempt = 0
             if await self._serve(session, receiver):
-                await asyncio.sleep(STORE_RETRY_S)
+                await self.store.wait_until_available(STORE_RETRY_S)
+
+    async def _serving(self) -> bool:
+        """Whether this daemon is to serve the link now; if not, after waiting a while:
+        another daemon serves it (standby, to take over later), or the database is away
+        (nobody may serve it until this daemon knows)."""
+        if self.owner is None:
+            return True
+        try:
+            if await self.owner.own(self.smsc.name):
+                return True
+        except StoreError as error:
+            log.warning("smsc_owner_unknown", smsc=self.smsc.name, error=str(error))
+            await asyncio.sleep(STORE_RETRY_S)
+            return False
+        log.info("smsc_served_elsewhere", smsc=self.smsc.name)
+        await asyncio.sleep(STANDBY_RETRY_S)
+        return False
 
     async def _connect(self) -> tuple[Session, Session | None]:
         session = await self._open(self.smsc.bind)
@@ -90,7 +106,7 @@ class Dispatcher:
         self.bound = True
         log.info("smpp_bound", smsc=self.smsc.name, address=f"{self.address[0]}:{self.address[1]}")
         await self._report(bound=True)  # routes known before the first claim
-        helpers = [asyncio.create_task(self.outcomes.flush_every()), asyncio.create_task(self._report_every())]
+        helpers = [asyncio.create_task(self.outcomes.flush_every()), asyncio.create_task(self._report_every(session))]
         database_down = False
         try:
             await self._pump_while(session, receiver)
@@ -114,12 +130,17 @@ class Dispatcher:
             await self._report(bound=False)
         return database_down
 
-    async def _report_every(self) -> None:
-        """The link in the cluster view, and the cluster's bound links for routing."""
+    async def _report_every(self, session: Session) -> None:
+        """The link in the cluster view, and the cluster's bound links for routing. A link
+        another daemon took over while the database was away is given up."""
         loop = asyncio.get_running_loop()
         since, written = loop.time(), self.pump.written
         while True:
             await asyncio.sleep(REPORT_INTERVAL_S)
+            if self.owner is not None and not self.owner.owns(self.smsc.name):
+                log.warning("smsc_served_elsewhere", smsc=self.smsc.name)
+                await session.close()
+                return
             await self._report(bound=True, tps_now=(self.pump.written - written) / (loop.time() - since))
             since, written = loop.time(), self.pump.written
 

@@ -4,10 +4,13 @@ notifications, reads), each with its own module and SQL file."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
+import structlog
 
 from ecosms_gw.store import connector
 from ecosms_gw.store.accounts import Accounts
@@ -25,7 +28,10 @@ from ecosms_gw.store.webhooks import Failing, Webhooks
 
 __all__ = ["Cluster", "Store", "StoreConflict", "StoreError", "StoreUnavailable"]
 
+log = structlog.get_logger()
 Q = queries("connector")
+LISTEN_RETRY_S = 1.0
+LISTEN_PROBE_S = 30.0  # a listener silent this long is asked whether it lives
 WORK_CHANNEL = "ecosms_work"
 ACCOUNTS_CHANNEL = "ecosms_accounts"  # see migration 0008
 
@@ -74,6 +80,14 @@ class Store:
     async def ping(self) -> None:
         await self._pool.fetchval(Q["ping"], timeout=5)
 
+    async def wait_until_available(self, every_s: float) -> None:
+        """Returns once the database answers again."""
+        while True:
+            try:
+                return await self.ping()
+            except StoreUnavailable:
+                await asyncio.sleep(every_s)
+
     @translated
     async def migrate(self) -> list[int]:
         return await connector.migrate(self._pool)
@@ -83,21 +97,47 @@ class Store:
         """A value every daemon on this database shares; `default` if it is the first."""
         return str(await self._pool.fetchval(Q["setting"], name, default))
 
-    @translated
-    async def listen(self, on_work: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def listen(self, on_work: Callable[[], None]) -> None:
         """Call `on_work` whenever work is enqueued, and keep accounts in memory while
-        their changes are heard; returns the coroutine that stops it. A lost listener only
-        delays work until the next poll, and accounts are read again each time."""
+        their changes are heard, until cancelled. A listener lost (the database restarted)
+        is opened again; meanwhile work waits for the next poll and accounts are read each
+        time."""
+        while True:
+            try:
+                connection = await self._listener(on_work)
+            except StoreUnavailable as error:
+                log.warning("listener_unavailable", error=str(error))
+                await asyncio.sleep(LISTEN_RETRY_S)
+                continue
+            self.known.listen(True)
+            on_work()  # what was enqueued while nobody listened
+            try:
+                await self._while_alive(connection)
+            finally:
+                self.known.listen(False)
+                connection.terminate()
+
+    @translated
+    async def _listener(self, on_work: Callable[[], None]) -> asyncpg.Connection:
         connection = await asyncpg.connect(self._dsn, timeout=10)
         await connection.add_listener(WORK_CHANNEL, lambda *_: on_work())
         await connection.add_listener(ACCOUNTS_CHANNEL, lambda *_: self.known.changed())
-        connection.add_termination_listener(lambda *_: self.known.listen(False))
-        self.known.listen(True)
+        return connection
 
-        async def stop() -> None:
-            self.known.listen(False)
-            await connection.close()
-        return stop
+    @staticmethod
+    async def _while_alive(connection: asyncpg.Connection) -> None:
+        """Until the connection is lost: closed by the server, or silent (a network cut)."""
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda *_: lost.set())
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), LISTEN_PROBE_S)
+                return
+            try:
+                await connection.fetchval(Q["ping"], timeout=5)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("listener_lost", error=str(error))
+                return
 
     async def cluster(self) -> Cluster:
         daemons = await self.dispatch.daemons()

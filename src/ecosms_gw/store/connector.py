@@ -25,6 +25,7 @@ _TEMPORARY = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError, asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,  # a connection dropped mid-operation (MagicStack/asyncpg#1069)
 )
 
 

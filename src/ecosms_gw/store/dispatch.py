@@ -4,10 +4,12 @@ the reaping of dead daemons' work."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -16,13 +18,14 @@ import asyncpg
 import structlog
 
 from ecosms_gw.core.gsm import Encoding
-from ecosms_gw.store.connector import columns, one, queries, translated
+from ecosms_gw.store.connector import StoreUnavailable, columns, one, queries, translated
 
 log = structlog.get_logger()
 Q = queries("dispatch")
 
 HEARTBEAT_S = 5.0  # a daemon's heartbeat; three missed and its links count as unbound
 ALIVE = timedelta(seconds=3 * HEARTBEAT_S)
+REGISTER_RETRY_S = 1.0  # the lock connection lost: how often to try again
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,32 +119,104 @@ def patterns(prefixes: tuple[str, ...]) -> list[str]:
 
 
 class Worker:
-    """This daemon's registration: a connection holding the advisory lock of its key for
-    as long as the daemon lives. When it dies, so does the lock, and its claims are
-    returned to the queue by the next `reap_dead_workers`."""
+    """This daemon's registration: a connection holding the advisory lock of its key, and
+    of the SMSC links it serves, for as long as the daemon lives. When the daemon dies, so
+    do the locks: another daemon takes its links over, and its claims are returned to the
+    queue by the next `reap_dead_workers`. When only the connection dies (the database
+    restarted), it is opened again with the same key and links; until then `holding` is
+    False."""
 
-    def __init__(self, key: int, connection: asyncpg.Connection) -> None:
+    def __init__(self, key: int, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
         self.key = key
-        self._connection = connection
+        self._connect = connect
+        self._connection: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
         self._busy = asyncio.Lock()  # one query at a time on this connection
+        self._owned: set[str] = set()
+
+    @property
+    def holding(self) -> bool:
+        return self._connection is not None and not self._lost.is_set()
+
+    def owns(self, resource: str) -> bool:
+        """Whether this daemon still serves `resource` (False once another took it over)."""
+        return resource in self._owned
 
     @translated
+    async def register(self) -> None:
+        """The key locked and the daemon listed, on a new connection; the links it served
+        locked again (those another daemon took meanwhile are given up)."""
+        connection = await self._connect()
+        try:
+            if not await connection.fetchval(Q["worker_lock"], self.key):
+                raise StoreUnavailable("the worker key is still held by a connection the database has not closed")
+            await connection.execute(Q["worker_register"], self.key, socket.gethostname(), os.getpid())
+            kept = {resource for resource in sorted(self._owned)
+                    if await connection.fetchval(Q["own_resource"], resource)}
+        except BaseException:
+            await connection.close()
+            raise
+        if given_up := self._owned - kept:
+            log.warning("smsc_taken_over", links=sorted(given_up))
+        self._owned = kept
+        self._lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: self._lost.set())
+        self._connection = connection
+
     async def watch(self, interval_s: float = HEARTBEAT_S) -> None:
-        """The heartbeat, until the lock connection fails (then the daemon must stop)."""
+        """The heartbeat; a lost connection is opened again, every second until the
+        database answers, for as long as the daemon runs."""
         while True:
-            async with self._busy:
-                await self._connection.execute(Q["worker_beat"], self.key, timeout=interval_s)
-            await asyncio.sleep(interval_s)
+            try:
+                await self._beat(interval_s)
+            except StoreUnavailable as error:
+                log.warning("worker_lock_lost", worker=self.key, error=str(error))
+                await self._register_again()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), interval_s)
+
+    @translated
+    async def _beat(self, interval_s: float) -> None:
+        if not self.holding:
+            raise StoreUnavailable("the lock connection is closed")
+        async with self._busy:
+            await self._require().execute(Q["worker_beat"], self.key, timeout=interval_s)
+
+    async def _register_again(self) -> None:
+        self._lost.set()
+        if self._connection is not None:
+            self._connection.terminate()
+        while True:
+            await asyncio.sleep(REGISTER_RETRY_S)
+            try:
+                await self.register()
+            except StoreUnavailable:
+                continue
+            log.info("worker_lock_regained", worker=self.key, links=sorted(self._owned))
+            return
 
     @translated
     async def own(self, resource: str) -> bool:
         """Try to become the one daemon serving `resource` (an SMSC connection), for as
         long as this daemon lives; when it dies, another one takes over."""
+        if resource in self._owned and self.holding:
+            return True
         async with self._busy:
-            return bool(await self._connection.fetchval(Q["own_resource"], resource))
+            if await self._require().fetchval(Q["own_resource"], resource):
+                self._owned.add(resource)
+                return True
+        return False
+
+    def _require(self) -> asyncpg.Connection:
+        if self._connection is None or self._lost.is_set():
+            raise StoreUnavailable("the lock connection is closed")
+        return self._connection
 
     @translated
     async def close(self) -> None:
+        if self._connection is None:
+            return
         try:
             await self._connection.execute(Q["worker_remove"], self.key)
         finally:
@@ -156,17 +231,9 @@ class Dispatch:
     @translated
     async def register_worker(self) -> Worker:
         """A fresh worker key, locked on a connection of its own for the daemon's life."""
-        connection = await asyncpg.connect(self._dsn, timeout=10)
-        try:
-            while True:
-                key = secrets.randbits(63)
-                if await connection.fetchval(Q["worker_lock"], key):
-                    break
-            await connection.execute(Q["worker_register"], key, socket.gethostname(), os.getpid())
-        except BaseException:
-            await connection.close()
-            raise
-        return Worker(key, connection)
+        worker = Worker(secrets.randbits(63), functools.partial(asyncpg.connect, self._dsn, timeout=10))
+        await worker.register()  # a key taken already (one in 2**63) is an error the daemon's restart mends
+        return worker
 
     @translated
     async def reap_dead_workers(self, in_doubt: str = "unknown") -> int:

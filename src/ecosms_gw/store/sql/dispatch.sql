@@ -8,7 +8,10 @@ SELECT * FROM claim_due($1, $2, $3, $4);
 SELECT pg_try_advisory_lock(hashtextextended('ecosms:' || $1, 0));
 
 -- name: worker_register
-INSERT INTO workers (key, host, pid) VALUES ($1, $2, $3);
+-- A daemon listed; listed again with its key after its lock connection was lost (it may
+-- have been reaped meanwhile, or not).
+INSERT INTO workers (key, host, pid) VALUES ($1, $2, $3)
+ON CONFLICT (key) DO UPDATE SET heartbeat_at = now();
 
 -- name: worker_beat
 UPDATE workers SET heartbeat_at = now() WHERE key = $1;
