@@ -28,11 +28,13 @@ class FaultyLink:
     - "pass": everything goes through;
     - "black_hole": the connection is accepted, nothing is forwarded either way;
     - "no_submit_resp" / "no_enquire_resp": those responses from the SMSC are dropped;
-    - "delay": every PDU from the SMSC arrives `delay_s` late (in order)."""
+    - "delay": every PDU from the SMSC arrives `delay_s` late (in order).
+    With `only`, the mode applies to that connection (1 the first) and the others pass."""
 
-    def __init__(self, smsc_port: int, mode: str = "pass", delay_s: float = 2.0) -> None:
+    def __init__(self, smsc_port: int, mode: str = "pass", delay_s: float = 2.0, only: int | None = None) -> None:
         self.smsc_port = smsc_port
         self.mode = mode
+        self.only = only
         self.delay_s = delay_s
         self.port = free_port()
         self.connections = 0
@@ -53,17 +55,18 @@ class FaultyLink:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        number = self.connections
         task = asyncio.current_task()
         assert task is not None
         self.tasks.add(task)
         try:
-            if self.mode == "black_hole":
+            if self._mode(number) == "black_hole":
                 while await reader.read(65536):
                     pass
                 return
             smsc_reader, smsc_writer = await asyncio.open_connection("127.0.0.1", self.smsc_port)
             up = asyncio.create_task(self._pipe(reader, smsc_writer, lambda _: True))
-            down = asyncio.create_task(self._delayed(smsc_reader, writer))
+            down = asyncio.create_task(self._delayed(smsc_reader, writer, number))
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             for pipe in (up, down):
                 pipe.cancel()
@@ -74,10 +77,14 @@ class FaultyLink:
             writer.close()
             self.tasks.discard(task)
 
-    def _keep(self, pdu: bytes) -> bool:
+    def _mode(self, connection: int) -> str:
+        return self.mode if self.only in (None, connection) else "pass"
+
+    def _keep(self, pdu: bytes, connection: int) -> bool:
         command = HEADER.unpack_from(pdu)[1]
-        if (self.mode == "black_hole" or (self.mode == "no_submit_resp" and command == SUBMIT_SM_RESP)
-                or (self.mode == "no_enquire_resp" and command == ENQUIRE_LINK_RESP)):
+        mode = self._mode(connection)
+        if (mode == "black_hole" or (mode == "no_submit_resp" and command == SUBMIT_SM_RESP)
+                or (mode == "no_enquire_resp" and command == ENQUIRE_LINK_RESP)):
             self.dropped.append(command)
             return False
         return True
@@ -91,7 +98,7 @@ class FaultyLink:
                 if keep(pdu):
                     writer.write(pdu)
 
-    async def _delayed(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _delayed(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: int) -> None:
         """From the SMSC to the gateway: each PDU held `delay_s` in "delay" mode, in order."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
@@ -107,7 +114,8 @@ class FaultyLink:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while True:
                     pdu = await read_pdu(reader)
-                    if self._keep(pdu):
-                        queue.put_nowait((loop.time() + (self.delay_s if self.mode == "delay" else 0.0), pdu))
+                    if self._keep(pdu, connection):
+                        delay = self.delay_s if self._mode(connection) == "delay" else 0.0
+                        queue.put_nowait((loop.time() + delay, pdu))
         finally:
             releaser.cancel()

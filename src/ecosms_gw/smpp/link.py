@@ -50,7 +50,7 @@ class Dispatcher:
         self.on_deliver = on_deliver
         self.address = address or (smsc.host, smsc.port)
         self.outcomes = Outcomes(store.dispatch, smsc.name, smsc.window)
-        self.pump = Pump(smsc, store.dispatch, worker, wake, self.outcomes, self.excluded_routes)
+        self.pump = Pump(smsc, store.dispatch, worker, wake, self.outcomes, self.excluded_routes, in_doubt)
         self.bound = False
 
     def excluded_routes(self) -> tuple[str, ...]:

@@ -3,7 +3,8 @@
 and the link's rate allow, and write it while the next is taken, at the link's rate.
 Which messages come next (priorities, fairness, accounts' caps) is the scheduler's, in
 the claim. Throttling answers slow the bucket down and the part is sent again, never
-failed; temporary errors are retried with backoff.
+failed; temporary errors are retried with backoff. A part never answered (while others
+are) follows the in-doubt policy: `no`, or written again under `resend`.
 
 A group is taken just before it is written (at most `GROUP_S` of sending at the link's
 rate, and never more than the free places), so that few marked messages were not written
@@ -73,8 +74,9 @@ class Pump:
     """Claims and writes for one link; `excluded` gives the routes other links serve now."""
 
     def __init__(self, smsc: SmscConfig, dispatch: Dispatch, worker: int, wake: asyncio.Event,
-                 outcomes: Outcomes, excluded: Callable[[], tuple[str, ...]]) -> None:
+                 outcomes: Outcomes, excluded: Callable[[], tuple[str, ...]], in_doubt: str = "unknown") -> None:
         self.smsc = smsc
+        self.in_doubt = in_doubt  # a part written and never answered: `no` (unknown) or written again (resend)
         self.dispatch = dispatch
         self.worker = worker
         self.wake = wake
@@ -202,11 +204,12 @@ class Pump:
         if done.cancelled():
             return
         error = done.exception()
-        if isinstance(error, TimeoutError) and attempt < MAX_PART_ATTEMPTS:
+        if isinstance(error, TimeoutError):  # the SMSC answers others, never this one
             log.warning("submit_sm_timeout", smsc=self.smsc.name, message_id=flight.message.id, part=seq)
-            self._retry(session, flight, seq, attempt + 1, backoff(attempt))
-        elif isinstance(error, TimeoutError) and not flight.failed:  # still no answer: in doubt
-            self._fail(flight, "no", "in_doubt", "no answer from the SMSC: not resent")
+            if self.in_doubt == "resend" and attempt < MAX_PART_ATTEMPTS:
+                self._retry(session, flight, seq, attempt + 1, backoff(attempt))
+            elif not flight.failed:
+                self._fail(flight, "no", "in_doubt", "no answer from the SMSC: not resent")
         elif error is None and not flight.failed:
             self._response(session, flight, seq, attempt, done.result())
         # any other error: the link was lost, and settle_lost settles the message

@@ -28,7 +28,8 @@ log = structlog.get_logger()
 HEADER = struct.Struct(">LLLL")
 MAX_PDU = 64 * 1024
 ENQUIRE_INTERVAL_S = 30.0
-RESPONSE_TIMEOUT_S = 10.0
+RESPONSE_TIMEOUT_S = 10.0  # a bind or enquire_link unanswered, or a link silent with requests waiting: dead
+MAX_ANSWERING = 256  # deliver_sm being handled at once; beyond, reading waits (TCP pushes back)
 
 ESME_ROK: int = consts.SMPP_ESME_ROK
 THROTTLED = frozenset({0x58, 0x14})  # ESME_RTHROTTLED, ESME_RMSGQFUL: slow down, retry
@@ -129,12 +130,14 @@ class Session:
         self.reader, self.writer = reader, writer
         self.on_deliver = on_deliver
         self.pending: dict[int, asyncio.Future[Response]] = {}
+        self.sent_at: dict[int, float] = {}  # of the pending requests, oldest first
         self._outgoing: list[bytes] = []
         self.sequence = 0
         self.closed = asyncio.Event()
         self.closing = False  # we are unbinding: the link ending is expected
         self.tasks: list[asyncio.Task[Any]] = []
         self.answering: set[asyncio.Task[None]] = set()
+        self.answer_places = asyncio.Semaphore(MAX_ANSWERING)
         self.last_heard = asyncio.get_running_loop().time()
 
     @classmethod
@@ -170,6 +173,7 @@ class Session:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Response] = loop.create_future()
         self.pending[sequence] = future
+        self.sent_at[sequence] = loop.time()
         if not self._outgoing:
             loop.call_soon(self._write_out)
         self._outgoing.append(encode(command, sequence, **fields))
@@ -211,6 +215,7 @@ class Session:
     async def _handle(self, data: bytes) -> None:
         length, command_id, status, sequence = HEADER.unpack_from(data)
         if command_id & 0x80000000:  # a response (or generic_nack)
+            self.sent_at.pop(sequence, None)
             future = self.pending.pop(sequence, None)
             if future is None or future.done():
                 return
@@ -225,6 +230,11 @@ class Session:
         except Exception:  # noqa: BLE001 - any PDU smpplib cannot read: say so, keep the link
             self.writer.write(encode("generic_nack", sequence, status=0x03))
             return
+        if pdu.command in ("deliver_sm", "data_sm") and pdu.data_coding is None:
+            # smpplib reads a body cut short as missing fields; data_coding is in both
+            # commands' mandatory part, after the addresses: without it there is no message
+            self.writer.write(encode("generic_nack", sequence, status=0x02))  # ESME_RINVCMDLEN
+            return
         if pdu.command == "enquire_link":
             self.writer.write(encode("enquire_link_resp", sequence))
         elif pdu.command == "unbind":
@@ -232,12 +242,18 @@ class Session:
             log.info("smpp_unbound_by_smsc", smsc=self.name)
             raise SessionClosed("the SMSC unbound")
         elif pdu.command in ("deliver_sm", "data_sm"):
-            # answered when handled (receipts are stored in batches): reading goes on meanwhile
+            # answered when handled (receipts are stored in batches): reading goes on
+            # meanwhile, up to MAX_ANSWERING at once, so that a flood cannot grow memory
+            await self.answer_places.acquire()
             task = asyncio.create_task(self._answer(pdu, sequence))
             self.answering.add(task)
-            task.add_done_callback(self.answering.discard)
+            task.add_done_callback(self._answered)
         else:
             self.writer.write(encode("generic_nack", sequence, status=0x03))
+
+    def _answered(self, task: asyncio.Task[None]) -> None:
+        self.answering.discard(task)
+        self.answer_places.release()
 
     async def _answer(self, pdu: Command, sequence: int) -> None:
         try:
@@ -249,11 +265,15 @@ class Session:
             self.writer.write(encode(f"{pdu.command}_resp", sequence, status=status))
 
     async def _keep_alive(self) -> None:
-        """enquire_link when idle; no answer in time: the link is dead."""
+        """enquire_link when idle, and no answer in time: the link is dead. So is a link
+        that answers nothing for RESPONSE_TIMEOUT_S while requests wait (an SMSC that
+        keeps the connection open and went silent), whatever each request's own timeout."""
         loop = asyncio.get_running_loop()
         try:
             while not self.closed.is_set():
-                await asyncio.sleep(max(1.0, ENQUIRE_INTERVAL_S - (loop.time() - self.last_heard)))
+                await asyncio.sleep(1.0)
+                if (waiting := self.silent_for(loop.time())) >= RESPONSE_TIMEOUT_S:
+                    raise SessionClosed(f"no answer for {waiting:.0f} s with {len(self.pending)} requests waiting")
                 if loop.time() - self.last_heard >= ENQUIRE_INTERVAL_S:
                     response = await self.request("enquire_link")
                     if response.status != ESME_ROK:
@@ -262,12 +282,24 @@ class Session:
             log.warning("smpp_link_silent", smsc=self.name, error=str(error))
             self.writer.close()
 
+    def silent_for(self, now: float) -> float:
+        """How long the oldest pending request has waited with nothing heard since it left
+        (requests their sender gave up on are forgotten: a late answer is ignored)."""
+        for sequence, future in list(self.pending.items()):
+            if not future.done():
+                return now - max(self.sent_at[sequence], self.last_heard)
+            del self.pending[sequence]
+            self.sent_at.pop(sequence, None)
+        return 0.0
+
     def _fail_pending(self) -> None:
         self.closed.set()
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(SessionClosed(f"{self.name}: link lost"))
+                future.exception()  # retrieved: a request given up on (a timeout) is not an error to log
         self.pending.clear()
+        self.sent_at.clear()
         self.writer.close()
 
     async def close(self, unbind: bool = False) -> None:
