@@ -244,6 +244,33 @@ async def test_localhost_by_name_is_refused_when_resolved(store: Store, dsn: str
     assert found.calls == []
 
 
+async def test_a_redirect_to_an_internal_address_is_not_followed(store: Store, dsn: str) -> None:
+    """The customer's URL answers 302 to a service on the gateway's own network: our call
+    ends there (a failure, retried later) and the internal service is never called."""
+    redirected: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        redirected.append(request.path)
+        raise web.HTTPFound(internal + "/admin/delete-everything")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with receiver() as (found, internal):
+            account = await store.accounts.add(Account(id=None, code="ACME", ping_url=f"http://127.0.0.1:{port}/p"))
+            async with running(Pinger(store, PingConfig(allow_private=True))):  # the first hop is local in a test
+                await send_all(store, dsn, account, 1)
+                await wait_for(lambda: _attempted(dsn))
+    finally:
+        await runner.cleanup()
+    assert redirected and found.calls == []
+
+
 async def test_a_dead_url_does_not_hold_up_sending(store: Store, dsn: str) -> None:
     """A server that accepts connections and never answers: every message still goes out
     and gets its receipt while the calls hang."""

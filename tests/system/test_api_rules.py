@@ -5,18 +5,23 @@ schemathesis, and the monitor in a real browser."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
+import json
 import re
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import aiohttp
+import jwt
 import pytest
 
+from ecosms_gw.core import tokens
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.http import params as api
 from ecosms_gw.store import Store
@@ -147,6 +152,29 @@ async def test_another_accounts_data_is_never_visible(client: Client, served: tu
         other.token = client.token
         assert (await other.call("GET", "/rest/mailing"))[1]["size"] == 1
     assert (await client.call("GET", f"/rest/status?mailingId={mine['id']}"))[1]["list"][0]["status"] == "wait"
+
+
+async def test_expired_unsigned_forged_and_tampered_tokens_are_refused(client: Client, store: Store) -> None:
+    """Tokens an attacker could make: expired (with the daemon's own key), `alg: none`,
+    signed with another key, and a real token whose account was changed. Each gets 401."""
+    key = await store.setting("api_token_key", "unused: the daemon made it already")
+    account = await store.accounts.get("ACME")
+    claims = jwt.decode(client.token, key, algorithms=["HS256"])
+    real = client.token
+    header, _, signature = real.split(".")
+    other_sub = base64.urlsafe_b64encode(json.dumps({**claims, "sub": "OTHER"}).encode()).rstrip(b"=").decode()
+    forged = {
+        "expired": tokens.issue(key, "ACME", account.api_secret, ttl_s=60, now=time.time() - 3600),
+        "alg none": jwt.encode(claims, None, algorithm="none"),
+        "another key": jwt.encode(claims, "guessed-key", algorithm="HS256"),
+        "tampered": f"{header}.{other_sub}.{signature}",
+    }
+    for name, token in forged.items():
+        client.token = token
+        status, body = await client.call("GET", "/rest/mailing")
+        assert status == 401, (name, body)
+    client.token = real
+    assert (await client.call("GET", "/rest/mailing"))[0] == 200
 
 
 async def test_health_live_and_ready(served: tuple[str, Store]) -> None:

@@ -15,6 +15,9 @@ def backoff(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
     return min(cap, base * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
+SWEEP_KEYS = 10_000  # keys kept before the idle ones are swept
+
+
 class SlidingWindow:
     """At most `limit` events per key in any `window_s` seconds; safe across threads (the
     FTP server calls it from its connection threads)."""
@@ -39,13 +42,21 @@ class SlidingWindow:
         """Whether the next event for `key` would be refused; counts nothing (for limits on
         failures, counted only once they happen)."""
         with self._lock:
-            return len(self._recent(key, self.clock())) >= self.limit
+            return key in self._events and len(self._recent(key, self.clock())) >= self.limit
 
     def _recent(self, key: Hashable, now: float) -> deque[float]:
+        if len(self._events) > SWEEP_KEYS:
+            self._sweep(now)
         recent = self._events[key]
         while recent and recent[0] <= now - self.window_s:
             recent.popleft()
         return recent
+
+    def _sweep(self, now: float) -> None:
+        """Keys whose events are all past the window are forgotten: addresses that come
+        once (an attacker's many) do not grow memory for ever."""
+        for key in [key for key, recent in self._events.items() if not recent or recent[-1] <= now - self.window_s]:
+            del self._events[key]
 
 
 class TokenBucket:

@@ -33,6 +33,7 @@ from ecosms_gw.tls import server_context
 
 log = structlog.get_logger()
 
+AUTH_FAILURES_PER_MINUTE = 10  # per client address: passwords cannot be guessed by volume
 MAX_RECIPIENTS = 10
 MESSAGE_ID_WINDOW = timedelta(hours=24)
 BODY_HASH_WINDOW = timedelta(minutes=10)
@@ -82,6 +83,7 @@ class Handler:
         self.locals = {address.rpartition("@")[0] for address in self.addresses}
         self.domains = {address.rpartition("@")[2] for address in self.addresses}
         self.rate = SlidingWindow(config.smtp.max_mails_per_minute)
+        self.auth_failures = SlidingWindow(AUTH_FAILURES_PER_MINUTE)  # per client address
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -181,6 +183,11 @@ class Handler:
 
     async def _login(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
         code = login.decode("utf-8", "replace")
+        peer = server.session.peer[0] if server.session and server.session.peer else None
+        if self.auth_failures.exhausted(peer):  # no password is even checked: guessing goes nowhere
+            log.warning("smtp_auth_refused", reason="too_many_failures", login=code[:64], peer=peer)
+            await server.push("454 4.7.0 too many failed authentications from this address, retry later")
+            return AuthResult(success=False, handled=True)
         try:
             account = await self.store.known.get(code)
         except StoreError as error:
@@ -191,8 +198,8 @@ class Handler:
         valid = await asyncio.to_thread(verify_secret, password.decode("utf-8", "replace"),
                                         stored)
         if not (valid and account):
-            log.info("smtp_auth_failed", login=code[:64],
-                     peer=server.session.peer[0] if server.session and server.session.peer else None)
+            self.auth_failures.allow(peer)
+            log.info("smtp_auth_failed", login=code[:64], peer=peer)
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=account.code)
 

@@ -10,6 +10,7 @@ events, so a restart loses none; a failed call is retried with backoff for
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from datetime import timedelta
 from typing import Any
@@ -42,7 +43,8 @@ class PublicAddressesOnly(AbstractResolver):
         found = await self._inner.resolve(host, port, family)
         for result in found:
             if ping.address_refused(result["host"], self._allow_private):
-                raise OSError(f"{host} resolves to {result['host']}, a private address")
+                # with an errno, so that aiohttp's error shows the reason (else "[None]")
+                raise OSError(errno.EACCES, f"{host} resolves to {result['host']}, a private address")
         return found
 
     async def close(self) -> None:
