@@ -47,7 +47,7 @@ def read_email(raw: bytes) -> Email:
         raise Rejected("no_body", "no text/plain, text/html or octet-stream part has a U- line")
     if len(texts) > MAX_BODIES:
         raise Rejected("too_large", f"{len(texts)} bodies, at most {MAX_BODIES}")
-    message_id = (message.get("Message-ID") or "").strip() or None
+    message_id = str(message.get("Message-ID") or "").strip() or None  # 8-bit bytes come as a Header
     return Email(message_id, texts)
 
 

@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import Any, AnyStr
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -245,7 +245,22 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 class _Session(SMTP):
     """aiosmtpd's SMTP with a cap on connections per client address, reading bare LF line
     ends as CRLF: a Unix file sent as it is (`curl smtp://... --upload-file body.txt`) is
-    one "line" to aiosmtpd otherwise, refused as too long. Postfix accepts bare LF too."""
+    one "line" to aiosmtpd otherwise, refused as too long. Postfix accepts bare LF too.
+    Lines up to 1 MiB are read (HTML mails made by scripts come on one line; RFC 5321's
+    1,000 octets is a sender's duty, and Postfix takes longer ones too); aiosmtpd's own
+    refusals are given with our reason classes."""
+
+    line_length_limit = 1_048_576
+    _REPLIES = {  # aiosmtpd's wording -> ours
+        "500 Line too long": "552 5.3.4 too_large: a line of more than 1 MiB",
+        "552 Error: Too much mail data": "552 5.3.4 too_large: more data than the size limit",
+        "552 Error: message size exceeds": "552 5.3.4 too_large: the announced SIZE exceeds the limit",
+    }
+
+    async def push(self, status: AnyStr) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        ours = next((reply for prefix, reply in self._REPLIES.items() if text.startswith(prefix)), text)
+        await super().push(ours)
 
     def __init__(self, handler: Handler, connections: _Connections, **options: Any) -> None:
         super().__init__(handler, **options)
