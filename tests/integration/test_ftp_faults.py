@@ -1,4 +1,4 @@
-"""The FTP drop under faults and load: aborted and oversized uploads, bad logins, FTPS, the database down, many accounts, a SIGKILL mid-processing."""
+"""The FTP drop under faults and load: aborted and oversized uploads, a full disk, bad logins, FTPS, the database down, many accounts, a SIGKILL mid-processing."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import asyncio
 import ftplib
 import io
 import json
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ecosms_gw.core.accounts import Account, hash_secret
-from ecosms_gw.ingest.inbox import REPORT_SUFFIX, is_final_name
+from ecosms_gw.ingest.inbox import PROCESS_RESERVE_BYTES, REPORT_SUFFIX, UPLOAD_RESERVE_BYTES, is_final_name
 from ecosms_gw.store import Store
 from tests.support.daemon import COMMAND, environment
 from tests.support.ftp_drop import BODY, Drop, mailings, start_drop, stop_drop
@@ -50,11 +52,79 @@ async def test_aborted_and_oversized_uploads_leave_nothing(dsn: str, tmp_path: P
         await asyncio.sleep(0.5)
     finally:
         await stop_drop(started, tasks)
-    assert first_digit.startswith("426")
+    assert first_digit.startswith("552 file larger than 1 MB")
     home = tmp_path / "ftp" / "ACME"
     assert sorted(p.name for p in home.iterdir()) == ["done", "rejected"]
     assert list((home / "done").iterdir()) == list((home / "rejected").iterdir()) == []
     assert await mailings(dsn) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 40 MB filesystem of its own (tmpfs): what fills it fills nothing else."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def leave_free(root: Path, free: int) -> None:
+    """A filler file sized so that `free` bytes are left on the filesystem of `root`."""
+    filler = root / ".filler"
+    filler.unlink(missing_ok=True)
+    size = shutil.disk_usage(root).free - free
+    with filler.open("wb") as stream:
+        for _ in range(size // 1_048_576):
+            stream.write(bytes(1_048_576))
+        stream.write(bytes(size % 1_048_576))
+
+
+async def test_a_full_disk_refuses_uploads_cleanly_and_service_resumes(dsn: str, small_disk: Path) -> None:
+    """Under the reserve, an upload is refused at once (452); a disk that fills during an
+    upload is 452 too, and leaves no hidden file; a file waiting while the disk is full
+    is not processed (no mailing without its report); all goes on when space returns."""
+    started, tasks = await start_drop(dsn, small_disk / "ftp", max_file_mb=40)
+    home = small_disk / "ftp" / "ACME"
+
+    def refused(name: str, data: bytes) -> str:
+        try:
+            started.upload(name, data)
+        except ftplib.Error as error:
+            return str(error)
+        return "accepted"
+
+    try:
+        await in_thread(started.upload, "before.txt", BODY)
+        assert (await in_thread(started.report, "before.txt"))[0] == "done"
+        leave_free(small_disk, UPLOAD_RESERVE_BYTES - 4 * 1_048_576)
+        at_once = await in_thread(refused, "at-once.txt", BODY)
+        leave_free(small_disk, UPLOAD_RESERVE_BYTES + 1_048_576)  # room to start, not to finish
+        midway = await in_thread(refused, "midway.txt", BODY.encode() + b"x" * 20_000_000)
+        leftovers = sorted(path.name for path in home.iterdir() if path.is_file())
+        leave_free(small_disk, PROCESS_RESERVE_BYTES // 2)
+        (home / "waiting.txt").write_text(BODY.replace("T-", "T-waiting "))  # as if uploaded just before
+        started.inbox.scan()
+        await asyncio.sleep(1.0)
+        waiting_meanwhile = (home / "waiting.txt").exists(), len(await mailings(dsn))
+        (small_disk / ".filler").unlink()
+        started.inbox.scan()
+        await in_thread(started.upload, "after.txt", BODY.replace("T-", "T-after "))
+        after = await in_thread(started.report, "after.txt")
+        waited = await in_thread(started.report, "waiting.txt")
+    finally:
+        await stop_drop(started, tasks)
+    assert at_once.startswith("452 Insufficient storage")
+    assert midway.startswith("452 Insufficient storage")
+    assert leftovers == []  # no hidden copy of the aborted upload
+    assert waiting_meanwhile == (True, 1)  # left in place, nothing stored
+    assert after[0] == waited[0] == "done"
+    assert len(await mailings(dsn)) == 3
 
 
 async def test_wrong_password_and_unknown_user_are_refused(drop: Drop) -> None:

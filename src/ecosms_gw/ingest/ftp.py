@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import errno
 import io
+import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,10 +31,19 @@ from pyftpdlib.servers import ThreadedFTPServer
 from ecosms_gw.config import Config
 from ecosms_gw.core.accounts import verify_secret
 from ecosms_gw.core.ratelimit import SlidingWindow
-from ecosms_gw.ingest.inbox import FOLDERS, UPLOADING, Inbox, disk_use, is_final_name
+from ecosms_gw.ingest.inbox import (
+    FOLDERS,
+    UPLOAD_RESERVE_BYTES,
+    UPLOADING,
+    Inbox,
+    disk_full,
+    disk_use,
+    is_final_name,
+)
 from ecosms_gw.store import Store, StoreError
 
 log = structlog.get_logger()
+_pyftpdlib_log = logging.getLogger("pyftpdlib")  # where pyftpdlib logs its replies
 
 LOOP_TIMEOUT_S = 30.0
 
@@ -106,6 +119,10 @@ class Authorizer:
         pass
 
 
+class _TooLarge(OSError):
+    """An upload past the size limit."""
+
+
 class _LimitedFile(io.BufferedWriter):
     """An upload that stops being written past the size limit (the transfer then fails)."""
 
@@ -113,7 +130,7 @@ class _LimitedFile(io.BufferedWriter):
 
     def write(self, data: Any) -> int:
         if self.tell() + len(data) > self.limit:
-            raise OSError(f"file larger than {self.limit // 1_000_000} MB")
+            raise _TooLarge(f"file larger than {self.limit // 1_000_000} MB")
         return super().write(data)
 
 
@@ -145,17 +162,44 @@ def final_path(uploading: Path) -> Path:
 class _RenameOnComplete(DTPHandler):
     """pyftpdlib answers "226 Transfer complete" before it calls on_file_received: the file
     gets its final name (on disk, synced) before that answer, so that an uploader told
-    "complete" never leaves behind a hidden file that nobody would process."""
+    "complete" never leaves behind a hidden file that nobody would process. A disk that
+    fills up during the upload, or at its last write, is 452 (retry later), the size
+    limit 552; either way the hidden copy is removed and nothing is processed."""
+
+    transfer_finished: bool
 
     def close(self) -> None:
         upload = self.file_obj
         if (self.receive and self.transfer_finished and upload is not None
                 and not upload.closed and not self._closed):
-            upload.flush()
-            os.fsync(upload.fileno())
-            upload.close()
-            os.replace(upload.name, final_path(Path(upload.name)))
+            try:
+                upload.flush()
+                os.fsync(upload.fileno())
+                upload.close()
+                os.replace(upload.name, final_path(Path(upload.name)))
+            except OSError as error:
+                self.transfer_finished = False
+                self._resp = (_refusal(error), _pyftpdlib_log.warning)
+                with contextlib.suppress(OSError):
+                    upload.close()
         super().close()
+
+    def handle_error(self) -> None:
+        cause = getattr(sys.exc_info()[1], "__cause__", None)  # pyftpdlib wraps the file's error
+        if not isinstance(cause, OSError):
+            super().handle_error()
+            return
+        self._resp = (_refusal(cause), _pyftpdlib_log.warning)
+        self.close()
+
+
+def _refusal(error: OSError) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("ftp_disk_full", error=str(error))
+        return "452 Insufficient storage: the disk is full, retry later."
+    if isinstance(error, _TooLarge):
+        return f"552 {error}; transfer aborted."
+    return f"451 {os.strerror(error.errno) if error.errno else error}; transfer aborted, retry later."
 
 
 class _DataChannel(_RenameOnComplete, DTPHandler):
@@ -176,6 +220,10 @@ class _Handlers(FTPHandler):
     def ftp_STOR(self, file: str, mode: str = "w") -> Any:
         if not self.file_rate.allow(self.username):
             self.respond(f"450 more than {self.file_rate.limit} files this minute, retry later.")
+            return None
+        if disk_full(self.inbox.root, UPLOAD_RESERVE_BYTES):
+            log.error("ftp_disk_full", account=self.username, action="upload refused")
+            self.respond("452 Insufficient storage: the disk is full, retry later.")
             return None
         return super().ftp_STOR(file, mode)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,6 +31,8 @@ WAITING_SUFFIXES = (".tmp", ".part")
 REPORT_SUFFIX = ".report.json"
 FOLDERS = ("done", "rejected")
 SCAN_INTERVAL_S = 30.0
+UPLOAD_RESERVE_BYTES = 16 * 1024 * 1024  # free space under which uploads are refused (452)
+PROCESS_RESERVE_BYTES = 1024 * 1024  # free space a file's processing needs (its report, its move)
 
 
 
@@ -49,6 +52,11 @@ def disk_use(folder: Path) -> int:
             except FileNotFoundError:
                 pass
     return total
+
+
+def disk_full(root: Path, reserve: int) -> bool:
+    """Whether the filesystem of `root` has less than `reserve` bytes free."""
+    return shutil.disk_usage(root).free < reserve
 
 
 def file_away(path: Path, folder: str, report_json: str) -> Path:
@@ -99,6 +107,9 @@ class Inbox:
         try:
             if not path.is_file():  # renamed or taken away meanwhile
                 return
+            if await asyncio.to_thread(disk_full, self.root, PROCESS_RESERVE_BYTES):
+                log.error("ftp_disk_full", account=code, file=path.name, action="left for the next scan")
+                return  # never stored without the room to file it away: nothing half-done
             outcome = counted("ftp", await self._outcome(path, code))
             folder = "done" if outcome.accepted else "rejected"
             moved = await asyncio.to_thread(file_away, path, folder, report.as_json(outcome.report))
