@@ -1,6 +1,7 @@
 """Faults that hurt gateways in production, on real parts: PostgreSQL restarted and stopped
-under load. Nothing accepted is lost or sent twice, every door says "later" while the
-database is away, and the daemon comes back on its own."""
+under load, the daemon's wall clock jumping. Nothing accepted is lost or sent twice, every
+door says "later" while the database is away, the daemon comes back on its own, and the
+rate and the schedule hold whatever the daemon's clock says."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import smtplib
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
+import asyncpg
 import pytest
 
 from ecosms_gw.core.accounts import Account, hash_secret
@@ -20,7 +25,7 @@ from ecosms_gw.store import Store
 from tests.support.api import SECRET, Client, daemon
 from tests.support.gateway import mailing_id, stored
 from tests.support.net import free_port
-from tests.support.smsc import Peer, all_final, statuses
+from tests.support.smsc import Peer, all_final, busiest_second, statuses
 
 NUMBERS_PER_MAIL = 25  # 20 mails/s: 500 messages/s, the link's rate
 WINDOW = 20
@@ -161,3 +166,65 @@ async def test_database_restarted_and_stopped_under_load_loses_nothing_and_the_d
     assert smtp_back < 10 and dispatch_back < 10, (smtp_back, dispatch_back)
     print(f"\nmessages {total}, in doubt {len(in_doubt)}, 451 {codes[451]}, back after: SMTP {smtp_back:.1f} s, "
           f"dispatch {dispatch_back:.1f} s")
+
+
+def libfaketime() -> Path | None:
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    return found[0] if found else None
+
+
+async def test_a_wall_clock_jump_neither_bursts_nor_stalls_sending_and_dates_follow_the_database(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    """The daemon's wall clock (libfaketime; its monotonic clock is left alone, as an NTP
+    step leaves it) jumps 1 h ahead, then 1 h behind, during a send at 50 SMS/s: no second
+    carries more than the rate, none is skipped. While it is 1 h ahead, a mail without a
+    date goes at once and one dated 30 min ahead (by the database's clock) waits."""
+    library = libfaketime()
+    if library is None:
+        pytest.skip("libfaketime is not installed (Debian: faketime)")
+    await store.accounts.add(Account(id=None, code="ACME", international=True, senders=("ops@example.com",)))
+    peer = Peer(tmp_path)
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    smtp_port = free_port()
+    try:
+        async with daemon(dsn, tmp_path, peer_port=peer.port, tps=50, ECOSMS_SMTP_LISTEN=f"127.0.0.1:{smtp_port}",
+                          LD_PRELOAD=str(library), FAKETIME_TIMESTAMP_FILE=str(offset),
+                          FAKETIME_CACHE_DURATION="1", FAKETIME_DONT_FAKE_MONOTONIC="1"):
+            def mail(body: str) -> None:
+                with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
+                    client.sendmail("ops@example.com", ["sms@localhost"], f"Subject: x\n\n{body}".encode())
+
+            await asyncio.to_thread(mail, "U-ACME\nT-steady\n" + "".join(f"#-336{n:08d}\n" for n in range(600)))
+            await asyncio.sleep(3)
+            offset.write_text("+1h\n")
+            await asyncio.sleep(2)  # the daemon reads the file at most a second late
+            database_now = await scalar(dsn, "SELECT now()")
+            later = database_now.astimezone(ZoneInfo("Europe/Paris")) + timedelta(minutes=30)
+            await asyncio.to_thread(mail, "U-ACME\nT-now\n#-33700000001\n")
+            await asyncio.to_thread(mail, f"U-ACME\nD-{later:%Y-%m-%dT%H:%M}\nT-later\n#-33700000002\n")
+            await asyncio.sleep(3)
+            offset.write_text("-1h\n")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while len(peer.received()) < 601:
+                assert loop.time() < deadline, len(peer.received())
+                await asyncio.sleep(0.2)
+            dated = await scalar(dsn, "SELECT due_at - now() FROM messages WHERE recipient = '+33700000002'")
+    finally:
+        peer.stop()
+    times = sorted(pdu["at"] / 1000 for pdu in peer.received() if pdu["destination"].startswith("336"))
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(times) == 600
+    assert busiest_second(times) <= 50 and max(gaps) < 1.0, (busiest_second(times), max(gaps))
+    assert "33700000001" in {pdu["destination"] for pdu in peer.received()}
+    assert "33700000002" not in {pdu["destination"] for pdu in peer.received()}
+    assert timedelta(minutes=25) < dated < timedelta(minutes=31)
+
+
+async def scalar(dsn: str, query: str) -> Any:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()

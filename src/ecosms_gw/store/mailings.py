@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncpg
@@ -156,7 +156,7 @@ class Mailings:
                     for p in pending]
         messages = [(k, p.submission.account_id, *row) for k, p in enumerate(pending, 1)
                     for row in _message_rows(p.submission, p.composition)]
-        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 13), *columns(messages, 13),
+        rows = await self._pool.fetch(Q["mailings_insert_many"], *columns(mailings, 13), *columns(messages, 14),
                                       [p.zone for p in pending])
         return [Enqueued(row["id"], len(p.composition.messages), p.composition.parts, items=row["items"])
                 for row, p in zip(rows, pending, strict=True)]
@@ -287,17 +287,20 @@ async def _earlier(connection: Connection, submission: Submission) -> Enqueued |
 
 
 def _message_rows(submission: Submission, composition: Composition) -> list[tuple[Any, ...]]:
-    """(recipient, text, encoding, segments, line, due, sender id, flash, priority, validity,
-    zones): a message is due at the later of its date and now; spread, packet k (of
-    `volume` messages, in their order) is due k x `delay_min` minutes later."""
-    now = datetime.now(UTC)
+    """(recipient, text, encoding, segments, line, date, after_s, sender id, flash, priority,
+    validity, zones): a message is due `after_s` after the later of its date (None: none)
+    and now, in the database's clock (see messages_insert); spread, packet k (of `volume`
+    messages, in their order) is due k x `delay_min` minutes later."""
     options = submission.sender_id, submission.flash, submission.priority, submission.validity_min
     volume, delay = submission.spread or (1, 0)
-    return [(m.recipient, m.text, m.encoding, m.segments, m.line,
-             (m.send_at if m.send_at is not None and m.send_at > now else now)
-             + timedelta(minutes=index // volume * delay), *options,
+    return [(m.recipient, m.text, m.encoding, m.segments, m.line, m.send_at, index // volume * delay * 60, *options,
              submission.zones[index] if submission.zones else None)
             for index, m in enumerate(composition.messages)]
+
+
+def _due(date: datetime | None, after_s: int, now: datetime) -> datetime:
+    """The SQL's rule, for COPY (which computes nothing): see messages_insert."""
+    return max(date or now, now) + timedelta(seconds=after_s)
 
 
 async def _insert_messages(connection: Connection, mailing_id: int, submission: Submission,
@@ -305,7 +308,8 @@ async def _insert_messages(connection: Connection, mailing_id: int, submission: 
     rows = _message_rows(submission, composition)
     account_id = submission.account_id
     if len(rows) <= _COPY_FROM:
-        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 11))
+        await connection.execute(Q["messages_insert"], mailing_id, account_id, *columns(rows, 12))
     else:
-        await connection.copy_records_to_table("messages", columns=_MESSAGE_COLUMNS,
-                                               records=[(mailing_id, account_id, *row) for row in rows])
+        now = await connection.fetchval(Q["database_now"])
+        await connection.copy_records_to_table("messages", columns=_MESSAGE_COLUMNS, records=[
+            (mailing_id, account_id, *row[:5], _due(row[5], row[6], now), *row[7:]) for row in rows])

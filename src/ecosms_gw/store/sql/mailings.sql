@@ -19,10 +19,11 @@ RETURNING id;
 -- name: mailings_insert_many
 -- A group commit: several mailings and all their messages in one statement, with one
 -- wake-up for the dispatchers (delivered at commit). Mailings are given by arrays
--- ($1-$13, one element each) and numbered by their position; messages by arrays ($14-$26)
--- whose first ($10) is the position of their mailing. Their ids are taken first, so that
--- each message finds its mailing's. Returns per mailing its position, id and, where a
--- time zone is given ($27, one per mailing), its messages as an sms create answers them.
+-- ($1-$13, one element each) and numbered by their position; messages by arrays ($14-$27)
+-- whose first ($14) is the position of their mailing, each due as in messages_insert.
+-- Their ids are taken first, so that each message finds its mailing's. Returns per
+-- mailing its position, id and, where a time zone is given ($28, one per mailing), its
+-- messages as an sms create answers them.
 WITH k AS (
     SELECT k, nextval(pg_get_serial_sequence('mailings', 'id')) AS id
     FROM generate_series(1, cardinality($1::bigint[])) AS k
@@ -41,32 +42,43 @@ WITH k AS (
 ), m AS (
     INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash,
                           priority, validity_min, zones)
-    SELECT k.id, y.account_id, y.recipient, y.text, y.encoding, y.segments, y.line, y.due_at, y.sender_id, y.flash,
+    SELECT k.id, y.account_id, y.recipient, y.text, y.encoding, y.segments, y.line,
+           greatest(coalesce(y.send_at, now()), now()) + make_interval(secs => y.after_s), y.sender_id, y.flash,
            y.priority, y.validity_min, y.zones
     FROM unnest($14::integer[], $15::bigint[], $16::text[], $17::text[], $18::text[], $19::smallint[],
-                $20::integer[], $21::timestamptz[], $22::text[], $23::boolean[], $24::smallint[], $25::integer[],
-                $26::text[])
-         AS y(k, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash, priority,
+                $20::integer[], $21::timestamptz[], $22::integer[], $23::text[], $24::boolean[], $25::smallint[],
+                $26::integer[], $27::text[])
+         AS y(k, account_id, recipient, text, encoding, segments, line, send_at, after_s, sender_id, flash, priority,
               validity_min, zones)
     JOIN k USING (k)
     RETURNING id, mailing_id, status, text, recipient, code, description, response, segments, encoding,
               sender_id, flash
 )
-SELECT k.k, k.id, CASE WHEN ($27::text[])[k.k] IS NOT NULL THEN (
+SELECT k.k, k.id, CASE WHEN ($28::text[])[k.k] IS NOT NULL THEN (
     SELECT json_agg(/*json:sms_created:r.zone*/ ORDER BY r.id)::text
     FROM (SELECT m.*, coalesce(g.send_at, g.created_at) AS date, g.name AS mailing_name, g.ping_url,
-                 g.reply_email, g.reply_from, g.reply_subject, ($27::text[])[k.k] AS zone
+                 g.reply_email, g.reply_from, g.reply_subject, ($28::text[])[k.k] AS zone
           FROM m JOIN g ON g.id = m.mailing_id WHERE m.mailing_id = k.id) r,
          (SELECT NULL::json AS parts) part) END AS items
 FROM k ORDER BY k.k;
 
 -- name: messages_insert
--- A small mailing in one statement; large ones go by COPY.
+-- A small mailing in one statement; large ones go by COPY. A message is due `after_s`
+-- ($9, its packet's spread) after the later of its date ($8, NULL: none) and now: the
+-- database's clock, so that a daemon whose clock jumped neither holds nor hurries it.
 INSERT INTO messages (mailing_id, account_id, recipient, text, encoding, segments, line, due_at, sender_id, flash,
                       priority, validity_min, zones)
-SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[], $7::integer[],
-                             $8::timestamptz[], $9::text[], $10::boolean[], $11::smallint[], $12::integer[],
-                             $13::text[]);
+SELECT $1, $2, recipient, text, encoding, segments, line,
+       greatest(coalesce(send_at, now()), now()) + make_interval(secs => after_s), sender_id, flash, priority,
+       validity_min, zones
+FROM unnest($3::text[], $4::text[], $5::text[], $6::smallint[], $7::integer[], $8::timestamptz[], $9::integer[],
+            $10::text[], $11::boolean[], $12::smallint[], $13::integer[], $14::text[])
+     AS y(recipient, text, encoding, segments, line, send_at, after_s, sender_id, flash, priority, validity_min,
+          zones);
+
+-- name: database_now
+-- The database's clock (the transaction's start), for the messages COPY writes.
+SELECT now();
 
 -- name: cancel_mailing
 -- What is not yet being submitted is canceled, atomically against the dispatcher (which
