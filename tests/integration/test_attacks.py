@@ -6,11 +6,9 @@ attempt is refused, and the refusal is what a user would see."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import ftplib
 import smtplib
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from ecosms_gw.store import Store
 from tests.support.ftp_drop import Drop
 from tests.support.gateway import BODY, Gateway, plain, start_gateway, stored
 from tests.support.mail import in_thread
-from tests.support.net import self_signed
+from tests.support.net import http_server, self_signed
 from tests.support.smsc import queue_mailing
 
 RELAY_ATTEMPTS = [
@@ -101,20 +99,6 @@ async def test_ftp_bounces_and_site_commands_are_refused(drop: Drop) -> None:
 
     seen = await in_thread(attempts)
     assert all(code.startswith("5") for code in seen.values()), seen
-
-
-@contextlib.asynccontextmanager
-async def http_server(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("steer", ["redirect", "localhost"])

@@ -23,7 +23,8 @@ from ecosms_gw.smpp.link import Dispatcher
 from ecosms_gw.smpp.simulator import Behaviour, Simulator
 from ecosms_gw.store import Store
 from ecosms_gw.store.mailings import Submission
-from tests.support.smsc import all_final, run_until
+from tests.support.net import http_server
+from tests.support.smsc import all_final, run_until, scalar
 
 
 @pytest.mark.parametrize(("url", "method", "expected"), [
@@ -92,17 +93,8 @@ class Receiver:
 @contextlib.asynccontextmanager
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     found = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", found.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield found, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with http_server(found.handle) as base:
+        yield found, base
 
 
 @contextlib.asynccontextmanager
@@ -135,14 +127,6 @@ async def send_all(store: Store, dsn: str, account: Account, count: int, first: 
         "SELECT id FROM messages WHERE recipient = ANY($1) ORDER BY id", [f"+336{n:08d}" for n in range(first, first + count)])]
     await connection.close()
     return ids
-
-
-async def scalar(dsn: str, query: str) -> int:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
 
 
 async def wait_for(condition, timeout: float = 20.0) -> None:
@@ -253,21 +237,11 @@ async def test_a_redirect_to_an_internal_address_is_not_followed(store: Store, d
         redirected.append(request.path)
         raise web.HTTPFound(internal + "/admin/delete-everything")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", redirect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with receiver() as (found, internal):
-            account = await store.accounts.add(Account(id=None, code="ACME", ping_url=f"http://127.0.0.1:{port}/p"))
-            async with running(Pinger(store, PingConfig(allow_private=True))):  # the first hop is local in a test
-                await send_all(store, dsn, account, 1)
-                await wait_for(lambda: _attempted(dsn))
-    finally:
-        await runner.cleanup()
+    async with receiver() as (found, internal), http_server(redirect) as outside:
+        account = await store.accounts.add(Account(id=None, code="ACME", ping_url=outside + "/p"))
+        async with running(Pinger(store, PingConfig(allow_private=True))):  # the first hop is local in a test
+            await send_all(store, dsn, account, 1)
+            await wait_for(lambda: _attempted(dsn))
     assert redirected and found.calls == []
 
 

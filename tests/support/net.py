@@ -8,10 +8,14 @@ out once per test session."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+
+from aiohttp import web
 
 LOWEST = 10_000
 
@@ -49,3 +53,18 @@ def self_signed(folder: Path, name: str = "localhost") -> tuple[Path, Path]:
                     "-addext", f"subjectAltName=DNS:{name},DNS:localhost,IP:127.0.0.1", "-keyout", str(key),
                     "-out", str(cert)], check=True, capture_output=True)
     return cert, key
+
+
+@contextlib.asynccontextmanager
+async def http_server(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[str]:
+    """An HTTP server on loopback answering every path with `handler`: its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()

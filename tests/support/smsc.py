@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -93,6 +94,15 @@ async def queue_mailing(store: Store, account: Account, bodies: list[str], encod
     composition = compose(parse_all(bodies), AccountRules(encoding=encoding, max_messages=10_000))
     assert account.id is not None
     return (await store.mailings.enqueue(Submission(account.id, "http"), composition, {})).mailing_id
+
+
+async def scalar(dsn: str, query: str) -> Any:
+    """One value read from the test's database."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
 
 
 async def statuses(dsn: str) -> dict[int, tuple[str, str, str | None]]:

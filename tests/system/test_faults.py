@@ -13,11 +13,9 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import asyncpg
 import pytest
 
 from ecosms_gw.core.accounts import Account, hash_secret
@@ -25,7 +23,7 @@ from ecosms_gw.store import Store
 from tests.support.api import SECRET, Client, daemon
 from tests.support.gateway import mailing_id, stored
 from tests.support.net import free_port
-from tests.support.smsc import Peer, all_final, busiest_second, statuses
+from tests.support.smsc import Peer, all_final, busiest_second, scalar, statuses
 
 NUMBERS_PER_MAIL = 25  # 20 mails/s: 500 messages/s, the link's rate
 WINDOW = 20
@@ -221,10 +219,3 @@ async def test_a_wall_clock_jump_neither_bursts_nor_stalls_sending_and_dates_fol
     assert "33700000002" not in {pdu["destination"] for pdu in peer.received()}
     assert timedelta(minutes=25) < dated < timedelta(minutes=31)
 
-
-async def scalar(dsn: str, query: str) -> Any:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
