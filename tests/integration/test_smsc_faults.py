@@ -66,7 +66,7 @@ async def test_an_smsc_that_never_answers_the_bind_is_left_and_tried_again(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    assert 10 <= detected < 10 + 1.5  # the bind's response timeout, then the first backoff
+    assert 10 <= detected < 10 + 5  # the bind's response timeout, then the first backoff (about 1 s)
     assert await sent_once(dsn, [pdu["destination"] for pdu in peer.received()], 50, 0) == 0
 
 
@@ -83,7 +83,7 @@ async def test_an_smsc_that_stops_answering_submits_is_left_within_the_response_
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    assert detected < smpp_session.RESPONSE_TIMEOUT_S + 2
+    assert detected < smpp_session.RESPONSE_TIMEOUT_S + 5  # checked every second
     in_doubt = await sent_once(dsn, [pdu["destination"] for pdu in peer.received()], 400, 10)
     assert in_doubt >= 1  # written, unanswered: `no`, never sent twice
 
@@ -102,7 +102,7 @@ async def test_an_smsc_that_stops_answering_enquire_link_is_left(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     assert 0x80000015 in link.dropped
-    assert detected < 1 + smpp_session.RESPONSE_TIMEOUT_S + 2
+    assert detected < 1 + smpp_session.RESPONSE_TIMEOUT_S + 5
     assert await sent_once(dsn, [pdu["destination"] for pdu in peer.received()], 20, 0) == 0
 
 

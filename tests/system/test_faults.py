@@ -23,7 +23,7 @@ from ecosms_gw.store import Store
 from tests.support.api import SECRET, Client, daemon
 from tests.support.gateway import mailing_id, stored
 from tests.support.net import free_port
-from tests.support.smsc import Peer, all_final, busiest_second, scalar, statuses
+from tests.support.smsc import Peer, all_final, busiest_second, peer_jitter, scalar, statuses
 
 NUMBERS_PER_MAIL = 25  # 20 mails/s: 500 messages/s, the link's rate
 WINDOW = 20
@@ -214,7 +214,8 @@ async def test_a_wall_clock_jump_neither_bursts_nor_stalls_sending_and_dates_fol
     times = sorted(pdu["at"] / 1000 for pdu in peer.received() if pdu["destination"].startswith("336"))
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(times) == 600
-    assert busiest_second(times) <= 50 and max(gaps) < 1.0, (busiest_second(times), max(gaps))
+    # a limiter on the wall clock would send an hour's worth at once, or stop for an hour
+    assert busiest_second(times) <= 50 + peer_jitter(50) and max(gaps) < 2.0, (busiest_second(times), max(gaps))
     assert "33700000001" in {pdu["destination"] for pdu in peer.received()}
     assert "33700000002" not in {pdu["destination"] for pdu in peer.received()}
     assert timedelta(minutes=25) < dated < timedelta(minutes=31)
