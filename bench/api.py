@@ -60,6 +60,16 @@ async def token(session: aiohttp.ClientSession, base: str) -> str:
         return (await response.json())["access_token"]
 
 
+async def authorised(session: aiohttp.ClientSession, base: str, tries: int = 150) -> dict[str, str]:
+    """The headers of account B's calls, once the daemon starting at `base` answers."""
+    for _ in range(tries):
+        try:
+            return {"Authorization": "Bearer " + await token(session, base)}
+        except (aiohttp.ClientError, KeyError):
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"no token from {base}")
+
+
 async def status_reads(session: aiohttp.ClientSession, base: str, headers: dict[str, str], rate: int,
                        label: str = "") -> None:
     latencies: list[float] = []
@@ -127,12 +137,7 @@ async def main() -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400)) as session:
-                for _ in range(100):
-                    try:
-                        headers = {"Authorization": "Bearer " + await token(session, base)}
-                        break
-                    except aiohttp.ClientError:
-                        await asyncio.sleep(0.2)
+                headers = await authorised(session, base)
                 for rate in RATES:
                     await status_reads(session, base, headers, rate)
                 changes = asyncio.create_task(changing(dsn))

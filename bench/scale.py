@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.api import PER_MAILING, status_reads, token
+from bench.api import PER_MAILING, SECRET, authorised, status_reads
 from bench.soak import rss_mb
 from bench.store import add_account, new_database
 from tests.support.daemon import COMMAND, environment, write_config
@@ -45,7 +45,7 @@ CONNECTIONS = 5000
 async def fill(admin_dsn: str) -> str:
     dsn = await new_database(admin_dsn, "bench_scale")
     subprocess.run([COMMAND, "migrate"], env=environment(ECOSMS_DATABASE_DSN=dsn), check=True, capture_output=True)
-    add_account(dsn, "B", "--api-secret", "bench-secret", "--sender", "bench@example.com", "--international")
+    add_account(dsn, "B", "--api-secret", SECRET, "--sender", "bench@example.com", "--international")
     connection = await asyncpg.connect(dsn)
     account = await connection.fetchval("SELECT id FROM accounts WHERE code = 'B'")
     await connection.execute(
@@ -106,12 +106,7 @@ async def main() -> None:
         try:
             base = f"http://127.0.0.1:{http}"
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400)) as session:
-                for _ in range(150):
-                    try:
-                        headers = {"Authorization": "Bearer " + await token(session, base)}
-                        break
-                    except (aiohttp.ClientError, KeyError):
-                        await asyncio.sleep(0.2)
+                headers = await authorised(session, base)
                 await asyncio.sleep(30)  # the reaper's first turns, the monitor's samples
                 print(f"1. RSS with 1,000,000 queued, link down: {rss_mb(daemon.pid):.0f} MB", flush=True)
                 await status_reads(session, base, headers, 200, " with 1,000,000 queued")
