@@ -33,6 +33,7 @@ from ecosms_gw.tls import server_context
 
 log = structlog.get_logger()
 
+LISTEN_BACKLOG = 1024  # connections the kernel holds until accepted: a flood does not drop legitimate SYNs
 AUTH_FAILURES_PER_MINUTE = 10  # per client address: passwords cannot be guessed by volume
 MAX_RECIPIENTS = 10
 MESSAGE_ID_WINDOW = timedelta(hours=24)
@@ -311,7 +312,7 @@ async def serve(config: Config, store: Store) -> tuple[asyncio.Server, Handler]:
     )
     listen = config.smtp.listen
     server = await asyncio.get_running_loop().create_server(
-        lambda: _Session(handler, connections, **options), listen.bind_host, listen.port)
+        lambda: _Session(handler, connections, **options), listen.bind_host, listen.port, backlog=LISTEN_BACKLOG)
     log.info("smtp_listening", listen=str(listen), starttls=context is not None,
              addresses=sorted(handler.addresses))
     return server, handler
