@@ -170,18 +170,18 @@ class _RenameOnComplete(DTPHandler):
 
     def close(self) -> None:
         upload = self.file_obj
-        if (self.receive and self.transfer_finished and upload is not None
-                and not upload.closed and not self._closed):
-            try:
-                upload.flush()
-                os.fsync(upload.fileno())
-                upload.close()
-                os.replace(upload.name, final_path(Path(upload.name)))
-            except OSError as error:
-                self.transfer_finished = False
-                self._resp = (_refusal(error), _pyftpdlib_log.warning)
-                with contextlib.suppress(OSError):
+        if self.receive and upload is not None and not upload.closed and not self._closed:
+            if self.transfer_finished:
+                try:
+                    upload.flush()
+                    os.fsync(upload.fileno())
                     upload.close()
+                    os.replace(upload.name, final_path(Path(upload.name)))
+                except OSError as error:
+                    self.transfer_finished = False
+                    self._resp = (_refusal(error), _pyftpdlib_log.warning)
+            with contextlib.suppress(OSError):  # on a full disk the last flush fails: the copy goes anyway
+                upload.close()
         super().close()
 
     def handle_error(self) -> None:
