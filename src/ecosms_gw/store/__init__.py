@@ -127,8 +127,7 @@ class Store:
     @staticmethod
     async def _while_alive(connection: asyncpg.Connection) -> None:
         """Until the connection is lost: closed by the server, or silent (a network cut)."""
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda *_: lost.set())
+        lost = connector.lost_event(connection)
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lost.wait(), LISTEN_PROBE_S)

@@ -7,6 +7,7 @@ later, SMTP 451) or `StoreError` (permanent), so that callers never see asyncpg.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -60,6 +61,13 @@ def translated(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, 
         except asyncpg.PostgresError as error:
             raise StoreError(f"database error: {error}") from error
     return wrapper
+
+
+def lost_event(connection: asyncpg.Connection) -> asyncio.Event:
+    """Set when the connection ends (closed by the server: a restart, a terminated backend)."""
+    lost = asyncio.Event()
+    connection.add_termination_listener(lambda *_: lost.set())
+    return lost
 
 
 def queries(module: str) -> dict[str, str]:

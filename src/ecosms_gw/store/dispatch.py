@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 
 from ecosms_gw.core.gsm import Encoding
-from ecosms_gw.store.connector import StoreUnavailable, columns, one, queries, translated
+from ecosms_gw.store.connector import StoreUnavailable, columns, lost_event, one, queries, translated
 
 log = structlog.get_logger()
 Q = queries("dispatch")
@@ -159,8 +159,7 @@ class Worker:
         if given_up := self._owned - kept:
             log.warning("smsc_taken_over", links=sorted(given_up))
         self._owned = kept
-        self._lost = asyncio.Event()
-        connection.add_termination_listener(lambda _: self._lost.set())
+        self._lost = lost_event(connection)
         self._connection = connection
 
     async def watch(self, interval_s: float = HEARTBEAT_S) -> None:
@@ -178,8 +177,6 @@ class Worker:
 
     @translated
     async def _beat(self, interval_s: float) -> None:
-        if not self.holding:
-            raise StoreUnavailable("the lock connection is closed")
         async with self._busy:
             await self._require().execute(Q["worker_beat"], self.key, timeout=interval_s)
 
@@ -209,7 +206,7 @@ class Worker:
         return False
 
     def _require(self) -> asyncpg.Connection:
-        if self._connection is None or self._lost.is_set():
+        if self._connection is None or not self.holding:
             raise StoreUnavailable("the lock connection is closed")
         return self._connection
 
