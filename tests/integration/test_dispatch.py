@@ -15,7 +15,8 @@ from ecosms_gw.core import gsm
 from ecosms_gw.core.accounts import Account
 from ecosms_gw.smpp.link import Dispatcher
 from ecosms_gw.smpp.simulator import Behaviour, Simulator
-from ecosms_gw.store import Store
+from ecosms_gw.store import Store, StoreUnavailable
+from ecosms_gw.store.dispatch import Claimed, Take
 from tests.support.smsc import (
     Peer,
     all_settled,
@@ -230,3 +231,27 @@ async def test_database_outage_pauses_dispatch_and_sends_nothing_twice(pg_server
     assert len(destinations) == len(set(destinations))
     final = await statuses(dsn)
     assert len(set(destinations)) + sum(1 for _, status, _ in final.values() if status == "no") >= 1000
+
+
+async def test_messages_taken_by_a_call_whose_answer_was_lost_are_sent_after_the_next_bind(
+        store: Store, dsn: str, account: Account, peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database commits a take, and its answer is lost (it restarts at that instant):
+    the pump never learns of those messages, marked as being written. The link starts
+    again, and they are sent like the others, once."""
+    await queue_mailing(store, account, ["U-ACME\n" + "".join(f"T-m{n}\n#-336{n:08d}\n" for n in range(300))])
+    take = store.dispatch.record_and_take
+    lost: list[int] = []
+
+    async def answer_lost(smsc: str, accepted, done, failed, next_group: Take) -> list[Claimed]:
+        taken = await take(smsc, accepted, done, failed, next_group)
+        if taken and not lost:
+            lost.extend(message.id for message in taken)
+            raise StoreUnavailable("database unavailable: connection lost before the answer")
+        return taken
+
+    monkeypatch.setattr(store.dispatch, "record_and_take", answer_lost)
+    await run_until(dispatcher_for(peer.port, store, tps=1000, window=10), all_settled(dsn))
+    destinations = [pdu["destination"] for pdu in peer.received()]
+    assert lost
+    assert sorted(destinations) == [f"336{n:08d}" for n in range(300)]  # each once, the lost ones too
+    assert {status for _, status, _ in (await statuses(dsn)).values()} == {"on"}

@@ -11,6 +11,7 @@ import pytest
 
 from ecosms_gw.core.accounts import Account
 from ecosms_gw.store import Store, StoreConflict, StoreUnavailable
+from ecosms_gw.store.dispatch import Take
 from ecosms_gw.store.mailings import Submission
 from tests.support.fixtures import MIGRATIONS
 from tests.support.samples import composition
@@ -78,8 +79,8 @@ async def test_enqueue_claim_submit(store: Store) -> None:
 async def test_released_claims_come_back_without_counting_an_attempt(store: Store) -> None:
     account = await new_account(store)
     await store.mailings.enqueue(Submission(account.id, "smtp", None), composition(2), {})
-    first = await store.dispatch.claim(10, worker=1)
-    await store.dispatch.return_unsent([c.id for c in first])
+    first = await store.dispatch.record_and_take("main", [], [], [], Take(10, 1))
+    await store.dispatch.return_unwritten(1, "main")
     again = await store.dispatch.claim(10, worker=2)
     assert [c.id for c in again] == [c.id for c in first]
     assert {c.attempts for c in again} == {1}

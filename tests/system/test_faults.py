@@ -78,8 +78,6 @@ async def restart(cluster, mode: str) -> None:
     await asyncio.to_thread(cluster.start)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 19, item 1: in 1 run of 4 a few messages stay `wait` after the "
-                   "restarts: a take whose commit's answer was lost leaves them marked for a daemon that lives on")
 async def test_database_restarted_and_stopped_under_load_loses_nothing_and_the_daemon_recovers(
         pg_server, store: Store, dsn: str, tmp_path: Path) -> None:
     """Mail at 20/s (500 SMS/s), dispatch at 500 TPS with receipts; PostgreSQL restarted

@@ -314,7 +314,7 @@ async def test_pause_and_resume_from_the_command_line_hold_returned_messages_too
     pausing = asyncio.create_task(asyncio.to_thread(ecosms, "pause", str(mailing)))
     await asyncio.sleep(2)
     waited = not pausing.done()  # the pause is answered once what was taken is settled
-    await store.dispatch.return_unsent([taken.id])  # its link was lost before writing it
+    await store.dispatch.return_unwritten(1, "main")  # its link was lost before writing it
     paused = await pausing
     held = await statuses(dsn)
     again = ecosms("pause", str(mailing))

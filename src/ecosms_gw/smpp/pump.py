@@ -88,15 +88,15 @@ class Pump:
         self.throttled = 0  # throttle answers since bound, for the cluster view
         self.response_time = metrics.SUBMIT_RESPONSE.labels(smsc.name)  # looked up once, observed per part
         self.in_flight: dict[int, InFlight] = {}
-        self.not_started: set[int] = set()
-        self.unreturned: list[int] = []
         self.retries: set[asyncio.Task[None]] = set()
 
     async def run(self, session: Session) -> None:
         """Group by group: take due messages (with the answers so far) and hand them to the
-        writer, which writes them while the next group is taken."""
+        writer, which writes them while the next group is taken. First, what an earlier
+        connection left marked and unwritten goes back to the queue (the database away:
+        raised, to wait for it)."""
         self.throttled = 0
-        await self.return_unsent()
+        await self._return_unwritten()
         groups: asyncio.Queue[list[Claimed]] = asyncio.Queue()
         writer = asyncio.create_task(self._write(session, groups))
         try:
@@ -137,23 +137,19 @@ class Pump:
         return group
 
     async def _taken(self, take: Take) -> list[Claimed]:
-        """The messages taken, known as not started before anything else can happen: a
-        pump stopped while the call runs (the link lost) waits for its answer, so that
-        what it took goes back to the queue instead of staying marked."""
+        """The messages taken. A pump stopped while the call runs (the link lost) waits for
+        its end, so that what it took is marked before the unwritten are returned."""
         call = asyncio.ensure_future(self.outcomes.store(take))
         try:
-            group = await asyncio.shield(call)
+            return await asyncio.shield(call)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                self.not_started.update(m.id for m in await call)
+                await call
             raise
-        self.not_started.update(m.id for m in group)
-        return group
 
     async def _write(self, session: Session, groups: asyncio.Queue[list[Claimed]]) -> None:
         while True:
             for message in await groups.get():
-                self.not_started.discard(message.id)
                 await self._submit_message(session, message)
 
     async def _idle(self, interval: float) -> None:
@@ -249,36 +245,30 @@ class Pump:
             pass  # settled by settle_lost
 
     async def settle_lost(self, in_doubt: str) -> None:
-        """After the link died: messages nothing was written for go back to the queue;
-        those with parts written but not all answered follow the in-doubt policy: `no`
-        (never a duplicate SMS) or sent again (never a loss)."""
+        """After the link died: messages with parts written but not all answered follow
+        the in-doubt policy, `no` (never a duplicate SMS) or sent again (never a loss); the
+        others go back to the queue. The database away: left for the next connection (or,
+        should the daemon die, its reaper)."""
         for task in self.retries:
             task.cancel()
-        unsent = self.unreturned + list(self.not_started)
-        for flight in self.in_flight.values():
-            if flight.written == 0 or in_doubt == "resend":
-                unsent.append(flight.message.id)
-            else:
-                self.outcomes.in_doubt(flight.message.id, "link lost before the SMSC answered: not resent")
+        if in_doubt != "resend":
+            for flight in self.in_flight.values():
+                if flight.written:
+                    self.outcomes.in_doubt(flight.message.id, "link lost before the SMSC answered: not resent")
         self.in_flight.clear()
-        self.not_started = set()
-        await self.outcomes.flush()
+        try:
+            await self._return_unwritten()
+        except StoreError as error:
+            log.error("unsent_not_returned", smsc=self.smsc.name, error=str(error))
         self.outcomes.restart()
         self.window = asyncio.Semaphore(self.smsc.window)
-        self.unreturned = unsent
-        await self.return_unsent()
 
-    async def return_unsent(self) -> None:
-        """Messages nothing was written for, back to the queue; if the database is away,
-        kept for the next connection (or, should the daemon die, its reaper)."""
-        if not self.unreturned:
-            return
-        try:
-            await self.dispatch.return_unsent(self.unreturned)
-        except StoreError as error:
-            log.error("unsent_not_returned", error=str(error), messages=len(self.unreturned))
-            return
-        self.unreturned = []
+    async def _return_unwritten(self) -> None:
+        """The answers so far stored, then every message this link marked and did not
+        write back to the queue: with nothing in flight, that is every one still marked,
+        those a lost answer of the database left marked unknown to the pump included."""
+        await self.outcomes.store()
+        await self.dispatch.return_unwritten(self.worker, self.smsc.name)
 
 
 def _time_out(future: asyncio.Future[Response]) -> None:

@@ -293,8 +293,10 @@ class Dispatch:
         return [Claimed(*row) for row in rows]
 
     @translated
-    async def return_unsent(self, message_ids: list[int]) -> None:
-        await self._pool.execute(Q["return_unsent"], message_ids)
+    async def return_unwritten(self, worker: int, smsc: str) -> None:
+        """What this daemon marked on this link and did not write, back to the queue (see
+        the query: only once every answer of the link is stored)."""
+        await self._pool.execute(Q["return_unwritten"], worker, smsc)
 
     @translated
     async def repair_queues(self) -> int:

@@ -85,13 +85,20 @@ WITH dead AS (
 )
 SELECT (SELECT count(*) FROM returned) AS returned, (SELECT count(*) FROM doubtful) AS in_doubt;
 
--- name: return_unsent
--- Claimed (and perhaps marked), but not one PDU written: back to the queue as if never
--- claimed.
-WITH gone AS (DELETE FROM parts WHERE message_id = ANY($1::bigint[]))
-UPDATE messages SET state = 'queued', claimed_by = NULL, smsc = NULL,
-       attempts = greatest(attempts - 1, 0), updated_at = now()
-WHERE id = ANY($1::bigint[]) AND state IN ('claimed', 'submitting');
+-- name: return_unwritten
+-- Every message this daemon ($1) marked on this link ($2) and did not write, back to the
+-- queue as if never taken. Called with nothing in flight and every answer stored, so what
+-- is still marked was never written: taken and not reached by the writer when the link
+-- died, taken by a call whose answer the database's restart lost, or (in_doubt = 'resend')
+-- written and never answered.
+WITH unwritten AS (
+    SELECT id FROM messages WHERE claimed_by = $1 AND smsc = $2 AND state IN ('claimed', 'submitting')
+), gone AS (
+    DELETE FROM parts p USING unwritten u WHERE p.message_id = u.id
+)
+UPDATE messages m SET state = 'queued', claimed_by = NULL, smsc = NULL,
+       attempts = greatest(m.attempts - 1, 0), updated_at = now()
+FROM unwritten u WHERE m.id = u.id;
 
 -- name: record_submissions
 -- What the SMSC answered, and the next messages marked: see the function in 0006.
