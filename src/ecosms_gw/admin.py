@@ -24,7 +24,8 @@ from ecosms_gw.store import Store, StoreConflict, StoreError
 from ecosms_gw.store.database import DatabaseSetupError, database_dsn
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-SECRET_OPTIONS = ("smtp_password", "ftp_password", "api_secret")
+SECRET_OPTIONS = ("smtp_password", "ftp_password", "api_secret", "smpp_password")
+SMPP_PASSWORD_MAX = 8  # a bind's password field: 9 octets with its NUL (clients cut longer ones)
 
 
 class Refused(GatewayError):
@@ -52,7 +53,7 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name")
     parser.add_argument("--sender", action="append", dest="senders", metavar="EMAIL_OR_@DOMAIN",
                         help="allowed mail sender (repeatable; replaces the list on set)")
-    for option in ("--smtp-password", "--ftp-password", "--api-secret"):
+    for option in ("--smtp-password", "--ftp-password", "--api-secret", "--smpp-password"):
         parser.add_argument(option, metavar="SECRET", help="stored hashed; - reads it from stdin")
     parser.add_argument("--country", help="default country calling code, e.g. 33")
     parser.add_argument("--timezone", help="IANA zone of dates without offset")
@@ -101,6 +102,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
             if not secret:
                 raise Refused(f"--{name.replace('_', '-')} is empty")
             changes[name] = secret
+    if len(changes.get("smpp_password", "")) > SMPP_PASSWORD_MAX:
+        raise Refused(f"--smpp-password: at most {SMPP_PASSWORD_MAX} characters, as SMPP 3.4 carries no more")
     return changes
 
 

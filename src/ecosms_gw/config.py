@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -26,8 +24,8 @@ from ecosms_gw.config_values import (
     PingMethod,
     PortRange,
     ReceiptIdFormat,
+    coerce,
     country_code,
-    member,
     time_zone,
 )
 from ecosms_gw.errors import GatewayError
@@ -80,6 +78,15 @@ class HttpConfig:
     max_body_kb: int = 1024  # a create call with 200 contacts is well under 100 KB
     tls_cert: str = ""  # HTTPS on `listen` when set (PEM chain), with tls_key
     tls_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SmppServerConfig:
+    listen: Address | None = None  # e.g. "0.0.0.0:2775"; empty: off
+    tls_cert: str = ""  # SMPP over TLS when set (PEM chain), with tls_key
+    tls_key: str = ""
+    max_binds_per_account: int = 4
+    window: int = 100  # a bind's submits read ahead of their answers; beyond, reading waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     ftp: FtpConfig = field(default_factory=FtpConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    smpp_server: SmppServerConfig = field(default_factory=SmppServerConfig)
     defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
     smsc: tuple[SmscConfig, ...] = (SmscConfig(name="simulator", simulator=True),)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
@@ -253,49 +261,10 @@ def _build(cls: Any, table: Mapping[str, Any], section: str, problems: list[str]
             continue
         attribute = attributes[key]
         try:
-            values[attribute] = _coerce(value, hints[attribute])
+            values[attribute] = coerce(value, hints[attribute])
         except ValueError as error:
             problems.append(f"{section}.{key}{error}")
     return cls(**values)
-
-
-def _coerce(value: Any, kind: Any) -> Any:
-    """TOML values as they are; strings from the environment parsed to the key's type.
-    A ValueError's text follows the key's name."""
-    if kind is bool:
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f" must be true or false, not {value!r}")
-    if kind is int:
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
-            return int(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ValueError(f" must be a whole number, not {value!r}")
-    if kind == tuple[str, ...]:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return tuple(value)
-        raise ValueError(f" must be a list of strings, not {value!r}")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # `country = 33` means "33"
-    if not isinstance(value, str):
-        raise ValueError(f" must be a string, not {value!r}")
-    if kind in (Address, PortRange):
-        return _parsed(kind.parse, value)
-    if isinstance(kind, type) and issubclass(kind, StrEnum):
-        return _parsed(lambda text: member(kind, text), value)
-    return value
-
-
-def _parsed(parse: Any, value: str) -> Any:
-    try:
-        return parse(value)
-    except ValueError as error:
-        raise ValueError(f": {error}") from None
 
 
 def _problems(config: Config) -> list[str]:
@@ -318,6 +287,8 @@ def _problems(config: Config) -> list[str]:
                        ("ftp.max_disk_mb", config.ftp.max_disk_mb),
                        ("http.token_ttl_s", config.http.token_ttl_s),
                        ("http.max_body_kb", config.http.max_body_kb),
+                       ("smpp_server.max_binds_per_account", config.smpp_server.max_binds_per_account),
+                       ("smpp_server.window", config.smpp_server.window),
                        ("ping.timeout_s", config.ping.timeout_s),
                        ("ping.concurrency", config.ping.concurrency),
                        ("ping.retry_hours", config.ping.retry_hours),
@@ -326,7 +297,7 @@ def _problems(config: Config) -> list[str]:
             problems.append(f"{key}: must be at least 1, not {value}")
     if not config.mail_out.relay.host:
         problems.append("mail_out.relay: a host to connect to, not every interface")
-    for section in ("smtp", "ftp", "http"):
+    for section in ("smtp", "ftp", "http", "smpp_server"):
         tls = getattr(config, section)
         if bool(tls.tls_cert) != bool(tls.tls_key):
             problems.append(f"{section}.tls_cert and {section}.tls_key: give both or neither")

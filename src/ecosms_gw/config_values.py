@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*):([0-9]{1,5})")
@@ -129,3 +129,44 @@ def time_zone(text: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("unknown time zone") from None
     return text
+
+
+def coerce(value: Any, kind: Any) -> Any:
+    """TOML values as they are; strings from the environment parsed to the key's type.
+    A ValueError's text follows the key's name."""
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f" must be true or false, not {value!r}")
+    if kind is int:
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f" must be a whole number, not {value!r}")
+    if kind == tuple[str, ...]:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ValueError(f" must be a list of strings, not {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # `country = 33` means "33"
+    if not isinstance(value, str):
+        raise ValueError(f" must be a string, not {value!r}")
+    if kind == Address | None:
+        return parsed(Address.parse, value) if value.strip() else None
+    if kind in (Address, PortRange):
+        return parsed(kind.parse, value)
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return parsed(lambda text: member(kind, text), value)
+    return value
+
+
+def parsed(parse: Any, value: str) -> Any:
+    try:
+        return parse(value)
+    except ValueError as error:
+        raise ValueError(f": {error}") from None

@@ -30,6 +30,7 @@ from ecosms_gw.notify.pinger import Pinger
 from ecosms_gw.notify.webhooks import WebhookSender
 from ecosms_gw.smpp.delivery import Deliveries
 from ecosms_gw.smpp.link import Dispatcher
+from ecosms_gw.smpp.server import SmppServer
 from ecosms_gw.smpp.simulator import Simulator
 from ecosms_gw.store import Store, StoreError, StoreUnavailable
 from ecosms_gw.store.database import DatabaseSetupError, database_dsn
@@ -189,6 +190,8 @@ async def _serve_with(store: Store, config: Config, stop: asyncio.Event) -> int:
     api = Api(store, config, lambda: {dispatcher.smsc.name: dispatcher.bound for dispatcher in dispatchers})
     supervisor.start("http", _serve_http(api.app(), config.http.listen, config.http))
     supervisor.start("ftp", ftp.FtpServer(config, store, inbox).run())
+    if config.smpp_server.listen is not None:
+        supervisor.start("smpp_server", SmppServer(config, store).run())
     supervisor.start("watchdog", systemd.watchdog())
     log.info("daemon_started", worker=worker.key, migrations=applied, config=config.source)
     systemd.notify("READY=1")

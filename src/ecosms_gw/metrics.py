@@ -82,7 +82,7 @@ TALLIES = Tallies()
 REGISTRY.register(TALLIES)
 
 
-CHANNELS = ("smtp", "ftp", "http", "monitor")
+CHANNELS = ("smtp", "ftp", "http", "smpp", "monitor")
 PART_OUTCOMES = ("delivered", "failed", "unknown")
 
 

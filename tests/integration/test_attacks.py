@@ -15,8 +15,7 @@ import pytest
 from aiohttp import web
 
 from ecosms_gw.config import PingConfig
-from ecosms_gw.core.accounts import Account
-from ecosms_gw.ingest.smtp import AUTH_FAILURES_PER_MINUTE
+from ecosms_gw.core.accounts import LOGIN_FAILURES_PER_MINUTE, Account
 from ecosms_gw.notify.webhooks import WebhookSender
 from ecosms_gw.store import Store
 from tests.support.ftp_drop import Drop
@@ -51,7 +50,7 @@ async def test_no_relay_through_any_address_form(gateway: Gateway, dsn: str, rec
 
 
 async def test_guessing_smtp_passwords_is_stopped_per_address(dsn: str, tmp_path: Path) -> None:
-    """After AUTH_FAILURES_PER_MINUTE wrong passwords from one address, no password is
+    """After LOGIN_FAILURES_PER_MINUTE wrong passwords from one address, no password is
     checked from it (the right one neither) for a minute; mail from allowed senders
     still gets through."""
     cert, key = self_signed(tmp_path)
@@ -66,7 +65,7 @@ async def test_guessing_smtp_passwords_is_stopped_per_address(dsn: str, tmp_path
 
     def guesses() -> tuple[list[int], int, tuple[int, str]]:
         with gw.client(starttls=True) as client:
-            codes = [plain_auth(client, f"guess-{guess}") for guess in range(AUTH_FAILURES_PER_MINUTE + 2)]
+            codes = [plain_auth(client, f"guess-{guess}") for guess in range(LOGIN_FAILURES_PER_MINUTE + 2)]
         with gw.client(starttls=True) as client:
             right = plain_auth(client, "acme-pass")
         return codes, right, gw.send(plain(BODY))
@@ -77,7 +76,7 @@ async def test_guessing_smtp_passwords_is_stopped_per_address(dsn: str, tmp_path
         server.close()
         await handler.drain()
         await gw.store.close()
-    assert codes == [535] * AUTH_FAILURES_PER_MINUTE + [454, 454]
+    assert codes == [535] * LOGIN_FAILURES_PER_MINUTE + [454, 454]
     assert right == 454
     assert mail[0] == 250
 

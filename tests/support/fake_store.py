@@ -88,7 +88,7 @@ class FakeStore:
         self.accounts = FakeAccounts()
         self.known = self.accounts  # nothing to keep: the rows are in memory already
         self.mailings = FakeMailings(self.accounts)
-        self.intake = GroupCommit(self.mailings)  # type: ignore[arg-type]
+        self.intake = GroupCommit(self.mailings.enqueue_many, Pending.size)
 
     async def opt_out(self, account_id: int, number: str) -> None:
         """What a STOP reply does, for the tests (the store does it in record_reply)."""

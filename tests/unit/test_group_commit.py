@@ -40,7 +40,7 @@ class Recorder:
 
 async def test_the_first_is_written_at_once_and_those_that_came_meanwhile_together() -> None:
     mailings = Recorder()
-    intake = GroupCommit(mailings)  # type: ignore[arg-type]
+    intake = GroupCommit(mailings.enqueue_many, Pending.size)
     calls = [asyncio.create_task(intake.enqueue(pending()))]
     await asyncio.sleep(0.01)
     calls += [asyncio.create_task(intake.enqueue(pending())) for _ in range(49)]
@@ -54,7 +54,7 @@ async def test_the_first_is_written_at_once_and_those_that_came_meanwhile_togeth
 
 async def test_a_failed_statement_fails_its_whole_group_and_only_it() -> None:
     mailings = Recorder(fail_when=2)
-    intake = GroupCommit(mailings)  # type: ignore[arg-type]
+    intake = GroupCommit(mailings.enqueue_many, Pending.size)
     first = asyncio.create_task(intake.enqueue(pending()))
     await asyncio.sleep(0)
     group = [asyncio.create_task(intake.enqueue(pending())) for _ in range(3)]
@@ -70,7 +70,7 @@ async def test_a_failed_statement_fails_its_whole_group_and_only_it() -> None:
 async def test_a_group_holds_at_most_max_group_messages_but_always_one_mailing() -> None:
     mailings = Recorder()
     mailings.go.set()
-    intake = GroupCommit(mailings)  # type: ignore[arg-type]
+    intake = GroupCommit(mailings.enqueue_many, Pending.size)
     large = MAX_GROUP_MESSAGES // 2 + 1
     await asyncio.gather(*(intake.enqueue(pending(large)) for _ in range(3)))
     assert mailings.groups == [1, 1, 1]

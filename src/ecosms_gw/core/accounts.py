@@ -38,6 +38,7 @@ def is_number(sender_id: str) -> bool:
     return sender_id.lstrip("+").isdigit()
 
 
+LOGIN_FAILURES_PER_MINUTE = 10  # per client address (SMTP AUTH, SMPP bind): passwords cannot be guessed by volume
 QUIET_HOURS = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d")
 
 
@@ -56,6 +57,7 @@ class Account:
     smtp_password: str | None = None  # hashes
     ftp_password: str | None = None
     api_secret: str | None = None
+    smpp_password: str | None = None  # binds to the SMPP server with its code
     country: str | None = None  # None: the configured default
     timezone: str | None = None
     international: bool = False

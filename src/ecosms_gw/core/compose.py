@@ -248,3 +248,19 @@ def compose(bodies: Sequence[Body], rules: AccountRules,
         raise Rejected("too_many_messages", f"more than {max_messages} messages")
     return Composition(account, send_time(bodies[0].date, zone), messages, dropped,
                        warnings, texts.transliterated, rules.encoding, texts.no_gsm)
+
+
+def compose_one(recipient: str, text: str, rules: AccountRules, opted_out: Container[str] = frozenset()) -> Message:
+    """One message given whole, as an SMPP submit gives it: the rules of a body's (number,
+    NFC, GSM or UCS-2, length, parts, empty text, opt-outs) without placeholders, which
+    belong to the body format. `Rejected` says why it cannot be sent."""
+    texts = _Texts(rules)
+    final = texts.final(texts.reduce(text), 0, 1)
+    number = to_e164(recipient, rules.country, rules.international)
+    if number[0] != "+":
+        raise Rejected(number, f"{recipient!r} cannot be sent to")
+    if final.empty:
+        raise Rejected("empty_text", "nothing to send")
+    if number in opted_out:
+        raise Rejected("opted_out", f"{number} asked to receive no more messages")
+    return Message(number, final.text, final.encoding, final.units, final.segments, None, 0, 1)

@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from ecosms_gw.config import Config
 from ecosms_gw.core import mime, report
-from ecosms_gw.core.accounts import Account, verify_secret
+from ecosms_gw.core.accounts import LOGIN_FAILURES_PER_MINUTE, Account, verify_secret
 from ecosms_gw.core.mail2sms import Rejected
 from ecosms_gw.core.ratelimit import SlidingWindow
 from ecosms_gw.ingest.pipeline import ACCESS_REASONS, Outcome, counted, cpu_bound, refused, submit
@@ -34,7 +34,6 @@ from ecosms_gw.tls import server_context
 log = structlog.get_logger()
 
 LISTEN_BACKLOG = 1024  # connections the kernel holds until accepted: a flood does not drop legitimate SYNs
-AUTH_FAILURES_PER_MINUTE = 10  # per client address: passwords cannot be guessed by volume
 MAX_RECIPIENTS = 10
 MESSAGE_ID_WINDOW = timedelta(hours=24)
 BODY_HASH_WINDOW = timedelta(minutes=10)
@@ -84,7 +83,7 @@ class Handler:
         self.locals = {address.rpartition("@")[0] for address in self.addresses}
         self.domains = {address.rpartition("@")[2] for address in self.addresses}
         self.rate = SlidingWindow(config.smtp.max_mails_per_minute)
-        self.auth_failures = SlidingWindow(AUTH_FAILURES_PER_MINUTE)  # per client address
+        self.auth_failures = SlidingWindow(LOGIN_FAILURES_PER_MINUTE)  # per client address
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()

@@ -18,12 +18,13 @@ from ecosms_gw.store.cache import AccountCache
 from ecosms_gw.store.connector import StoreConflict, StoreError, StoreUnavailable, queries, translated
 from ecosms_gw.store.dispatch import Daemon, Dispatch, Link
 from ecosms_gw.store.intake import GroupCommit
-from ecosms_gw.store.mailings import Mailings
+from ecosms_gw.store.mailings import Mailings, Pending
 from ecosms_gw.store.monitor import Monitor
 from ecosms_gw.store.notifications import Notifications
 from ecosms_gw.store.optouts import OptOuts
 from ecosms_gw.store.reads import Reads
 from ecosms_gw.store.receipts import Receipts
+from ecosms_gw.store.submits import Submits, Submitted
 from ecosms_gw.store.webhooks import Failing, Webhooks
 
 __all__ = ["Cluster", "Store", "StoreConflict", "StoreError", "StoreUnavailable"]
@@ -59,7 +60,9 @@ class Store:
         self.accounts = Accounts(pool)
         self.known = AccountCache(self.accounts)  # what the daemon reads on every call
         self.mailings = Mailings(pool)
-        self.intake = GroupCommit(self.mailings)  # small mailings, committed together
+        self.intake = GroupCommit(self.mailings.enqueue_many, Pending.size)  # small mailings, committed together
+        self.submits = Submits(pool)
+        self.submit_intake = GroupCommit(self.submits.insert_many, Submitted.size)  # SMPP submits, together
         self.dispatch = Dispatch(pool, dsn)
         self.receipts = Receipts(pool)
         self.notifications = Notifications(pool)

@@ -28,7 +28,7 @@ def _values(account: Account) -> list[Any]:
             account.mode, list(account.sender_ids), account.reply_email, account.ping_url,
             account.max_messages, account.tps, account.submission_report, account.priority,
             account.validity_hours, account.webhook_url, account.webhook_secret, account.weight,
-            account.batch_volume, account.batch_delay_min, account.quiet_hours]
+            account.batch_volume, account.batch_delay_min, account.quiet_hours, account.smpp_password]
 
 
 class Accounts:

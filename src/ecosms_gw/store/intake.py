@@ -1,37 +1,43 @@
-"""Group commit of small mailings: concurrent creates (API calls) share one statement and
-one transaction instead of a transaction each.
+"""Group commit: concurrent small writes (API calls' mailings, SMPP submits) share one
+statement and one transaction instead of a transaction each.
 
 No timer: the first call of a burst is written at once, and those that come while it is
 being written wait for the next write, all together. Each caller gets its answer only
-after the commit that holds its mailing; when that commit fails, every caller of the
-group gets the error, and none of their mailings is stored."""
+after the commit that holds its item; when that commit fails, every caller of the group
+gets the error, and none of their items is stored."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 import structlog
 
 from ecosms_gw.store.connector import StoreUnavailable
-from ecosms_gw.store.mailings import Enqueued, Mailings, Pending
 
 log = structlog.get_logger()
 
 MAX_GROUP_MESSAGES = 10_000  # messages in one statement; more wait for the next
-Waiting = tuple[Pending, "asyncio.Future[Enqueued]"]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
-class GroupCommit:
-    def __init__(self, mailings: Mailings) -> None:
-        self._mailings = mailings
-        self._waiting: list[Waiting] = []
+class GroupCommit(Generic[Item, Result]):
+    """`write` stores a group in one transaction and answers each item, in order; `size`
+    is an item's number of messages."""
+
+    def __init__(self, write: Callable[[list[Item]], Awaitable[list[Result]]], size: Callable[[Item], int]) -> None:
+        self._write_group = write
+        self._size = size
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def enqueue(self, pending: Pending) -> Enqueued:
+    async def enqueue(self, item: Item) -> Result:
         """Stored with the others waiting now: returns once committed, or raises the
         group's `StoreError`."""
-        future: asyncio.Future[Enqueued] = asyncio.get_running_loop().create_future()
-        self._waiting.append((pending, future))
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         return await future  # a caller that goes away is still stored with its group
@@ -41,7 +47,7 @@ class GroupCommit:
             while self._waiting:
                 group = self._take()
                 try:
-                    stored = await self._mailings.enqueue_many([pending for pending, _ in group])
+                    stored = await self._write_group([item for item, _ in group])
                 except Exception as error:  # noqa: BLE001 - every caller of the group gets it
                     _answer(group, error)
                     continue
@@ -50,15 +56,15 @@ class GroupCommit:
                     self._waiting = []
                     raise
                 _answer(group, stored)
-                log.debug("group_committed", mailings=len(group), messages=sum(e.messages for e in stored))
+                log.debug("group_committed", items=len(group))
         finally:
             self._writer = None
 
-    def _take(self) -> list[Waiting]:
-        """The next group: every waiting mailing, up to `MAX_GROUP_MESSAGES` (at least one)."""
+    def _take(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        """The next group: every waiting item, up to `MAX_GROUP_MESSAGES` (at least one)."""
         count, end = 0, len(self._waiting)
-        for index, (pending, _) in enumerate(self._waiting):
-            count += len(pending.composition.messages)
+        for index, (item, _) in enumerate(self._waiting):
+            count += self._size(item)
             if count > MAX_GROUP_MESSAGES and index > 0:
                 end = index
                 break
@@ -66,8 +72,8 @@ class GroupCommit:
         return group
 
 
-def _answer(group: list[Waiting], outcome: list[Enqueued] | BaseException) -> None:
-    """Each caller of the group: its own mailing, or the group's error."""
+def _answer(group: list[tuple[Item, asyncio.Future[Result]]], outcome: list[Result] | BaseException) -> None:
+    """Each caller of the group: its own result, or the group's error."""
     for index, (_, future) in enumerate(group):
         if future.done():
             continue

@@ -115,6 +115,10 @@ class Pending:
     report: dict[str, Any]
     zone: str | None = None
 
+    def size(self) -> int:
+        """Its number of messages, for the group commit's bound."""
+        return len(self.composition.messages)
+
 
 class Mailings:
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -148,10 +148,11 @@ SELECT (SELECT count(*) FROM mailings_gone) AS mailings, (SELECT count(*) FROM m
 
 -- name: end_mailings
 -- A mailing whose every message is final has ended (one canceled while sending stays
--- `interrupted`).
+-- `interrupted`). An SMPP session's mailing may grow until its day (UTC) is over.
 -- Each is returned once, with its messages by status, for its canonical log line.
 UPDATE mailings g SET status = 'ended'
 WHERE g.status = 'created'
+  AND (g.source <> 'smpp' OR (g.created_at AT TIME ZONE 'UTC')::date < (now() AT TIME ZONE 'UTC')::date)
   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id AND m.state NOT IN ('done', 'canceled'))
 RETURNING g.id, (SELECT a.code FROM accounts a WHERE a.id = g.account_id) AS account, g.source,
           extract(epoch FROM now() - g.created_at)::float8 AS duration_s,

@@ -1,0 +1,268 @@
+"""The SMPP server: applications that speak SMPP 3.4 (ESMEs) bind with an account's code
+and its --smpp-password, and submit through the checks every door makes. One task reads
+each connection; its submits are handled side by side, at most `window` at once (beyond,
+reading waits and TCP pushes back), each answered once stored. The codec is smpplib's,
+as on the client side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from smpplib.command import Command
+
+from ecosms_gw import metrics
+from ecosms_gw.config import Config
+from ecosms_gw.core import submit_sm
+from ecosms_gw.core.accounts import LOGIN_FAILURES_PER_MINUTE, verify_secret
+from ecosms_gw.core.concat import UDHI
+from ecosms_gw.core.ratelimit import SlidingWindow
+from ecosms_gw.smpp.intake import ESME_RSYSERR, BindSession, Intake, Refused
+from ecosms_gw.smpp.session import (
+    ENQUIRE_INTERVAL_S,
+    ESME_ROK,
+    HEADER,
+    RESPONSE_TIMEOUT_S,
+    SessionClosed,
+    decode,
+    encode,
+    read_pdu,
+    status_name,
+)
+from ecosms_gw.store import Store, StoreError
+from ecosms_gw.tls import server_context
+
+log = structlog.get_logger()
+
+SYSTEM_ID = "ecosms-gw"
+BIND_TIMEOUT_S = 10.0  # a connection that has not bound by then is closed
+ESME_RINVCMDLEN, ESME_RINVCMDID, ESME_RINVBNDSTS, ESME_RALYBND = 0x02, 0x03, 0x04, 0x05
+ESME_RBINDFAIL, ESME_RINVPASWD = 0x0D, 0x0E
+BINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver", "bind_transceiver": "transceiver"}
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else (value or "")
+
+
+class SmppServer:
+    """The listener, and the binds of each account (at most `max_binds_per_account`)."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.settings = config.smpp_server
+        self.store = store
+        self.intake = Intake(store, config)
+        self.binds: dict[str, set[ServerSession]] = {}  # per account code, lower case
+        self.failures = SlidingWindow(LOGIN_FAILURES_PER_MINUTE)  # per client address
+        self.sessions: set[ServerSession] = set()
+
+    async def run(self) -> None:
+        """Accept until cancelled; then unbind every client."""
+        listen = self.settings.listen
+        assert listen is not None, "run only when [smpp_server] listen is set"
+        context = server_context(self.settings.tls_cert, self.settings.tls_key)
+        server = await asyncio.start_server(self._connected, listen.bind_host, listen.port, ssl=context, backlog=1024)
+        log.info("smpp_server_listening", address=str(listen), tls=context is not None)
+        try:
+            await server.serve_forever()
+        finally:
+            server.close()
+            await asyncio.gather(*(session.close(unbind=True) for session in list(self.sessions)),
+                                 return_exceptions=True)
+            log.info("smpp_server_closed")
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = ServerSession(self, reader, writer)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            if session.bound is not None:
+                self.binds.get(session.bound.account.lower(), set()).discard(session)
+
+    async def bind(self, session: ServerSession, system_id: str, password: str) -> int:
+        """The bind's answer: the account's code and password, and a free place among its
+        binds. An address that failed too often is refused without a password checked."""
+        peer = session.address
+        if self.failures.exhausted(peer):
+            log.warning("smpp_bind_refused", reason="too_many_failures", system_id=system_id[:64], peer=peer)
+            return ESME_RBINDFAIL
+        try:
+            account = await self.store.known.get(system_id)
+        except StoreError as error:
+            log.error("smpp_store_unavailable", during="bind", error=str(error))
+            return ESME_RSYSERR
+        valid = await asyncio.to_thread(verify_secret, password, account.smpp_password if account else None)
+        if not (valid and account):
+            self.failures.allow(peer)
+            log.info("smpp_bind_refused", reason="wrong_credentials", system_id=system_id[:64], peer=peer)
+            return ESME_RINVPASWD
+        binds = self.binds.setdefault(account.code.lower(), set())
+        if len(binds) >= self.settings.max_binds_per_account:
+            log.info("smpp_bind_refused", reason="too_many_binds", account=account.code, peer=peer)
+            return ESME_RBINDFAIL
+        binds.add(session)
+        session.bound = BindSession(account.code, peer)
+        return ESME_ROK
+
+
+class ServerSession:
+    """One client connection."""
+
+    def __init__(self, server: SmppServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader, self.writer = reader, writer
+        peer = writer.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) else "unknown"
+        self.mode: str | None = None  # transmitter, receiver or transceiver once bound
+        self.bound: BindSession | None = None
+        self.window = asyncio.Semaphore(server.settings.window)
+        self.handling: set[asyncio.Task[None]] = set()
+        self.pending: dict[int, asyncio.Future[int]] = {}  # our requests, by sequence: their status
+        self.sequence = 0
+        self._outgoing: list[bytes] = []
+        self.last_heard = self.opened = asyncio.get_running_loop().time()
+
+    async def run(self) -> None:
+        keeper = asyncio.create_task(self._keep_alive())
+        try:
+            while True:
+                data = await read_pdu(self.reader)
+                self.last_heard = asyncio.get_running_loop().time()
+                await self._handle(data)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, SessionClosed) as error:
+            log.info("smpp_client_gone", peer=self.address, account=self.bound and self.bound.account,
+                     reason=str(error) or type(error).__name__)
+        finally:
+            keeper.cancel()
+            if self.handling:  # stored anyway: their answers go if the connection still lives
+                await asyncio.wait(self.handling)
+            self._write_out()
+            self.writer.close()
+
+    async def _handle(self, data: bytes) -> None:
+        _, command_id, status, sequence = HEADER.unpack_from(data)
+        if command_id & 0x80000000:  # an answer to one of ours
+            if (future := self.pending.pop(sequence, None)) is not None and not future.done():
+                future.set_result(status)
+            return
+        try:
+            pdu = decode(data)
+        except Exception:  # noqa: BLE001 - any PDU smpplib cannot read: say so, keep the link
+            self._send(encode("generic_nack", sequence, status=ESME_RINVCMDID))
+            return
+        command = pdu.command
+        if command in BINDS:
+            await self._bind(pdu, sequence)
+        elif command == "enquire_link":
+            self._send(encode("enquire_link_resp", sequence))
+        elif command == "unbind":
+            self._send(encode("unbind_resp", sequence))
+            raise SessionClosed("unbound by the client")
+        elif command == "submit_sm":
+            await self._submit_later(pdu, sequence)
+        else:
+            self._send(encode("generic_nack", sequence, status=ESME_RINVCMDID))
+
+    async def _bind(self, pdu: Command, sequence: int) -> None:
+        command = pdu.command
+        if self.mode is not None:
+            status = ESME_RALYBND
+        else:
+            status = await self.server.bind(self, _text(pdu.system_id), _text(pdu.password))
+        self._send(encode(f"{command}_resp", sequence, status=status, system_id=SYSTEM_ID))
+        if status == ESME_ROK and self.mode is None:
+            self.mode = BINDS[command]
+            log.info("smpp_client_bound", account=self.bound and self.bound.account, mode=self.mode,
+                     peer=self.address)
+
+    async def _submit_later(self, pdu: Command, sequence: int) -> None:
+        if self.mode not in ("transmitter", "transceiver"):
+            self._send(encode("submit_sm_resp", sequence, status=ESME_RINVBNDSTS))
+            return
+        if pdu.data_coding is None:  # a body cut short: smpplib reads the fields as missing
+            self._send(encode("generic_nack", sequence, status=ESME_RINVCMDLEN))
+            return
+        await self.window.acquire()
+        task = asyncio.create_task(self._submit(pdu, sequence))
+        self.handling.add(task)
+        task.add_done_callback(self._handled)
+
+    def _handled(self, task: asyncio.Task[None]) -> None:
+        self.handling.discard(task)
+        self.window.release()
+
+    async def _submit(self, pdu: Command, sequence: int) -> None:
+        assert self.bound is not None
+        message_id = ""
+        try:
+            status, message_id = ESME_ROK, str(await self.server.intake.submit(self.bound, _request(pdu)))
+            outcome = "accepted"
+        except Refused as refusal:
+            status, outcome = refusal.status, refusal.reason
+            log.info("smpp_submit_refused", account=self.bound.account, reason=refusal.reason,
+                     detail=refusal.detail, status=status_name(status))
+        except StoreError as error:
+            status, outcome = ESME_RSYSERR, "store_unavailable"
+            log.error("smpp_store_unavailable", during="submit", account=self.bound.account, error=str(error))
+        metrics.INGESTED.labels("smpp", outcome).inc()
+        if status == ESME_ROK:
+            metrics.INGESTED_MESSAGES.labels("smpp").inc()
+        self._send(encode("submit_sm_resp", sequence, status=status, message_id=message_id))
+
+    def _send(self, pdu: bytes) -> None:
+        """PDUs written in one turn of the event loop leave in one write."""
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._write_out)
+        self._outgoing.append(pdu)
+
+    def _write_out(self) -> None:
+        if self._outgoing and not self.writer.is_closing():
+            self.writer.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    async def request(self, command: str, **fields: Any) -> int:
+        """Send one of ours (enquire_link, unbind); its answer's status, or SessionClosed."""
+        self.sequence = self.sequence % 0x7FFFFFFF + 1
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.pending[self.sequence] = future
+        self._send(encode(command, self.sequence, **fields))
+        try:
+            return await asyncio.wait_for(future, RESPONSE_TIMEOUT_S)
+        except TimeoutError:
+            raise SessionClosed(f"no answer to {command} in {RESPONSE_TIMEOUT_S:.0f} s") from None
+
+    async def _keep_alive(self) -> None:
+        """Not bound in time, or silent and not answering enquire_link: closed."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                if self.mode is None and loop.time() - self.opened >= BIND_TIMEOUT_S:
+                    raise SessionClosed(f"not bound within {BIND_TIMEOUT_S:.0f} s")
+                if loop.time() - self.last_heard >= ENQUIRE_INTERVAL_S:
+                    await self.request("enquire_link")
+        except SessionClosed as error:
+            log.info("smpp_client_dropped", peer=self.address, reason=str(error))
+            self.writer.close()
+
+    async def close(self, unbind: bool = False) -> None:
+        """At shutdown: unbind politely, then drop the connection."""
+        if unbind and self.mode is not None and not self.writer.is_closing():
+            with contextlib.suppress(SessionClosed, OSError):
+                await self.request("unbind")
+        self.writer.close()
+
+
+def _request(pdu: Command) -> submit_sm.SubmitRequest:
+    """The submit as the intake takes it; concatenated parts are not taken yet."""
+    if (pdu.esm_class or 0) & UDHI or getattr(pdu, "sar_msg_ref_num", None) is not None:
+        raise Refused("concatenated", "parts of a concatenated message are not taken yet")
+    payload = pdu.short_message or getattr(pdu, "message_payload", None) or b""
+    return submit_sm.request(_text(pdu.destination_addr), pdu.dest_addr_ton or 0, payload, pdu.data_coding or 0,
+                             _text(pdu.source_addr), _text(pdu.validity_period), datetime.now(UTC))
+

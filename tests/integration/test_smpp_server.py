@@ -1,0 +1,158 @@
+"""The SMPP server against smpplib's `Client` (a client we did not write, in a thread), on
+real PostgreSQL: binds, submits stored before they are answered, refusals with their
+SMPP errors."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+
+from ecosms_gw.config import Config, SmppServerConfig
+from ecosms_gw.config_values import Address
+from ecosms_gw.core.accounts import Account, hash_secret
+from ecosms_gw.smpp.server import SmppServer
+from ecosms_gw.store import Store
+from tests.support.esme import bound
+from tests.support.net import free_port
+
+PASSWORD = "s3cr3t-8"  # SMPP 3.4 carries at most 8 characters
+
+
+@dataclasses.dataclass
+class Server:
+    port: int
+    server: SmppServer
+
+
+@pytest.fixture
+async def smpp_account(store: Store) -> Account:
+    return await store.accounts.add(Account(id=None, code="ACME", international=True, sender_ids=("ACME", "+33600000001"),
+                                            smpp_password=hash_secret(PASSWORD)))
+
+
+async def serving(store: Store, **settings: object) -> AsyncIterator[Server]:
+    port = free_port()
+    config = Config(smpp_server=SmppServerConfig(listen=Address("127.0.0.1", port), **settings))  # type: ignore[arg-type]
+    server = SmppServer(config, store)
+    task = asyncio.create_task(server.run())
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    try:
+        yield Server(port, server)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def smpp(store: Store, smpp_account: Account) -> AsyncIterator[Server]:
+    async for server in serving(store, max_binds_per_account=2):
+        yield server
+
+
+async def messages(dsn: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetch(
+            "SELECT m.id, m.recipient, m.text, m.encoding, m.segments, m.sender_id, m.flash, m.mailing_id, "
+            "g.source, g.messages AS counted FROM messages m JOIN mailings g ON g.id = m.mailing_id ORDER BY m.id")
+    finally:
+        await connection.close()
+
+
+async def test_submits_are_stored_once_answered_with_their_message_ids(smpp: Server, dsn: str) -> None:
+    esme = await bound(smpp.port, "ACME", PASSWORD)
+    try:
+        sequences = [esme.submit(f"336{n:08d}", f"hello {n} @ home".encode().replace(b"@", b"\x00")
+                                 if n % 2 else f"Ça va {n} 😀".encode("utf-16-be"), data_coding=0 if n % 2 else 8)
+                     for n in range(200)]
+        sequences.append(esme.submit("33612345678", b"flash", data_coding=0x10, source="ACME"))
+        answers = await asyncio.to_thread(esme.answers_to, sequences)
+    finally:
+        await asyncio.to_thread(esme.close)
+    assert {status for status, _ in answers} == {0}
+    stored = {str(row["id"]): row for row in await messages(dsn)}
+    assert sorted(stored) == sorted(message_id for _, message_id in answers)  # each answer names its message
+    for n, (_, message_id) in enumerate(answers[:200]):
+        row = stored[message_id]
+        assert row["recipient"] == f"+336{n:08d}"
+        assert (row["text"], row["encoding"]) == ((f"hello {n} @ home", "gsm7") if n % 2 else (f"Ça va {n} 😀", "ucs2"))
+    flash = stored[answers[-1][1]]
+    assert (flash["flash"], flash["sender_id"]) == (True, "ACME")
+    assert {(row["source"], row["mailing_id"], row["counted"]) for row in stored.values()} == {
+        ("smpp", flash["mailing_id"], 201)}  # one mailing for the session's day, counting them all
+
+
+async def test_each_refusal_has_its_smpp_error_and_stores_nothing(smpp: Server, dsn: str) -> None:
+    esme = await bound(smpp.port, "ACME", PASSWORD, "transmitter")
+    try:
+        sequences = [esme.submit("12", b"bad number"),
+                     esme.submit("33612345678", b"not ours", source="OTHER"),
+                     esme.submit("33612345678", b"   "),
+                     esme.submit("33612345678", b"\x05\x00\x03\x01\x02\x01part", esm_class=0x40)]
+        answers = await asyncio.to_thread(esme.answers_to, sequences)
+    finally:
+        await asyncio.to_thread(esme.close)
+    assert [status for status, _ in answers] == [0x0B, 0x0A, 0x01, 0x43]
+    assert await messages(dsn) == []
+
+
+async def test_a_wrong_password_and_a_bind_beyond_the_limit_are_refused(smpp: Server) -> None:
+    with pytest.raises(smpplib.exceptions.PDUError) as wrong:
+        await bound(smpp.port, "ACME", "guess")
+    with pytest.raises(smpplib.exceptions.PDUError) as unknown:
+        await bound(smpp.port, "NOBODY", PASSWORD)
+    first, second = [await bound(smpp.port, "ACME", PASSWORD) for _ in range(2)]
+    with pytest.raises(smpplib.exceptions.PDUError) as third:
+        await bound(smpp.port, "ACME", PASSWORD, "receiver")
+    await asyncio.to_thread(first.close)
+    await asyncio.sleep(0.2)
+    again = await bound(smpp.port, "ACME", PASSWORD, "receiver")  # a place freed by the unbind
+    for esme in (second, again):
+        await asyncio.to_thread(esme.close)
+    assert (wrong.value.args[1], unknown.value.args[1], third.value.args[1]) == (0x0E, 0x0E, 0x0D)
+
+
+async def test_a_receiver_bind_may_not_submit(smpp: Server) -> None:
+    esme = await bound(smpp.port, "ACME", PASSWORD, "receiver")
+    esme.client.state = smpplib.consts.SMPP_CLIENT_STATE_BOUND_TRX  # smpplib refuses on its own; a rogue client would not
+    try:
+        [(status, _)] = await asyncio.to_thread(esme.answers_to, [esme.submit("33612345678", b"hi")])
+    finally:
+        await asyncio.to_thread(esme.close)
+    assert status == 0x04  # ESME_RINVBNDSTS
+
+
+async def test_over_the_accounts_cap_a_submit_is_throttled_and_its_retry_goes_through(
+        store: Store, smpp: Server, smpp_account: Account, dsn: str) -> None:
+    await store.accounts.update(dataclasses.replace(smpp_account, tps=5))
+    esme = await bound(smpp.port, "ACME", PASSWORD)
+    try:
+        burst = await asyncio.to_thread(esme.answers_to, [esme.submit(f"336{n:08d}", b"hi") for n in range(8)])
+        await asyncio.sleep(1.1)
+        [retry] = await asyncio.to_thread(esme.answers_to, [esme.submit("33600000007", b"hi")])
+    finally:
+        await asyncio.to_thread(esme.close)
+    assert sorted(status for status, _ in burst) == [0] * 5 + [0x58] * 3  # ESME_RTHROTTLED beyond 5 in a second
+    assert retry[0] == 0
+    assert len(await messages(dsn)) == 6
+
+
+async def test_a_client_that_never_binds_is_dropped(smpp: Server) -> None:
+    client = smpplib.client.Client("127.0.0.1", smpp.port, timeout=15)
+    await asyncio.to_thread(client.connect)
+    reader_gone = asyncio.to_thread(client.read_pdu)
+    with pytest.raises(smpplib.exceptions.ConnectionError):
+        await asyncio.wait_for(reader_gone, 20)
