@@ -13,10 +13,12 @@ import pytest
 import smpplib.client
 import smpplib.consts
 import smpplib.exceptions
+import smpplib.gsm
 
 from ecosms_gw.config import Config, SmppServerConfig
 from ecosms_gw.config_values import Address
 from ecosms_gw.core.accounts import Account, hash_secret
+from ecosms_gw.smpp import parts
 from ecosms_gw.smpp.server import SmppServer
 from ecosms_gw.store import Store
 from tests.support.esme import bound
@@ -101,11 +103,11 @@ async def test_each_refusal_has_its_smpp_error_and_stores_nothing(smpp: Server, 
         sequences = [esme.submit("12", b"bad number"),
                      esme.submit("33612345678", b"not ours", source="OTHER"),
                      esme.submit("33612345678", b"   "),
-                     esme.submit("33612345678", b"\x05\x00\x03\x01\x02\x01part", esm_class=0x40)]
+                     esme.submit("33612345678", b"", message_payload=b"x" * 1100)]
         answers = await asyncio.to_thread(esme.answers_to, sequences)
     finally:
         await asyncio.to_thread(esme.close)
-    assert [status for status, _ in answers] == [0x0B, 0x0A, 0x01, 0x43]
+    assert [status for status, _ in answers] == [0x0B, 0x0A, 0x01, 0x01]
     assert await messages(dsn) == []
 
 
@@ -156,3 +158,45 @@ async def test_a_client_that_never_binds_is_dropped(smpp: Server) -> None:
     reader_gone = asyncio.to_thread(client.read_pdu)
     with pytest.raises(smpplib.exceptions.ConnectionError):
         await asyncio.wait_for(reader_gone, 20)
+
+
+async def test_parts_of_a_long_message_become_one_message_each_part_answered_with_its_id(
+        smpp: Server, dsn: str) -> None:
+    """smpplib cuts long texts with a UDH (GSM and UCS-2); SAR parts are sent by hand, out
+    of order. Each message is stored whole, once its last part has come."""
+    gsm_text, ucs2_text = "Rendez-vous à 10h, salle B. " * 8, "Привет, до встречи завтра! 😀 " * 6
+    sar_text = "SAR part one, " + "then two."
+    esme = await bound(smpp.port, "ACME", PASSWORD)
+    try:
+        sent: list[list[int]] = []
+        for number, text in (("33611111111", gsm_text), ("33622222222", ucs2_text)):
+            parts, coding, esm_class = smpplib.gsm.make_parts(text)
+            sent.append([esme.submit(number, part, data_coding=coding, esm_class=esm_class) for part in parts])
+        sar = [(2, b"then two."), (1, b"SAR part one, ")]
+        sent.append([esme.submit("33633333333", payload, sar_msg_ref_num=77, sar_total_segments=2,
+                                 sar_segment_seqnum=seq) for seq, payload in sar])
+        answers = [await asyncio.to_thread(esme.answers_to, sequences) for sequences in sent]
+    finally:
+        await asyncio.to_thread(esme.close)
+    stored = {row["recipient"]: row for row in await messages(dsn)}
+    assert len(stored) == 3
+    for answer, (number, text, encoding) in zip(answers, [("+33611111111", gsm_text, "gsm7"),
+                                                          ("+33622222222", ucs2_text, "ucs2"),
+                                                          ("+33633333333", sar_text, "gsm7")], strict=True):
+        assert len(answer) > 1 and {status for status, _ in answer} == {0}
+        assert {message_id for _, message_id in answer} == {str(stored[number]["id"])}  # one id for every part
+        assert (stored[number]["text"], stored[number]["encoding"]) == (text, encoding)
+
+
+async def test_a_message_whose_parts_never_all_come_is_refused_and_nothing_is_stored(
+        smpp: Server, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parts, "CONCAT_WAIT_S", 2.0)
+    esme = await bound(smpp.port, "ACME", PASSWORD)
+    try:
+        [(status, message_id)] = await asyncio.to_thread(esme.answers_to, [
+            esme.submit("33612345678", b"\x05\x00\x03\x09\x03\x01first of three", esm_class=0x40)])
+        [(after, _)] = await asyncio.to_thread(esme.answers_to, [esme.submit("33612345678", b"whole")])
+    finally:
+        await asyncio.to_thread(esme.close)
+    assert (status, message_id, after) == (0x45, "", 0)  # ESME_RSUBMITFAIL; the link goes on
+    assert [row["text"] for row in await messages(dsn)] == ["whole"]

@@ -24,11 +24,11 @@ from ecosms_gw.store.submits import Submitted
 log = structlog.get_logger()
 
 ESME_RINVMSGLEN, ESME_RSYSERR, ESME_RINVSRCADR, ESME_RINVDSTADR = 0x01, 0x08, 0x0A, 0x0B
-ESME_RINVESMCLASS, ESME_RTHROTTLED = 0x43, 0x58
+ESME_RTHROTTLED = 0x58
 # A refusal's reason class (as every door names it) to its SMPP error.
 REASON_STATUS = {"invalid_number": ESME_RINVDSTADR, "international_not_allowed": ESME_RINVDSTADR,
                  "opted_out": ESME_RINVDSTADR, "empty_text": ESME_RINVMSGLEN, "text_too_long": ESME_RINVMSGLEN,
-                 "sender_not_allowed": ESME_RINVSRCADR, "throttled": ESME_RTHROTTLED, "concatenated": ESME_RINVESMCLASS,
+                 "sender_not_allowed": ESME_RINVSRCADR, "throttled": ESME_RTHROTTLED,
                  "unknown_account": ESME_RSYSERR}
 
 

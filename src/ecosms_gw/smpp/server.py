@@ -16,11 +16,11 @@ from smpplib.command import Command
 
 from ecosms_gw import metrics
 from ecosms_gw.config import Config
-from ecosms_gw.core import submit_sm
+from ecosms_gw.core import concat, submit_sm
 from ecosms_gw.core.accounts import LOGIN_FAILURES_PER_MINUTE, verify_secret
-from ecosms_gw.core.concat import UDHI
 from ecosms_gw.core.ratelimit import SlidingWindow
 from ecosms_gw.smpp.intake import ESME_RSYSERR, BindSession, Intake, Refused
+from ecosms_gw.smpp.parts import Assembler, Key
 from ecosms_gw.smpp.session import (
     ENQUIRE_INTERVAL_S,
     ESME_ROK,
@@ -40,7 +40,7 @@ log = structlog.get_logger()
 SYSTEM_ID = "ecosms-gw"
 BIND_TIMEOUT_S = 10.0  # a connection that has not bound by then is closed
 ESME_RINVCMDLEN, ESME_RINVCMDID, ESME_RINVBNDSTS, ESME_RALYBND = 0x02, 0x03, 0x04, 0x05
-ESME_RBINDFAIL, ESME_RINVPASWD = 0x0D, 0x0E
+ESME_RBINDFAIL, ESME_RINVPASWD, ESME_RSUBMITFAIL = 0x0D, 0x0E, 0x45
 BINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver", "bind_transceiver": "transceiver"}
 
 
@@ -122,6 +122,7 @@ class ServerSession:
         self.bound: BindSession | None = None
         self.window = asyncio.Semaphore(server.settings.window)
         self.handling: set[asyncio.Task[None]] = set()
+        self.parts = Assembler()
         self.pending: dict[int, asyncio.Future[int]] = {}  # our requests, by sequence: their status
         self.sequence = 0
         self._outgoing: list[bytes] = []
@@ -139,6 +140,8 @@ class ServerSession:
                      reason=str(error) or type(error).__name__)
         finally:
             keeper.cancel()
+            if dropped := self.parts.forget():  # never answered: the client sends them again
+                log.info("smpp_parts_dropped", account=self.bound and self.bound.account, parts=len(dropped))
             if self.handling:  # stored anyway: their answers go if the connection still lives
                 await asyncio.wait(self.handling)
             self._write_out()
@@ -188,19 +191,36 @@ class ServerSession:
             self._send(encode("generic_nack", sequence, status=ESME_RINVCMDLEN))
             return
         await self.window.acquire()
-        task = asyncio.create_task(self._submit(pdu, sequence))
+        sequences, payload = [sequence], pdu.short_message or getattr(pdu, "message_payload", None) or b""
+        place, payload = concat.split_header(payload, pdu.esm_class or 0)
+        place = place or concat.sar_place(getattr(pdu, "sar_msg_ref_num", None),
+                                          getattr(pdu, "sar_total_segments", None),
+                                          getattr(pdu, "sar_segment_seqnum", None))
+        if place is not None and place.total > 1:  # a part: held until the message is whole
+            key = Key(place.reference, _text(pdu.source_addr), _text(pdu.destination_addr))
+            whole = self.parts.add(key, place, payload, sequence, asyncio.get_running_loop().time())
+            if whole is None:
+                return
+            sequences, payload = whole
+        task = asyncio.create_task(self._submit(pdu, sequences, payload))
         self.handling.add(task)
-        task.add_done_callback(self._handled)
+        task.add_done_callback(lambda done: self._handled(done, len(sequences)))
 
-    def _handled(self, task: asyncio.Task[None]) -> None:
+    def _handled(self, task: asyncio.Task[None], places: int) -> None:
         self.handling.discard(task)
-        self.window.release()
+        for _ in range(places):
+            self.window.release()
 
-    async def _submit(self, pdu: Command, sequence: int) -> None:
+    async def _submit(self, pdu: Command, sequences: list[int], payload: bytes) -> None:
+        """One message (of one submit, or of every part of one), stored, then each submit
+        answered: with its id, or the error that says why not."""
         assert self.bound is not None
         message_id = ""
         try:
-            status, message_id = ESME_ROK, str(await self.server.intake.submit(self.bound, _request(pdu)))
+            request = submit_sm.request(_text(pdu.destination_addr), pdu.dest_addr_ton or 0, payload,
+                                        pdu.data_coding or 0, _text(pdu.source_addr), _text(pdu.validity_period),
+                                        datetime.now(UTC))
+            status, message_id = ESME_ROK, str(await self.server.intake.submit(self.bound, request))
             outcome = "accepted"
         except Refused as refusal:
             status, outcome = refusal.status, refusal.reason
@@ -212,7 +232,17 @@ class ServerSession:
         metrics.INGESTED.labels("smpp", outcome).inc()
         if status == ESME_ROK:
             metrics.INGESTED_MESSAGES.labels("smpp").inc()
-        self._send(encode("submit_sm_resp", sequence, status=status, message_id=message_id))
+        for sequence in sequences:
+            self._send(encode("submit_sm_resp", sequence, status=status, message_id=message_id))
+
+    def _give_up_parts(self, now: float) -> None:
+        """Parts whose message did not come whole in time: refused, their places freed."""
+        if given_up := self.parts.given_up(now):
+            log.info("smpp_parts_incomplete", account=self.bound and self.bound.account, parts=len(given_up))
+            metrics.INGESTED.labels("smpp", "incomplete").inc()
+            for sequence in given_up:
+                self._send(encode("submit_sm_resp", sequence, status=ESME_RSUBMITFAIL))
+                self.window.release()
 
     def _send(self, pdu: bytes) -> None:
         """PDUs written in one turn of the event loop leave in one write."""
@@ -242,6 +272,7 @@ class ServerSession:
         try:
             while True:
                 await asyncio.sleep(1.0)
+                self._give_up_parts(loop.time())
                 if self.mode is None and loop.time() - self.opened >= BIND_TIMEOUT_S:
                     raise SessionClosed(f"not bound within {BIND_TIMEOUT_S:.0f} s")
                 if loop.time() - self.last_heard >= ENQUIRE_INTERVAL_S:
@@ -256,13 +287,4 @@ class ServerSession:
             with contextlib.suppress(SessionClosed, OSError):
                 await self.request("unbind")
         self.writer.close()
-
-
-def _request(pdu: Command) -> submit_sm.SubmitRequest:
-    """The submit as the intake takes it; concatenated parts are not taken yet."""
-    if (pdu.esm_class or 0) & UDHI or getattr(pdu, "sar_msg_ref_num", None) is not None:
-        raise Refused("concatenated", "parts of a concatenated message are not taken yet")
-    payload = pdu.short_message or getattr(pdu, "message_payload", None) or b""
-    return submit_sm.request(_text(pdu.destination_addr), pdu.dest_addr_ton or 0, payload, pdu.data_coding or 0,
-                             _text(pdu.source_addr), _text(pdu.validity_period), datetime.now(UTC))
 
