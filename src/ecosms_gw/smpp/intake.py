@@ -23,7 +23,7 @@ from ecosms_gw.store.submits import Submitted
 
 log = structlog.get_logger()
 
-ESME_RINVMSGLEN, ESME_RSYSERR, ESME_RINVSRCADR, ESME_RINVDSTADR = 0x01, 0x08, 0x0A, 0x0B
+ESME_ROK, ESME_RINVMSGLEN, ESME_RSYSERR, ESME_RINVSRCADR, ESME_RINVDSTADR = 0x00, 0x01, 0x08, 0x0A, 0x0B
 ESME_RTHROTTLED = 0x58
 # A refusal's reason class (as every door names it) to its SMPP error.
 REASON_STATUS = {"invalid_number": ESME_RINVDSTADR, "international_not_allowed": ESME_RINVDSTADR,
@@ -45,6 +45,7 @@ class Refused(Exception):
 class BindSession:
     """One bound client: its account, and the mailing its submits of the day go to."""
     account: str
+    account_id: int
     address: str
     ref: str = field(default_factory=lambda: secrets.token_hex(6))
     day: str = ""
@@ -105,3 +106,30 @@ def _own_spelling(sender: str | None, account: Account) -> str | None:
         return f"+{sender}"
     return sender
 
+
+
+ESME_RINVMSGID, ESME_RCANCELFAIL = 0x0C, 0x11
+
+
+def _message_id(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) <= 18 else None
+
+
+async def query(store: Store, session: BindSession, message_id: str) -> tuple[int, dict[str, object]]:
+    """query_sm: the status and the fields of its answer. Another account's ids, like
+    unknown ones, are ESME_RINVMSGID."""
+    number = _message_id(message_id)
+    found = await store.submits.state(session.account_id, number) if number is not None else None
+    if found is None:
+        return ESME_RINVMSGID, {"message_id": message_id}
+    final = found.final_at.astimezone(UTC).strftime("%y%m%d%H%M%S000+") if found.final_at else ""
+    return ESME_ROK, {"message_id": message_id, "final_date": final, "message_state": found.state, "error_code": 0}
+
+
+async def cancel(store: Store, session: BindSession, message_id: str) -> int:
+    """cancel_sm of one of the account's messages not yet being sent; anything else
+    (sent, final, another account's, unknown) is ESME_RCANCELFAIL."""
+    number = _message_id(message_id)
+    if number is None or not await store.mailings.cancel_messages(session.account_id, [number]):
+        return ESME_RCANCELFAIL
+    return ESME_ROK

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,9 @@ from ecosms_gw.config import Config
 from ecosms_gw.core import concat, submit_sm
 from ecosms_gw.core.accounts import LOGIN_FAILURES_PER_MINUTE, verify_secret
 from ecosms_gw.core.ratelimit import SlidingWindow
+from ecosms_gw.smpp import intake
 from ecosms_gw.smpp.intake import ESME_RSYSERR, BindSession, Intake, Refused
+from ecosms_gw.smpp.outbound import Outbound
 from ecosms_gw.smpp.parts import Assembler, Key
 from ecosms_gw.smpp.session import (
     ENQUIRE_INTERVAL_S,
@@ -66,9 +69,11 @@ class SmppServer:
         context = server_context(self.settings.tls_cert, self.settings.tls_key)
         server = await asyncio.start_server(self._connected, listen.bind_host, listen.port, ssl=context, backlog=1024)
         log.info("smpp_server_listening", address=str(listen), tls=context is not None)
+        outbound = asyncio.create_task(Outbound(self.store, self.receivers).run())
         try:
             await server.serve_forever()
         finally:
+            outbound.cancel()
             server.close()
             await asyncio.gather(*(session.close(unbind=True) for session in list(self.sessions)),
                                  return_exceptions=True)
@@ -83,6 +88,14 @@ class SmppServer:
             self.sessions.discard(session)
             if session.bound is not None:
                 self.binds.get(session.bound.account.lower(), set()).discard(session)
+
+    def receivers(self) -> dict[int, list[ServerSession]]:
+        """The binds receipts and replies may go to, per account id."""
+        found: dict[int, list[ServerSession]] = {}
+        for session in self.sessions:
+            if session.bound is not None and session.mode in ("receiver", "transceiver") and session.alive:
+                found.setdefault(session.bound.account_id, []).append(session)
+        return found
 
     async def bind(self, session: ServerSession, system_id: str, password: str) -> int:
         """The bind's answer: the account's code and password, and a free place among its
@@ -106,7 +119,8 @@ class SmppServer:
             log.info("smpp_bind_refused", reason="too_many_binds", account=account.code, peer=peer)
             return ESME_RBINDFAIL
         binds.add(session)
-        session.bound = BindSession(account.code, peer)
+        assert account.id is not None, "accounts read from the store have an id"
+        session.bound = BindSession(account.code, account.id, peer)
         return ESME_ROK
 
 
@@ -122,6 +136,7 @@ class ServerSession:
         self.bound: BindSession | None = None
         self.window = asyncio.Semaphore(server.settings.window)
         self.handling: set[asyncio.Task[None]] = set()
+        self.deliveries = asyncio.Semaphore(server.settings.window)  # deliver_sm unanswered
         self.parts = Assembler()
         self.pending: dict[int, asyncio.Future[int]] = {}  # our requests, by sequence: their status
         self.sequence = 0
@@ -146,6 +161,9 @@ class ServerSession:
                 await asyncio.wait(self.handling)
             self._write_out()
             self.writer.close()
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(SessionClosed("the client went away"))
 
     async def _handle(self, data: bytes) -> None:
         _, command_id, status, sequence = HEADER.unpack_from(data)
@@ -168,6 +186,8 @@ class ServerSession:
             raise SessionClosed("unbound by the client")
         elif command == "submit_sm":
             await self._submit_later(pdu, sequence)
+        elif command in ("query_sm", "cancel_sm"):
+            self._later(self._query_or_cancel(pdu, sequence))
         else:
             self._send(encode("generic_nack", sequence, status=ESME_RINVCMDID))
 
@@ -202,9 +222,42 @@ class ServerSession:
             if whole is None:
                 return
             sequences, payload = whole
-        task = asyncio.create_task(self._submit(pdu, sequences, payload))
+        self._later(self._submit(pdu, sequences, payload), len(sequences))
+
+    def _later(self, coroutine: Coroutine[Any, Any, None], places: int = 0) -> None:
+        """Handled while reading goes on; `places` of the window freed when done."""
+        task = asyncio.create_task(coroutine)
         self.handling.add(task)
-        task.add_done_callback(lambda done: self._handled(done, len(sequences)))
+        task.add_done_callback(lambda done: self._handled(done, places))
+
+    async def _query_or_cancel(self, pdu: Command, sequence: int) -> None:
+        command, message_id = pdu.command, _text(pdu.message_id)
+        fields: dict[str, object] = {}
+        if self.bound is None or self.mode == "receiver":
+            status = ESME_RINVBNDSTS
+        else:
+            try:
+                if command == "query_sm":
+                    status, fields = await intake.query(self.server.store, self.bound, message_id)
+                else:
+                    status = await intake.cancel(self.server.store, self.bound, message_id)
+            except StoreError as error:
+                status = ESME_RSYSERR
+                log.error("smpp_store_unavailable", during=command, error=str(error))
+        self._send(encode(f"{command}_resp", sequence, status=status, **fields))
+
+    async def deliver(self, fields: dict[str, Any]) -> int:
+        """A deliver_sm (receipt or reply) to this client, at most `window` unanswered: its
+        answer's status, or -1 when the connection went first."""
+        async with self.deliveries:
+            try:
+                return await self.request("deliver_sm", **fields)
+            except SessionClosed:
+                return -1
+
+    @property
+    def alive(self) -> bool:
+        return not self.writer.is_closing()
 
     def _handled(self, task: asyncio.Task[None], places: int) -> None:
         self.handling.discard(task)

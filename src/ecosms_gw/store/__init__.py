@@ -22,6 +22,7 @@ from ecosms_gw.store.mailings import Mailings, Pending
 from ecosms_gw.store.monitor import Monitor
 from ecosms_gw.store.notifications import Notifications
 from ecosms_gw.store.optouts import OptOuts
+from ecosms_gw.store.outbox import Outbox
 from ecosms_gw.store.reads import Reads
 from ecosms_gw.store.receipts import Receipts
 from ecosms_gw.store.submits import Submits, Submitted
@@ -62,6 +63,7 @@ class Store:
         self.mailings = Mailings(pool)
         self.intake = GroupCommit(self.mailings.enqueue_many, Pending.size)  # small mailings, committed together
         self.submits = Submits(pool)
+        self.outbox = Outbox(pool)  # receipts and replies for SMPP clients
         self.submit_intake = GroupCommit(self.submits.insert_many, Submitted.size)  # SMPP submits, together
         self.dispatch = Dispatch(pool, dsn)
         self.receipts = Receipts(pool)

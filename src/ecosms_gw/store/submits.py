@@ -4,6 +4,7 @@ commit (many sessions' submits in one statement) before the client is answered."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import NamedTuple
 
 import asyncpg
@@ -31,6 +32,13 @@ class Submitted(NamedTuple):
         return 1
 
 
+class SubmitState(NamedTuple):
+    """A message as query_sm tells it: SMPP's message_state (1 en route until final, then
+    2 delivered, 5 undeliverable...), and when it became final."""
+    state: int
+    final_at: datetime | None
+
+
 class Submits:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -45,3 +53,9 @@ class Submits:
         """All in one transaction, or none; their message ids, in order."""
         rows = await self._pool.fetch(Q["submits_insert"], *columns(submits, 11))
         return [row["id"] for row in rows]
+
+    @translated
+    async def state(self, account_id: int, message_id: int) -> SubmitState | None:
+        """None when the account has no such message (another's included)."""
+        row = await self._pool.fetchrow(Q["submit_state"], account_id, message_id)
+        return SubmitState(row["state"], row["final_at"]) if row else None

@@ -39,3 +39,12 @@ WITH k AS (
     WHERE g.id = c.mailing_id
 )
 SELECT id FROM k ORDER BY k;
+
+-- name: submit_state
+-- A message of account $1 as query_sm tells it: its SMPP message_state, and when it
+-- became final (NULL while it is not).
+SELECT CASE WHEN state IN ('done', 'canceled') AND status IN ('ok', 'ko', 'no', 'rep')
+            THEN smpp_state(smpp_stat(CASE WHEN status = 'rep' THEN 'ok' ELSE status END, code))
+            ELSE 1 END AS state,
+       CASE WHEN state IN ('done', 'canceled') THEN updated_at END AS final_at
+FROM messages WHERE account_id = $1 AND id = $2;

@@ -1,0 +1,120 @@
+"""A real daemon with its SMPP server on, node-smpp as the operator's SMSC (with receipts),
+and smpplib's `Client` as the customer's application: submits go out to the SMSC, and
+their receipts come back to the client as deliver_sm."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from pathlib import Path
+
+import smpplib.gsm
+
+from ecosms_gw.core.accounts import Account, hash_secret
+from ecosms_gw.store import Store
+from tests.support.api import daemon
+from tests.support.esme import Esme, bound, text
+from tests.support.net import free_port
+from tests.support.smsc import Peer, scalar
+
+PASSWORD = "rt-pass1"
+RECEIPT = re.compile(r"id:(\d+) sub:001 dlvrd:(\d{3}) submit date:\d{10} done date:\d{10} stat:(\w+) err:(\d{3})")
+
+
+async def add_account(store: Store) -> None:
+    await store.accounts.add(Account(id=None, code="ACME", international=True, sender_ids=("ACME",),
+                                     smpp_password=hash_secret(PASSWORD)))
+
+
+def texts(count: int) -> list[tuple[str, str]]:
+    """(number, text): short GSM, long GSM (cut by the client with a UDH), UCS-2, long UCS-2."""
+    kinds = ["Hello {n}", "Long GSM message number {n}: " + "abcdefghij" * 20, "Ça va {n} ? Привет 😀",
+             "Длинное сообщение {n} " + "ж" * 90]
+    return [(f"336{n:08d}", kinds[n % 4].format(n=n)) for n in range(count)]
+
+
+def submit_all(esme: Esme, messages: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+    """Each message cut and coded as smpplib does: the sequences of its parts, its coding."""
+    sent = []
+    for number, message in messages:
+        parts, coding, esm_class = smpplib.gsm.make_parts(message)
+        sent.append(([esme.submit(number, part, data_coding=coding, esm_class=esm_class, source="ACME")
+                      for part in parts], coding))
+    return sent
+
+
+def receipts_of(esme: Esme) -> dict[str, tuple[str, str]]:
+    """Receipts by the message id they name: (stat, receipted_message_id)."""
+    found = {}
+    for pdu in esme.delivered:
+        if pdu.esm_class & 0x04 and (match := RECEIPT.match(text(pdu.short_message))):
+            found[match[1]] = (match[3], text(pdu.receipted_message_id))
+    return found
+
+
+async def test_a_thousand_submits_reach_the_smsc_and_their_receipts_come_back(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    await add_account(store)
+    peer = Peer(tmp_path, "--receipts", "--receipt-delay-ms", "300", "--fail-every", "50")
+    port = free_port()
+    messages = texts(1000)
+    try:
+        async with daemon(dsn, tmp_path, peer.port, ECOSMS_SMPP_SERVER_LISTEN=f"127.0.0.1:{port}"):
+            esme = await bound(port, "ACME", PASSWORD)
+            try:
+                sent = await asyncio.to_thread(submit_all, esme, messages)
+                answers = [await asyncio.to_thread(esme.answers_to, sequences, 120) for sequences, _ in sent]
+                await asyncio.to_thread(esme.wait, lambda: len(receipts_of(esme)) >= 1000, 180)
+            finally:
+                await asyncio.to_thread(esme.close)
+    finally:
+        peer.stop()
+    ids = []
+    for answer in answers:
+        assert {status for status, _ in answer} == {0}
+        assert len({message_id for _, message_id in answer}) == 1  # the parts of one message, one id
+        ids.append(answer[0][1])
+    received: dict[str, list[dict]] = {}
+    for pdu in peer.received():
+        received.setdefault(pdu["destination"], []).append(pdu)
+    assert sorted(received) == sorted(number for number, _ in messages)  # each reached the SMSC
+    for (number, message), (_, coding) in zip(messages, sent, strict=True):
+        pdus = sorted(received[number], key=lambda pdu: pdu["udh"][0][-2:] if pdu.get("udh") else "")
+        assert "".join(pdu["text"] for pdu in pdus) == message  # the right text...
+        assert {pdu["data_coding"] for pdu in pdus} == {coding}  # ...in the client's coding
+    receipts = receipts_of(esme)
+    assert sorted(receipts) == sorted(ids)  # one receipt per message, naming our id
+    assert all(receipted == message_id for message_id, (_, receipted) in receipts.items())
+    stats = Counter(stat for stat, _ in receipts.values())
+    failed = await scalar(dsn, "SELECT count(*) FROM messages WHERE status = 'ko'")
+    assert stats == {"DELIVRD": 1000 - failed, "UNDELIV": failed} and failed > 0
+    assert await scalar(dsn, "SELECT count(*) FROM smpp_outbox") == 0  # every one acknowledged
+
+
+async def test_receipts_wait_for_a_receiver_that_binds_late(store: Store, dsn: str, tmp_path: Path) -> None:
+    await add_account(store)
+    peer = Peer(tmp_path, "--receipts")
+    port = free_port()
+    try:
+        async with daemon(dsn, tmp_path, peer.port, ECOSMS_SMPP_SERVER_LISTEN=f"127.0.0.1:{port}"):
+            sender = await bound(port, "ACME", PASSWORD, "transmitter")
+            try:
+                answers = await asyncio.to_thread(sender.answers_to, [
+                    sender.submit(f"3361234567{n}", f"late {n}".encode()) for n in range(5)])
+            finally:
+                await asyncio.to_thread(sender.close)
+            for _ in range(200):
+                if await scalar(dsn, "SELECT count(*) FROM smpp_outbox") == 5:
+                    break
+                await asyncio.sleep(0.1)
+            kept = await scalar(dsn, "SELECT count(*) FROM smpp_outbox")
+            receiver = await bound(port, "ACME", PASSWORD, "receiver")
+            try:
+                await asyncio.to_thread(receiver.wait, lambda: len(receipts_of(receiver)) == 5, 30)
+            finally:
+                await asyncio.to_thread(receiver.close)
+    finally:
+        peer.stop()
+    assert kept == 5  # stored while no receiver was bound
+    assert sorted(receipts_of(receiver)) == sorted(message_id for _, message_id in answers)
