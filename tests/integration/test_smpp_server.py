@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -21,8 +22,9 @@ from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.smpp import parts
 from ecosms_gw.smpp.server import SmppServer
 from ecosms_gw.store import Store
-from tests.support.esme import bound
+from tests.support.esme import bound, node_client
 from tests.support.net import free_port
+from tests.support.smsc import queue_mailing
 
 PASSWORD = "s3cr3t-8"  # SMPP 3.4 carries at most 8 characters
 
@@ -200,3 +202,26 @@ async def test_a_message_whose_parts_never_all_come_is_refused_and_nothing_is_st
         await asyncio.to_thread(esme.close)
     assert (status, message_id, after) == (0x45, "", 0)  # ESME_RSUBMITFAIL; the link goes on
     assert [row["text"] for row in await messages(dsn)] == ["whole"]
+
+
+async def test_node_smpp_queries_and_cancels_its_own_messages_only(
+        store: Store, smpp: Server, dsn: str, tmp_path: Path) -> None:
+    """No SMSC here: the messages wait in the queue, where a cancel still reaches them."""
+    other = await store.accounts.add(Account(id=None, code="OTHER", international=True))
+    await queue_mailing(store, other, ["U-OTHER\nT-theirs\n#-33699999999"])
+    [foreign] = [row["id"] for row in await messages(dsn)]
+    lines = await node_client(smpp.port, {"submits": [{"destination": "33612345678", "message": "Réunion @ 10h"},
+                                                      {"destination": "33612345679", "message": "Привет"}],
+                                          "then": [{"query": "#0"}, {"cancel": "#0"}, {"query": "#0"},
+                                                   {"query": str(foreign)}, {"cancel": str(foreign)},
+                                                   {"query": "garbage"}]},
+                              tmp_path, password=PASSWORD)
+    answers = [line for line in lines if "submit" in line]
+    steps = [(line.get("query", line.get("cancel")), line["status"], line.get("state") if line["status"] == 0 else None)
+             for line in lines if "query" in line or "cancel" in line]
+    first = answers[0]["message_id"]
+    assert [line["status"] for line in answers] == [0, 0]
+    assert steps == [(first, 0, 1), (first, 0, None), (first, 0, 4),  # en route, canceled, then deleted
+                     (str(foreign), 0x0C, None), (str(foreign), 0x11, None), ("garbage", 0x0C, None)]
+    texts = {row["text"]: row["encoding"] for row in await messages(dsn)}
+    assert texts == {"theirs": "gsm7", "Réunion @ 10h": "gsm7", "Привет": "ucs2"}  # node-smpp's GSM read right

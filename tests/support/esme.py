@@ -1,11 +1,13 @@
-"""An SMPP client we did not write: smpplib's `Client`, run in a thread. It binds,
-submits, and collects the answers (status and message id by sequence) and the deliver_sm
-it is sent."""
+"""SMPP clients we did not write: smpplib's `Client`, run in a thread (it binds, submits,
+and collects the answers, status and message id by sequence, and the deliver_sm it is
+sent), and node-smpp's client playing a scenario."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import smpplib.client
@@ -78,3 +80,18 @@ async def bound(port: int, system_id: str, password: str, mode: str = "transceiv
     esme = Esme(port, system_id, password, mode)
     await asyncio.to_thread(esme.bind)
     return esme
+
+
+NODE_CLIENT = Path(__file__).parents[1] / "peer" / "esme.js"
+
+
+async def node_client(port: int, scenario: dict[str, Any], folder: Path, system_id: str = "ACME",
+                      password: str = "") -> list[dict[str, Any]]:
+    """node-smpp's client playing `scenario` (see tests/peer/esme.js): its JSON lines."""
+    name = f"esme-{time.monotonic_ns()}"
+    (folder / f"{name}.json").write_text(json.dumps(scenario))
+    process = await asyncio.create_subprocess_exec(
+        "node", str(NODE_CLIENT), str(port), system_id, password, str(folder / f"{name}.json"),
+        str(folder / f"{name}.jsonl"))
+    assert await asyncio.wait_for(process.wait(), 240) == 0
+    return [json.loads(line) for line in (folder / f"{name}.jsonl").read_text().splitlines()]

@@ -1,6 +1,6 @@
 """A real daemon with its SMPP server on, node-smpp as the operator's SMSC (with receipts),
-and smpplib's `Client` as the customer's application: submits go out to the SMSC, and
-their receipts come back to the client as deliver_sm."""
+and smpplib's `Client` or node-smpp's client as the customer's application: submits go
+out to the SMSC, and their receipts come back to the client as deliver_sm."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import smpplib.gsm
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.store import Store
 from tests.support.api import daemon
-from tests.support.esme import Esme, bound, text
+from tests.support.esme import Esme, bound, node_client, text
 from tests.support.net import free_port
 from tests.support.smsc import Peer, scalar
 
@@ -118,3 +118,47 @@ async def test_receipts_wait_for_a_receiver_that_binds_late(store: Store, dsn: s
         peer.stop()
     assert kept == 5  # stored while no receiver was bound
     assert sorted(receipts_of(receiver)) == sorted(message_id for _, message_id in answers)
+
+
+def cut(text: str, size: int, reference: int) -> dict[str, object]:
+    """A long text as a client cuts it: parts of `size` characters, each with its UDH."""
+    pieces = [text[at:at + size] for at in range(0, len(text), size)]
+    return {"message": pieces, "parts": [f"050003{reference:02x}{len(pieces):02x}{n:02x}"
+                                         for n in range(1, len(pieces) + 1)]}
+
+
+async def test_node_smpp_round_trip_with_long_messages(store: Store, dsn: str, tmp_path: Path) -> None:
+    await add_account(store)
+    peer = Peer(tmp_path, "--receipts", "--receipt-delay-ms", "200")
+    port = free_port()
+    submits: list[dict[str, object]] = []
+    for n in range(200):
+        number = f"337{n:08d}"
+        if n % 4 == 3:
+            long = f"Message long {n} : réunion à 10h, salle B. " * 5
+            submits.append({"destination": number, "source": "ACME", **cut(long, 150, n % 256)})
+        else:
+            submits.append({"destination": number, "source": "ACME",
+                            "message": [f"Bonjour {n} @ é", f"Привет {n} 😀", f"Prix {n} $"][n % 4]})
+    try:
+        async with daemon(dsn, tmp_path, peer.port, ECOSMS_SMPP_SERVER_LISTEN=f"127.0.0.1:{port}"):
+            lines = await node_client(port, {"submits": submits, "receipts": 200}, tmp_path, password=PASSWORD)
+    finally:
+        peer.stop()
+    answers: dict[int, set[str]] = {}
+    for line in lines:
+        if "submit" in line:
+            assert line["status"] == 0, line
+            answers.setdefault(line["submit"], set()).add(line["message_id"])
+    assert len(answers) == 200 and all(len(ids) == 1 for ids in answers.values())  # one id for all parts
+    receipts = {line["receipt"]: line for line in lines if "receipt" in line}
+    assert sorted(receipts) == sorted(next(iter(ids)) for ids in answers.values())
+    assert {line["stat"] for line in receipts.values()} == {"DELIVRD"}
+    assert all(line["tlv"] == id for id, line in receipts.items())
+    by_number: dict[str, list[dict]] = {}
+    for pdu in peer.received():
+        by_number.setdefault(pdu["destination"], []).append(pdu)
+    for submit in submits:
+        pdus = sorted(by_number[str(submit["destination"])], key=lambda pdu: pdu["udh"][0][-2:] if pdu.get("udh") else "")
+        message = submit["message"]
+        assert "".join(pdu["text"] for pdu in pdus) == ("".join(message) if isinstance(message, list) else message)

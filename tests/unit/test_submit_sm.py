@@ -8,7 +8,7 @@ import pytest
 
 from ecosms_gw.core.compose import AccountRules, compose_one
 from ecosms_gw.core.mail2sms import Rejected
-from ecosms_gw.core.submit_sm import is_flash, is_ucs2, request, validity_minutes
+from ecosms_gw.core.submit_sm import is_flash, is_ucs2, request, submitted_text, validity_minutes
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
@@ -51,3 +51,9 @@ def test_one_message_follows_the_rules_of_a_body() -> None:
         with pytest.raises(Rejected) as refused:
             compose_one(recipient, text, rules, frozenset(opted_out))
         assert refused.value.reason == reason
+
+
+def test_ia5_with_control_characters_is_read_as_gsm() -> None:
+    assert submitted_text(b"caf\x05 \x00 10\x02", 0x01) == "café @ 10$"  # node-smpp's GSM under 0x01
+    assert submitted_text(b"plain $ [text]\r\n", 0x01) == "plain $ [text]\r\n"  # true IA5
+    assert submitted_text("d\xe9j\xe0".encode("latin-1"), 0x03) == "déjà"

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from ecosms_gw.core import gsm
 from ecosms_gw.core.concat import text_of
 
 TON_INTERNATIONAL = 1
@@ -42,8 +43,17 @@ def request(destination: str, dest_ton: int, payload: bytes, data_coding: int, s
     recipient = destination.strip()
     if dest_ton == TON_INTERNATIONAL and recipient.isdigit():
         recipient = "+" + recipient
-    return SubmitRequest(recipient, text_of(payload, data_coding), "ucs2" if is_ucs2(data_coding) else "text",
+    return SubmitRequest(recipient, submitted_text(payload, data_coding), "ucs2" if is_ucs2(data_coding) else "text",
                          is_flash(data_coding), source.strip() or None, validity_minutes(validity_period, now))
+
+
+def submitted_text(payload: bytes, data_coding: int) -> str:
+    """As a phone's text is read, but IA5 (0x01) with control characters is GSM 03.38:
+    clients such as node-smpp send GSM there, which its @ (0x00), é (0x05) or escape
+    (0x1B) give away; true IA5 text has none but CR and LF."""
+    if data_coding == 0x01 and any(byte < 0x20 and byte not in (0x0A, 0x0D) for byte in payload):
+        return gsm.decode_gsm(payload)
+    return text_of(payload, data_coding)
 
 
 def validity_minutes(period: str, now: datetime) -> int | None:
@@ -64,3 +74,10 @@ def validity_minutes(period: str, now: datetime) -> int | None:
     else:
         return None
     return min(max(total, 1), MAX_VALIDITY_MIN)
+
+
+def cancel_sm_message_id(body: bytes) -> str:
+    """A cancel_sm's message_id, its body's second C-string (after service_type): smpplib
+    has no cancel_sm to read it with."""
+    fields = body.split(b"\0", 2)
+    return fields[1].decode("latin-1") if len(fields) > 2 else ""

@@ -44,6 +44,7 @@ SYSTEM_ID = "ecosms-gw"
 BIND_TIMEOUT_S = 10.0  # a connection that has not bound by then is closed
 ESME_RINVCMDLEN, ESME_RINVCMDID, ESME_RINVBNDSTS, ESME_RALYBND = 0x02, 0x03, 0x04, 0x05
 ESME_RBINDFAIL, ESME_RINVPASWD, ESME_RSUBMITFAIL = 0x0D, 0x0E, 0x45
+CANCEL_SM = 0x00000008
 BINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver", "bind_transceiver": "transceiver"}
 
 
@@ -171,6 +172,9 @@ class ServerSession:
             if (future := self.pending.pop(sequence, None)) is not None and not future.done():
                 future.set_result(status)
             return
+        if command_id == CANCEL_SM:
+            self._later(self._query_or_cancel("cancel_sm", submit_sm.cancel_sm_message_id(data[16:]), sequence))
+            return
         try:
             pdu = decode(data)
         except Exception:  # noqa: BLE001 - any PDU smpplib cannot read: say so, keep the link
@@ -186,8 +190,8 @@ class ServerSession:
             raise SessionClosed("unbound by the client")
         elif command == "submit_sm":
             await self._submit_later(pdu, sequence)
-        elif command in ("query_sm", "cancel_sm"):
-            self._later(self._query_or_cancel(pdu, sequence))
+        elif command == "query_sm":
+            self._later(self._query_or_cancel(command, _text(pdu.message_id), sequence))
         else:
             self._send(encode("generic_nack", sequence, status=ESME_RINVCMDID))
 
@@ -230,8 +234,7 @@ class ServerSession:
         self.handling.add(task)
         task.add_done_callback(lambda done: self._handled(done, places))
 
-    async def _query_or_cancel(self, pdu: Command, sequence: int) -> None:
-        command, message_id = pdu.command, _text(pdu.message_id)
+    async def _query_or_cancel(self, command: str, message_id: str, sequence: int) -> None:
         fields: dict[str, object] = {}
         if self.bound is None or self.mode == "receiver":
             status = ESME_RINVBNDSTS
@@ -244,7 +247,10 @@ class ServerSession:
             except StoreError as error:
                 status = ESME_RSYSERR
                 log.error("smpp_store_unavailable", during=command, error=str(error))
-        self._send(encode(f"{command}_resp", sequence, status=status, **fields))
+        if command == "query_sm":
+            self._send(encode("query_sm_resp", sequence, status=status, **fields))
+        else:  # smpplib has no cancel_sm_resp: a header alone
+            self._send(HEADER.pack(16, CANCEL_SM | 0x80000000, status, sequence))
 
     async def deliver(self, fields: dict[str, Any]) -> int:
         """A deliver_sm (receipt or reply) to this client, at most `window` unanswered: its
