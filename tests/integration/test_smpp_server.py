@@ -225,3 +225,28 @@ async def test_node_smpp_queries_and_cancels_its_own_messages_only(
                      (str(foreign), 0x0C, None), (str(foreign), 0x11, None), ("garbage", 0x0C, None)]
     texts = {row["text"]: row["encoding"] for row in await messages(dsn)}
     assert texts == {"theirs": "gsm7", "Réunion @ 10h": "gsm7", "Привет": "ucs2"}  # node-smpp's GSM read right
+
+
+async def test_database_away_is_a_temporary_error_and_the_retry_stores_once(
+        pg_server, smpp: Server, dsn: str) -> None:
+    _, cluster = pg_server
+    if cluster is None:
+        pytest.skip("needs a server the tests control")
+    esme = await bound(smpp.port, "ACME", PASSWORD)
+    statuses = []
+    try:
+        await asyncio.to_thread(cluster.stop, "immediate")
+        try:
+            [(away, _)] = await asyncio.to_thread(esme.answers_to, [esme.submit("33612345678", b"retry me")])
+        finally:
+            await asyncio.to_thread(cluster.start)
+        for _ in range(40):  # the client sends it again until it is taken
+            [(status, _)] = await asyncio.to_thread(esme.answers_to, [esme.submit("33612345678", b"retry me")])
+            statuses.append(status)
+            if status == 0:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await asyncio.to_thread(esme.close)
+    assert away == 0x08 and statuses[-1] == 0  # ESME_RSYSERR: temporary
+    assert [row["text"] for row in await messages(dsn)] == ["retry me"]  # stored once

@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import smpplib.gsm
 
 from ecosms_gw.core.accounts import Account, hash_secret
@@ -141,8 +142,10 @@ async def test_node_smpp_round_trip_with_long_messages(store: Store, dsn: str, t
             submits.append({"destination": number, "source": "ACME",
                             "message": [f"Bonjour {n} @ é", f"Привет {n} 😀", f"Prix {n} $"][n % 4]})
     try:
-        async with daemon(dsn, tmp_path, peer.port, ECOSMS_SMPP_SERVER_LISTEN=f"127.0.0.1:{port}"):
+        async with daemon(dsn, tmp_path, peer.port, ECOSMS_SMPP_SERVER_LISTEN=f"127.0.0.1:{port}") as base:
             lines = await node_client(port, {"submits": submits, "receipts": 200}, tmp_path, password=PASSWORD)
+            async with aiohttp.ClientSession() as session, session.get(base + "/monitor/data") as response:
+                monitor = await response.json()
     finally:
         peer.stop()
     answers: dict[int, set[str]] = {}
@@ -155,6 +158,7 @@ async def test_node_smpp_round_trip_with_long_messages(store: Store, dsn: str, t
     assert sorted(receipts) == sorted(next(iter(ids)) for ids in answers.values())
     assert {line["stat"] for line in receipts.values()} == {"DELIVRD"}
     assert all(line["tlv"] == id for id, line in receipts.items())
+    assert [(m["source"], m["messages"]) for m in monitor["mailings"]] == [("smpp", 200)]  # one per session and day
     by_number: dict[str, list[dict]] = {}
     for pdu in peer.received():
         by_number.setdefault(pdu["destination"], []).append(pdu)
