@@ -8,7 +8,10 @@
 // per answer {"submit": index, "part": n, "status", "message_id"}, waits for N receipts
 // (each {"receipt": id, "stat": stat, "tlv": receipted_message_id}), then queries and
 // cancels in order ({"query": id, "status", "state"}, {"cancel": id, "status"}), unbinds
-// and writes {"done": true}. A refused bind is {"bind": status}.
+// and writes {"done": true}. A refused bind is {"bind": status}. With "window": W, at most
+// W submits wait for their answer at once, and it writes {"submitted": n, "answered_s":
+// from the first submit to the last answer, "receipts_s": to the last receipt} instead of
+// a line per answer (for benches).
 "use strict";
 const fs = require("fs");
 const smpp = require("smpp");
@@ -30,7 +33,7 @@ session.on("deliver_sm", (pdu) => {
   const match = /id:(\d+) .*stat:(\w+)/.exec(text || "");
   if (pdu.esm_class & 0x04 && match) {
     receipts.push(match[1]);
-    record({ receipt: match[1], stat: match[2], tlv: pdu.receipted_message_id });
+    if (scenario.window === undefined) record({ receipt: match[1], stat: match[2], tlv: pdu.receipted_message_id });
   }
 });
 session.on("error", (error) => record({ error: String(error) }));
@@ -43,25 +46,46 @@ async function run() {
   }
   const answers = [];
   const ids = [];
-  scenario.submits.forEach((submit, index) => {
+  const window = scenario.window || Infinity;
+  let waiting = 0;
+  const started = Date.now();
+  let wake = null;  // the submit loop, waiting for a place in the window
+  const free = () => new Promise((resolve) => { wake = resolve; });
+  for (const [index, submit] of scenario.submits.entries()) {
     const pieces = submit.parts ? submit.parts.map((udh, n) => ({ udh: Buffer.from(udh, "hex"), message: submit.message[n] }))
       : [submit.message];
-    pieces.forEach((piece, part) => {
+    for (const [part, piece] of pieces.entries()) {
       const fields = { destination_addr: submit.destination, dest_addr_ton: 1, dest_addr_npi: 1,
                        source_addr: submit.source || "", source_addr_ton: 5, registered_delivery: 1,
                        short_message: piece };
       if (submit.parts) fields.esm_class = 0x40;
       if (submit.data_coding !== undefined) fields.data_coding = submit.data_coding;
+      if (waiting >= window) await free();
+      waiting += 1;
       answers.push(request("submit_sm", fields).then((pdu) => {
+        waiting -= 1;
+        if (wake) {
+          const resume = wake;
+          wake = null;
+          resume();
+        }
         ids[index] = pdu.message_id;
-        record({ submit: index, part, status: pdu.command_status, message_id: pdu.message_id });
+        if (scenario.window === undefined) {
+          record({ submit: index, part, status: pdu.command_status, message_id: pdu.message_id });
+        } else if (pdu.command_status !== 0) {
+          record({ submit: index, status: pdu.command_status });
+        }
       }));
-    });
-  });
+    }
+  }
   await Promise.all(answers);
+  const answered = Date.now();
   const deadline = Date.now() + 120000;
   while (receipts.length < expected && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  if (scenario.window !== undefined) {
+    record({ submitted: answers.length, answered_s: (answered - started) / 1000, receipts_s: (Date.now() - started) / 1000 });
   }
   const idOf = (ref) => (ref.startsWith("#") ? ids[parseInt(ref.slice(1), 10)] : ref);
   for (const step of scenario.then || []) {

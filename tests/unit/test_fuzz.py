@@ -18,7 +18,8 @@ from ecosms_gw.core import mime, receipts
 from ecosms_gw.core.htmltext import html_to_text
 from ecosms_gw.core.mail2sms import Rejected
 from ecosms_gw.http import params
-from ecosms_gw.smpp.session import HEADER, Session, SessionClosed
+from ecosms_gw.smpp.codec import HEADER
+from ecosms_gw.smpp.session import Session, SessionClosed
 
 MANY = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), suppress_health_check=[HealthCheck.too_slow])
 

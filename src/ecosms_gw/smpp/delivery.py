@@ -21,7 +21,7 @@ from ecosms_gw import metrics
 from ecosms_gw.config import Config, SmscConfig
 from ecosms_gw.config_values import OptOutScope
 from ecosms_gw.core import concat, receipts
-from ecosms_gw.smpp.session import ESME_ROK
+from ecosms_gw.smpp.codec import ESME_ROK
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.store.notifications import Mail
 from ecosms_gw.store.receipts import Answered, Keyword, PartsKey, Receipt

@@ -18,13 +18,21 @@ from ecosms_gw.core.compose import compose_one
 from ecosms_gw.core.mail2sms import Rejected
 from ecosms_gw.core.ratelimit import SlidingWindow
 from ecosms_gw.core.submit_sm import SubmitRequest
+from ecosms_gw.smpp.codec import (
+    ESME_RCANCELFAIL,
+    ESME_RINVDSTADR,
+    ESME_RINVMSGID,
+    ESME_RINVMSGLEN,
+    ESME_RINVSRCADR,
+    ESME_ROK,
+    ESME_RSYSERR,
+    ESME_RTHROTTLED,
+)
 from ecosms_gw.store import Store
 from ecosms_gw.store.submits import Submitted
 
 log = structlog.get_logger()
 
-ESME_ROK, ESME_RINVMSGLEN, ESME_RSYSERR, ESME_RINVSRCADR, ESME_RINVDSTADR = 0x00, 0x01, 0x08, 0x0A, 0x0B
-ESME_RTHROTTLED = 0x58
 # A refusal's reason class (as every door names it) to its SMPP error.
 REASON_STATUS = {"invalid_number": ESME_RINVDSTADR, "international_not_allowed": ESME_RINVDSTADR,
                  "opted_out": ESME_RINVDSTADR, "empty_text": ESME_RINVMSGLEN, "text_too_long": ESME_RINVMSGLEN,
@@ -107,8 +115,6 @@ def _own_spelling(sender: str | None, account: Account) -> str | None:
     return sender
 
 
-
-ESME_RINVMSGID, ESME_RCANCELFAIL = 0x0C, 0x11
 
 
 def _message_id(text: str) -> int | None:

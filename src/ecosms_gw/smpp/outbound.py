@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import structlog
 
 from ecosms_gw.core.ratelimit import backoff
+from ecosms_gw.smpp.codec import ESME_ROK
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.store.outbox import Outgoing
 
@@ -23,7 +24,6 @@ TAKE = 1_000  # deliver_sm taken at once
 LEASE = timedelta(seconds=60)
 KEEP = timedelta(hours=24)
 IDLE_S = 0.2  # nothing to send (or nobody bound): how long until the next look
-ESME_ROK = 0
 
 
 class Receiver(Protocol):

@@ -26,8 +26,9 @@ from ecosms_gw.core import gsm
 from ecosms_gw.core.accounts import is_number
 from ecosms_gw.core.ratelimit import TokenBucket, backoff
 from ecosms_gw.core.receipts import normalise_id
+from ecosms_gw.smpp.codec import ESME_ROK, status_name
 from ecosms_gw.smpp.outcomes import InFlight, Outcomes
-from ecosms_gw.smpp.session import ESME_ROK, TEMPORARY, THROTTLED, Response, Session, SessionClosed, status_name
+from ecosms_gw.smpp.session import TEMPORARY, THROTTLED, Response, Session, SessionClosed
 from ecosms_gw.store import StoreError
 from ecosms_gw.store.dispatch import Claimed, Dispatch, Take
 

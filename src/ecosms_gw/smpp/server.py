@@ -2,7 +2,7 @@
 and its --smpp-password, and submit through the checks every door makes. One task reads
 each connection; its submits are handled side by side, at most `window` at once (beyond,
 reading waits and TCP pushes back), each answered once stored. The codec is smpplib's,
-as on the client side."""
+as on the client side, but for submit_sm and its answer (see codec.py)."""
 
 from __future__ import annotations
 
@@ -20,21 +20,12 @@ from ecosms_gw.config import Config
 from ecosms_gw.core import concat, submit_sm
 from ecosms_gw.core.accounts import LOGIN_FAILURES_PER_MINUTE, verify_secret
 from ecosms_gw.core.ratelimit import SlidingWindow
-from ecosms_gw.smpp import intake
-from ecosms_gw.smpp.intake import ESME_RSYSERR, BindSession, Intake, Refused
+from ecosms_gw.smpp import codec, intake
+from ecosms_gw.smpp.codec import ESME_ROK, HEADER, SubmitSm, decode, encode
+from ecosms_gw.smpp.intake import BindSession, Intake, Refused
 from ecosms_gw.smpp.outbound import Outbound
 from ecosms_gw.smpp.parts import Assembler, Key
-from ecosms_gw.smpp.session import (
-    ENQUIRE_INTERVAL_S,
-    ESME_ROK,
-    HEADER,
-    RESPONSE_TIMEOUT_S,
-    SessionClosed,
-    decode,
-    encode,
-    read_pdu,
-    status_name,
-)
+from ecosms_gw.smpp.session import ENQUIRE_INTERVAL_S, RESPONSE_TIMEOUT_S, SessionClosed, read_pdu
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.tls import server_context
 
@@ -42,9 +33,8 @@ log = structlog.get_logger()
 
 SYSTEM_ID = "ecosms-gw"
 BIND_TIMEOUT_S = 10.0  # a connection that has not bound by then is closed
-ESME_RINVCMDLEN, ESME_RINVCMDID, ESME_RINVBNDSTS, ESME_RALYBND = 0x02, 0x03, 0x04, 0x05
-ESME_RBINDFAIL, ESME_RINVPASWD, ESME_RSUBMITFAIL = 0x0D, 0x0E, 0x45
-CANCEL_SM = 0x00000008
+ACCEPTED = metrics.INGESTED.labels("smpp", "accepted")  # looked up once, counted per submit
+ACCEPTED_MESSAGES = metrics.INGESTED_MESSAGES.labels("smpp")
 BINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver", "bind_transceiver": "transceiver"}
 
 
@@ -104,21 +94,21 @@ class SmppServer:
         peer = session.address
         if self.failures.exhausted(peer):
             log.warning("smpp_bind_refused", reason="too_many_failures", system_id=system_id[:64], peer=peer)
-            return ESME_RBINDFAIL
+            return codec.ESME_RBINDFAIL
         try:
             account = await self.store.known.get(system_id)
         except StoreError as error:
             log.error("smpp_store_unavailable", during="bind", error=str(error))
-            return ESME_RSYSERR
+            return codec.ESME_RSYSERR
         valid = await asyncio.to_thread(verify_secret, password, account.smpp_password if account else None)
         if not (valid and account):
             self.failures.allow(peer)
             log.info("smpp_bind_refused", reason="wrong_credentials", system_id=system_id[:64], peer=peer)
-            return ESME_RINVPASWD
+            return codec.ESME_RINVPASWD
         binds = self.binds.setdefault(account.code.lower(), set())
         if len(binds) >= self.settings.max_binds_per_account:
             log.info("smpp_bind_refused", reason="too_many_binds", account=account.code, peer=peer)
-            return ESME_RBINDFAIL
+            return codec.ESME_RBINDFAIL
         binds.add(session)
         assert account.id is not None, "accounts read from the store have an id"
         session.bound = BindSession(account.code, account.id, peer)
@@ -172,13 +162,16 @@ class ServerSession:
             if (future := self.pending.pop(sequence, None)) is not None and not future.done():
                 future.set_result(status)
             return
-        if command_id == CANCEL_SM:
+        if command_id == codec.SUBMIT_SM:
+            await self._submit_later(data, sequence)
+            return
+        if command_id == codec.CANCEL_SM:
             self._later(self._query_or_cancel("cancel_sm", submit_sm.cancel_sm_message_id(data[16:]), sequence))
             return
         try:
             pdu = decode(data)
         except Exception:  # noqa: BLE001 - any PDU smpplib cannot read: say so, keep the link
-            self._send(encode("generic_nack", sequence, status=ESME_RINVCMDID))
+            self._send(encode("generic_nack", sequence, status=codec.ESME_RINVCMDID))
             return
         command = pdu.command
         if command in BINDS:
@@ -188,17 +181,15 @@ class ServerSession:
         elif command == "unbind":
             self._send(encode("unbind_resp", sequence))
             raise SessionClosed("unbound by the client")
-        elif command == "submit_sm":
-            await self._submit_later(pdu, sequence)
         elif command == "query_sm":
             self._later(self._query_or_cancel(command, _text(pdu.message_id), sequence))
         else:
-            self._send(encode("generic_nack", sequence, status=ESME_RINVCMDID))
+            self._send(encode("generic_nack", sequence, status=codec.ESME_RINVCMDID))
 
     async def _bind(self, pdu: Command, sequence: int) -> None:
         command = pdu.command
         if self.mode is not None:
-            status = ESME_RALYBND
+            status = codec.ESME_RALYBND
         else:
             status = await self.server.bind(self, _text(pdu.system_id), _text(pdu.password))
         self._send(encode(f"{command}_resp", sequence, status=status, system_id=SYSTEM_ID))
@@ -207,21 +198,20 @@ class ServerSession:
             log.info("smpp_client_bound", account=self.bound and self.bound.account, mode=self.mode,
                      peer=self.address)
 
-    async def _submit_later(self, pdu: Command, sequence: int) -> None:
+    async def _submit_later(self, data: bytes, sequence: int) -> None:
         if self.mode not in ("transmitter", "transceiver"):
-            self._send(encode("submit_sm_resp", sequence, status=ESME_RINVBNDSTS))
+            self._send(codec.encode_submit_sm_resp(sequence, codec.ESME_RINVBNDSTS, ""))
             return
-        if pdu.data_coding is None:  # a body cut short: smpplib reads the fields as missing
-            self._send(encode("generic_nack", sequence, status=ESME_RINVCMDLEN))
+        pdu = codec.decode_submit_sm(data)
+        if pdu is None:  # a body cut short or malformed
+            self._send(encode("generic_nack", sequence, status=codec.ESME_RINVCMDLEN))
             return
         await self.window.acquire()
-        sequences, payload = [sequence], pdu.short_message or getattr(pdu, "message_payload", None) or b""
-        place, payload = concat.split_header(payload, pdu.esm_class or 0)
-        place = place or concat.sar_place(getattr(pdu, "sar_msg_ref_num", None),
-                                          getattr(pdu, "sar_total_segments", None),
-                                          getattr(pdu, "sar_segment_seqnum", None))
+        sequences = [sequence]
+        place, payload = concat.split_header(pdu.short_message or pdu.message_payload or b"", pdu.esm_class)
+        place = place or (concat.sar_place(*pdu.sar) if pdu.sar else None)
         if place is not None and place.total > 1:  # a part: held until the message is whole
-            key = Key(place.reference, _text(pdu.source_addr), _text(pdu.destination_addr))
+            key = Key(place.reference, pdu.source_addr, pdu.destination_addr)
             whole = self.parts.add(key, place, payload, sequence, asyncio.get_running_loop().time())
             if whole is None:
                 return
@@ -237,7 +227,7 @@ class ServerSession:
     async def _query_or_cancel(self, command: str, message_id: str, sequence: int) -> None:
         fields: dict[str, object] = {}
         if self.bound is None or self.mode == "receiver":
-            status = ESME_RINVBNDSTS
+            status = codec.ESME_RINVBNDSTS
         else:
             try:
                 if command == "query_sm":
@@ -245,12 +235,12 @@ class ServerSession:
                 else:
                     status = await intake.cancel(self.server.store, self.bound, message_id)
             except StoreError as error:
-                status = ESME_RSYSERR
+                status = codec.ESME_RSYSERR
                 log.error("smpp_store_unavailable", during=command, error=str(error))
         if command == "query_sm":
             self._send(encode("query_sm_resp", sequence, status=status, **fields))
         else:  # smpplib has no cancel_sm_resp: a header alone
-            self._send(HEADER.pack(16, CANCEL_SM | 0x80000000, status, sequence))
+            self._send(HEADER.pack(16, codec.CANCEL_SM | 0x80000000, status, sequence))
 
     async def deliver(self, fields: dict[str, Any]) -> int:
         """A deliver_sm (receipt or reply) to this client, at most `window` unanswered: its
@@ -270,29 +260,30 @@ class ServerSession:
         for _ in range(places):
             self.window.release()
 
-    async def _submit(self, pdu: Command, sequences: list[int], payload: bytes) -> None:
+    async def _submit(self, pdu: SubmitSm, sequences: list[int], payload: bytes) -> None:
         """One message (of one submit, or of every part of one), stored, then each submit
         answered: with its id, or the error that says why not."""
         assert self.bound is not None
         message_id = ""
         try:
-            request = submit_sm.request(_text(pdu.destination_addr), pdu.dest_addr_ton or 0, payload,
-                                        pdu.data_coding or 0, _text(pdu.source_addr), _text(pdu.validity_period),
-                                        datetime.now(UTC))
+            request = submit_sm.request(pdu.destination_addr, pdu.dest_addr_ton, payload, pdu.data_coding,
+                                        pdu.source_addr, pdu.validity_period, datetime.now(UTC))
             status, message_id = ESME_ROK, str(await self.server.intake.submit(self.bound, request))
             outcome = "accepted"
         except Refused as refusal:
             status, outcome = refusal.status, refusal.reason
             log.info("smpp_submit_refused", account=self.bound.account, reason=refusal.reason,
-                     detail=refusal.detail, status=status_name(status))
+                     detail=refusal.detail, status=codec.status_name(status))
         except StoreError as error:
-            status, outcome = ESME_RSYSERR, "store_unavailable"
+            status, outcome = codec.ESME_RSYSERR, "store_unavailable"
             log.error("smpp_store_unavailable", during="submit", account=self.bound.account, error=str(error))
-        metrics.INGESTED.labels("smpp", outcome).inc()
         if status == ESME_ROK:
-            metrics.INGESTED_MESSAGES.labels("smpp").inc()
+            ACCEPTED.inc()
+            ACCEPTED_MESSAGES.inc()
+        else:
+            metrics.INGESTED.labels("smpp", outcome).inc()
         for sequence in sequences:
-            self._send(encode("submit_sm_resp", sequence, status=status, message_id=message_id))
+            self._send(codec.encode_submit_sm_resp(sequence, status, message_id))
 
     def _give_up_parts(self, now: float) -> None:
         """Parts whose message did not come whole in time: refused, their places freed."""
@@ -300,7 +291,7 @@ class ServerSession:
             log.info("smpp_parts_incomplete", account=self.bound and self.bound.account, parts=len(given_up))
             metrics.INGESTED.labels("smpp", "incomplete").inc()
             for sequence in given_up:
-                self._send(encode("submit_sm_resp", sequence, status=ESME_RSUBMITFAIL))
+                self._send(codec.encode_submit_sm_resp(sequence, codec.ESME_RSUBMITFAIL, ""))
                 self.window.release()
 
     def _send(self, pdu: bytes) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 
-from ecosms_gw.smpp.session import HEADER, SessionClosed, decode, encode, read_pdu
+from ecosms_gw.smpp.codec import HEADER, decode, encode
+from ecosms_gw.smpp.session import SessionClosed, read_pdu
 
 log = structlog.get_logger()
 
