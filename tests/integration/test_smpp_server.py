@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,8 +23,8 @@ from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.smpp import parts
 from ecosms_gw.smpp.server import SmppServer
 from ecosms_gw.store import Store
-from tests.support.esme import bound, node_client
-from tests.support.net import free_port
+from tests.support.esme import Esme, bound, node_client
+from tests.support.net import free_port, self_signed
 from tests.support.smsc import queue_mailing
 
 PASSWORD = "s3cr3t-8"  # SMPP 3.4 carries at most 8 characters
@@ -250,3 +251,24 @@ async def test_database_away_is_a_temporary_error_and_the_retry_stores_once(
         await asyncio.to_thread(esme.close)
     assert away == 0x08 and statuses[-1] == 0  # ESME_RSYSERR: temporary
     assert [row["text"] for row in await messages(dsn)] == ["retry me"]  # stored once
+
+
+async def test_smpp_over_tls(store: Store, smpp_account: Account, dsn: str, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    async for tls in serving(store, tls_cert=str(cert), tls_key=str(key)):
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False  # smpplib gives no server name; the chain is still checked
+        esme = Esme(tls.port, "ACME", PASSWORD)
+        esme.client = smpplib.client.Client("127.0.0.1", tls.port, timeout=1, allow_unknown_opt_params=True,
+                                            ssl_context=context)
+        esme.client.set_error_pdu_handler(lambda pdu: None)
+        esme.client.set_message_sent_handler(esme._answered)
+        await asyncio.to_thread(esme.bind)
+        try:
+            [(status, message_id)] = await asyncio.to_thread(esme.answers_to, [esme.submit("33612345678", b"secret")])
+        finally:
+            await asyncio.to_thread(esme.close)
+        plain = Esme(tls.port, "ACME", PASSWORD)
+        with pytest.raises((smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError)):
+            await asyncio.to_thread(plain.bind)  # no plain SMPP on a TLS port
+    assert status == 0 and [str(row["id"]) for row in await messages(dsn)] == [message_id]
