@@ -24,6 +24,7 @@ class Esme:
         self.system_id, self.password, self.mode = system_id, password, mode
         self.answers: dict[int, tuple[int, str]] = {}  # sequence -> (status, message id)
         self.delivered: list[Any] = []
+        self.refusing, self.refused = 0, []  # type: ignore[var-annotated]
         self.client.set_error_pdu_handler(lambda pdu: None)  # errors are answers too
         self.client.set_message_sent_handler(self._answered)
         self.client.set_message_received_handler(self._delivered)
@@ -32,6 +33,11 @@ class Esme:
         self.answers[pdu.sequence] = (pdu.status, text(pdu.message_id))
 
     def _delivered(self, pdu: Any) -> int:
+        """Acknowledged, but the first `refusing` deliver_sm (a client's fault: retry later)."""
+        if self.refusing > 0:
+            self.refusing -= 1
+            self.refused.append(pdu)
+            return 0x64  # ESME_RX_T_APPN
         self.delivered.append(pdu)
         return 0
 

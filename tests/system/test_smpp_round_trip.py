@@ -144,8 +144,11 @@ async def test_node_smpp_round_trip_with_long_messages(store: Store, dsn: str, t
     try:
         async with daemon(dsn, tmp_path, peer.port, ECOSMS_SMPP_SERVER_LISTEN=f"127.0.0.1:{port}") as base:
             lines = await node_client(port, {"submits": submits, "receipts": 200}, tmp_path, password=PASSWORD)
-            async with aiohttp.ClientSession() as session, session.get(base + "/monitor/data") as response:
-                monitor = await response.json()
+            async with aiohttp.ClientSession() as session:
+                async with session.get(base + "/monitor/data") as response:
+                    monitor = await response.json()
+                async with session.get(base + "/metrics") as response:
+                    metrics = await response.text()
     finally:
         peer.stop()
     answers: dict[int, set[str]] = {}
@@ -159,6 +162,8 @@ async def test_node_smpp_round_trip_with_long_messages(store: Store, dsn: str, t
     assert {line["stat"] for line in receipts.values()} == {"DELIVRD"}
     assert all(line["tlv"] == id for id, line in receipts.items())
     assert [(m["source"], m["messages"]) for m in monitor["mailings"]] == [("smpp", 200)]  # one per session and day
+    assert 'ecosms_ingested_total{channel="smpp",outcome="accepted"} 200.0' in metrics
+    assert 'ecosms_ingested_messages_total{channel="smpp"} 200.0' in metrics
     by_number: dict[str, list[dict]] = {}
     for pdu in peer.received():
         by_number.setdefault(pdu["destination"], []).append(pdu)
@@ -166,3 +171,32 @@ async def test_node_smpp_round_trip_with_long_messages(store: Store, dsn: str, t
         pdus = sorted(by_number[str(submit["destination"])], key=lambda pdu: pdu["udh"][0][-2:] if pdu.get("udh") else "")
         message = submit["message"]
         assert "".join(pdu["text"] for pdu in pdus) == ("".join(message) if isinstance(message, list) else message)
+
+
+async def test_replies_go_back_as_mo_and_one_the_client_refused_comes_again(
+        store: Store, dsn: str, tmp_path: Path) -> None:
+    await add_account(store)
+    peer = Peer(tmp_path, "--receipts", "--reply-every", "1")
+    port = free_port()
+    try:
+        async with daemon(dsn, tmp_path, peer.port, ECOSMS_SMPP_SERVER_LISTEN=f"127.0.0.1:{port}"):
+            esme = await bound(port, "ACME", PASSWORD)
+            esme.refusing = 1
+            numbers = [f"3365432100{n}" for n in range(3)]
+            try:
+                await asyncio.to_thread(esme.answers_to, [esme.submit(number, b"Coming?") for number in numbers])
+                await asyncio.to_thread(esme.wait, lambda: len(replies(esme.delivered)) == 3, 60)
+            finally:
+                await asyncio.to_thread(esme.close)
+            waiting = await scalar(dsn, "SELECT count(*) FROM smpp_outbox")
+    finally:
+        peer.stop()
+    assert sorted(replies(esme.delivered)) == sorted((number, "Yes") for number in numbers)
+    assert len(esme.refused) == 1  # refused once (a receipt or a reply), then sent again and taken
+    assert text(esme.refused[0].short_message) in {text(pdu.short_message) for pdu in esme.delivered}
+    assert waiting == 0
+
+
+def replies(delivered: list) -> list[tuple[str, str]]:
+    """The MO deliver_sm: (from which number, what text)."""
+    return [(text(pdu.source_addr), text(pdu.short_message)) for pdu in delivered if not pdu.esm_class & 0x04]
