@@ -21,7 +21,7 @@ from ecosms_gw.config import Config, SmppServerConfig
 from ecosms_gw.config_values import Address
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.smpp import parts
-from ecosms_gw.smpp.server import SmppServer
+from ecosms_gw.smpp.server import MAX_CONNECTIONS_PER_IP, SmppServer
 from ecosms_gw.store import Store
 from tests.support.esme import Esme, bound, node_client
 from tests.support.net import free_port, self_signed
@@ -272,3 +272,16 @@ async def test_smpp_over_tls(store: Store, smpp_account: Account, dsn: str, tmp_
         with pytest.raises((smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError)):
             await asyncio.to_thread(plain.bind)  # no plain SMPP on a TLS port
     assert status == 0 and [str(row["id"]) for row in await messages(dsn)] == [message_id]
+
+
+async def test_connections_from_one_address_are_limited(smpp: Server) -> None:
+    held = [await asyncio.open_connection("127.0.0.1", smpp.port) for _ in range(MAX_CONNECTIONS_PER_IP)]
+    await asyncio.sleep(0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", smpp.port)
+    closed = await asyncio.wait_for(reader.read(1), 5) == b""  # closed at once, not after the bind timeout
+    for _, connection in [*held, (reader, writer)]:
+        connection.close()
+    await asyncio.sleep(0.2)
+    again = await bound(smpp.port, "ACME", PASSWORD)  # the places come back with the connections
+    await asyncio.to_thread(again.close)
+    assert closed

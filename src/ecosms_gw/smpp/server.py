@@ -33,6 +33,7 @@ log = structlog.get_logger()
 
 SYSTEM_ID = "ecosms-gw"
 BIND_TIMEOUT_S = 10.0  # a connection that has not bound by then is closed
+MAX_CONNECTIONS_PER_IP = 20  # beyond, a new connection from the address is closed at once
 ACCEPTED = metrics.INGESTED.labels("smpp", "accepted")  # looked up once, counted per submit
 ACCEPTED_MESSAGES = metrics.INGESTED_MESSAGES.labels("smpp")
 BINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver", "bind_transceiver": "transceiver"}
@@ -49,7 +50,6 @@ class SmppServer:
         self.settings = config.smpp_server
         self.store = store
         self.intake = Intake(store, config)
-        self.binds: dict[str, set[ServerSession]] = {}  # per account code, lower case
         self.failures = SlidingWindow(LOGIN_FAILURES_PER_MINUTE)  # per client address
         self.sessions: set[ServerSession] = set()
 
@@ -72,13 +72,15 @@ class SmppServer:
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = ServerSession(self, reader, writer)
+        if sum(1 for other in self.sessions if other.address == session.address) >= MAX_CONNECTIONS_PER_IP:
+            log.warning("smpp_connection_refused", reason="too_many_connections", peer=session.address)
+            writer.close()
+            return
         self.sessions.add(session)
         try:
             await session.run()
         finally:
             self.sessions.discard(session)
-            if session.bound is not None:
-                self.binds.get(session.bound.account.lower(), set()).discard(session)
 
     def receivers(self) -> dict[int, list[ServerSession]]:
         """The binds receipts and replies may go to, per account id."""
@@ -105,12 +107,11 @@ class SmppServer:
             self.failures.allow(peer)
             log.info("smpp_bind_refused", reason="wrong_credentials", system_id=system_id[:64], peer=peer)
             return codec.ESME_RINVPASWD
-        binds = self.binds.setdefault(account.code.lower(), set())
-        if len(binds) >= self.settings.max_binds_per_account:
+        assert account.id is not None, "accounts read from the store have an id"
+        binds = sum(1 for other in self.sessions if other.bound and other.bound.account_id == account.id)
+        if binds >= self.settings.max_binds_per_account:  # counted and taken with no await between
             log.info("smpp_bind_refused", reason="too_many_binds", account=account.code, peer=peer)
             return codec.ESME_RBINDFAIL
-        binds.add(session)
-        assert account.id is not None, "accounts read from the store have an id"
         session.bound = BindSession(account.code, account.id, peer)
         return ESME_ROK
 
@@ -306,15 +307,18 @@ class ServerSession:
         self._outgoing.clear()
 
     async def request(self, command: str, **fields: Any) -> int:
-        """Send one of ours (enquire_link, unbind); its answer's status, or SessionClosed."""
-        self.sequence = self.sequence % 0x7FFFFFFF + 1
+        """Send one of ours (deliver_sm, enquire_link, unbind); its answer's status, or
+        SessionClosed (no answer in time: forgotten, a late one is ignored)."""
+        self.sequence = sequence = self.sequence % 0x7FFFFFFF + 1
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.pending[self.sequence] = future
-        self._send(encode(command, self.sequence, **fields))
+        self.pending[sequence] = future
+        self._send(encode(command, sequence, **fields))
         try:
             return await asyncio.wait_for(future, RESPONSE_TIMEOUT_S)
         except TimeoutError:
             raise SessionClosed(f"no answer to {command} in {RESPONSE_TIMEOUT_S:.0f} s") from None
+        finally:
+            self.pending.pop(sequence, None)
 
     async def _keep_alive(self) -> None:
         """Not bound in time, or silent and not answering enquire_link: closed."""
