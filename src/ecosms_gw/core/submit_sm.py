@@ -14,6 +14,7 @@ from ecosms_gw.core.concat import text_of
 TON_INTERNATIONAL = 1
 MAX_VALIDITY_MIN = 72 * 60  # as an account's --validity-hours
 _RELATIVE = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)\d00R")
+_CONTROL = re.compile(rb"[\x00-\x09\x0b\x0c\x0e-\x1f]")  # in IA5 text: none but CR and LF
 _ABSOLUTE = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)\d(\d\d)([+-])")
 
 
@@ -51,7 +52,7 @@ def submitted_text(payload: bytes, data_coding: int) -> str:
     """As a phone's text is read, but IA5 (0x01) with control characters is GSM 03.38:
     clients such as node-smpp send GSM there, which its @ (0x00), é (0x05) or escape
     (0x1B) give away; true IA5 text has none but CR and LF."""
-    if data_coding == 0x01 and any(byte < 0x20 and byte not in (0x0A, 0x0D) for byte in payload):
+    if data_coding == 0x01 and _CONTROL.search(payload):
         return gsm.decode_gsm(payload)
     return text_of(payload, data_coding)
 

@@ -25,7 +25,7 @@ from ecosms_gw.smpp.codec import ESME_ROK, HEADER, SubmitSm, decode, encode
 from ecosms_gw.smpp.intake import BindSession, Intake, Refused
 from ecosms_gw.smpp.outbound import Outbound
 from ecosms_gw.smpp.parts import Assembler, Key
-from ecosms_gw.smpp.session import ENQUIRE_INTERVAL_S, RESPONSE_TIMEOUT_S, SessionClosed, read_pdu
+from ecosms_gw.smpp.session import ENQUIRE_INTERVAL_S, LINK_ERRORS, RESPONSE_TIMEOUT_S, SessionClosed, read_each
 from ecosms_gw.store import Store, StoreError
 from ecosms_gw.tls import server_context
 
@@ -138,11 +138,8 @@ class ServerSession:
     async def run(self) -> None:
         keeper = asyncio.create_task(self._keep_alive())
         try:
-            while True:
-                data = await read_pdu(self.reader)
-                self.last_heard = asyncio.get_running_loop().time()
-                await self._handle(data)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError, SessionClosed) as error:
+            await read_each(self.reader, self._handle)
+        except LINK_ERRORS as error:
             log.info("smpp_client_gone", peer=self.address, account=self.bound and self.bound.account,
                      reason=str(error) or type(error).__name__)
         finally:
@@ -158,6 +155,7 @@ class ServerSession:
                     future.set_exception(SessionClosed("the client went away"))
 
     async def _handle(self, data: bytes) -> None:
+        self.last_heard = asyncio.get_running_loop().time()
         _, command_id, status, sequence = HEADER.unpack_from(data)
         if command_id & 0x80000000:  # an answer to one of ours
             if (future := self.pending.pop(sequence, None)) is not None and not future.done():

@@ -48,6 +48,16 @@ class Response:
     message_id: str | None = None
 
 
+LINK_ERRORS = (asyncio.IncompleteReadError, ConnectionError, OSError, SessionClosed)  # the link is gone
+
+
+async def read_each(reader: asyncio.StreamReader, handle: Callable[[bytes], Awaitable[None]]) -> None:
+    """Each PDU to `handle`, in order, until the link fails (one of LINK_ERRORS): the
+    read loop of both sides, ours towards SMSCs and the server's towards clients."""
+    while True:
+        await handle(await read_pdu(reader))
+
+
 async def read_pdu(reader: asyncio.StreamReader) -> bytes:
     header = await reader.readexactly(4)
     (length,) = struct.unpack(">L", header)
@@ -139,11 +149,8 @@ class Session:
 
     async def _read_loop(self) -> None:
         try:
-            while True:
-                data = await read_pdu(self.reader)
-                self.last_heard = asyncio.get_running_loop().time()
-                await self._handle(data)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError, SessionClosed) as error:
+            await read_each(self.reader, self._handle)
+        except LINK_ERRORS as error:
             if not self.closing:
                 log.warning("smpp_link_lost", smsc=self.name, error=str(error) or type(error).__name__)
         except Exception:
@@ -152,6 +159,7 @@ class Session:
             self._fail_pending()
 
     async def _handle(self, data: bytes) -> None:
+        self.last_heard = asyncio.get_running_loop().time()
         length, command_id, status, sequence = HEADER.unpack_from(data)
         if command_id & 0x80000000:  # a response (or generic_nack)
             self.sent_at.pop(sequence, None)

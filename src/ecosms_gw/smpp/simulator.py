@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from ecosms_gw.smpp.codec import HEADER, decode, encode
-from ecosms_gw.smpp.session import SessionClosed, read_pdu
+from ecosms_gw.smpp.session import LINK_ERRORS, read_pdu
 
 log = structlog.get_logger()
 
@@ -89,7 +89,7 @@ class Simulator:
                 else:
                     writer.write(encode("generic_nack", sequence, status=0x03))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, SessionClosed):
+        except LINK_ERRORS:
             pass
         finally:
             if self.receivers.get(system_id) is writer:
