@@ -16,6 +16,7 @@ import pytest
 
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.store import Store
+from ecosms_gw.store.dispatch import Claimed
 from tests.support.daemon import COMMAND, environment
 from tests.support.net import free_port
 
@@ -95,3 +96,15 @@ async def client(served: tuple[str, Store]) -> AsyncIterator[Client]:
         found = Client(session, base)
         assert (await found.login()).status == 200
         yield found
+
+
+async def claim_all(store: Store, count: int) -> list[Claimed]:
+    """`count` queued messages claimed for the test (worker 1) while a daemon runs: its own
+    claims (of other routes) may hold the account's queue for a moment, and are waited out."""
+    taken: list[Claimed] = []
+    for _ in range(100):
+        taken += await store.dispatch.claim(count - len(taken), worker=1)
+        if len(taken) >= count:
+            return taken
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(taken)} of {count} messages claimed")

@@ -25,7 +25,7 @@ from ecosms_gw.core import tokens
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.http import params as api
 from ecosms_gw.store import Store
-from tests.support.api import SECRET, Client, daemon
+from tests.support.api import SECRET, Client, claim_all, daemon
 from tests.support.browser import chromium
 from tests.support.daemon import Daemon, environment
 from tests.support.net import free_port
@@ -131,11 +131,7 @@ async def test_another_accounts_data_is_never_visible(client: Client, served: tu
     base, _ = served
     _, mine = await client.call("POST", "/rest/mailing", json={
         "text": "Mine", "name": "Secret", "contacts": [{"recipient": "+33600000001"}]})
-    for _ in range(100):  # the daemon's own claims may hold the account's queue for a moment
-        if taken := await store.dispatch.claim(10, worker=1):
-            break
-        await asyncio.sleep(0.05)
-    [message] = taken
+    [message] = await claim_all(store, 1)
     await store.accounts.add(Account(id=None, code="OTHER", api_secret=hash_secret("other-secret")))
     async with aiohttp.ClientSession() as session:
         other = Client(session, base)
@@ -215,7 +211,7 @@ def test_form_arrays_nest() -> None:
 async def test_concurrent_queue_readers_never_get_the_same_status(client: Client, store: Store) -> None:
     await client.call("POST", "/rest/mailing", json={
         "text": "q", "contacts": [{"recipient": f"+336000000{n:02d}"} for n in range(40)]})
-    messages = await store.dispatch.claim(100, worker=1)
+    messages = await claim_all(store, 40)
     await store.dispatch.record_submissions("main", [], [], [], mark=[m.id for m in messages])
     await store.dispatch.record_submissions("main", [(m.id, 1, f"s{m.id}") for m in messages], [m.id for m in messages], [])
     reads = await asyncio.gather(*(client.call("GET", "/rest/status?action=queue&limit=7") for _ in range(8)))

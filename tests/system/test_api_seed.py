@@ -12,7 +12,7 @@ import asyncpg
 
 from ecosms_gw.core.accounts import Account, hash_secret
 from ecosms_gw.store import Store
-from tests.support.api import SECRET, Client
+from tests.support.api import SECRET, Client, claim_all
 from tests.support.smsc import apply_receipts
 
 
@@ -181,7 +181,7 @@ async def test_statuses_history_and_queue_as_in_the_seed(client: Client, store: 
     """3.11.2 current status by mailing and by sms, 3.11.3 the read-once queue, 3.12 history."""
     _, mailing = await client.call("POST", "/rest/mailing", json={
         "text": "Open day", "contacts": [{"recipient": "+33600000001"}, {"recipient": "+33600000002"}]})
-    [one, two] = await store.dispatch.claim(10, worker=1)
+    [one, two] = await claim_all(store, 2)
     await store.dispatch.record_submissions("main", [], [], [], mark=[one.id, two.id])
     await store.dispatch.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
     await apply_receipts(store, "main", [("a", "delivered", "000")])
@@ -219,7 +219,7 @@ async def test_polling_a_mailing_always_sees_the_latest_status(client: Client, s
         return [row["status"] for row in body["list"]]
 
     assert await poll() == await poll() == ["wait", "wait"]
-    [one, two] = await store.dispatch.claim(10, worker=1)
+    [one, two] = await claim_all(store, 2)
     await store.dispatch.record_submissions("main", [], [], [], mark=[one.id, two.id])
     await store.dispatch.record_submissions("main", [(one.id, 1, "a"), (two.id, 1, "b")], [one.id, two.id], [])
     assert await poll() == ["on", "on"]
